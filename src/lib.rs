@@ -1,2 +1,30 @@
+//! sqlchat: ask your PostgreSQL database questions in plain language.
+
 use pgrx::prelude::*;
+
+mod api;
+mod catalog;
+mod error;
+mod exec;
+mod gucs;
+mod host;
+mod llm;
+
 ::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+    catalog::register_invalidation();
+}
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod offline;
 pub mod openai;
 pub mod pipeline;
+pub mod policy;
 pub mod prompt;
 pub mod rank;
 pub mod result;

@@ -1,0 +1,101 @@
+//! Every SQL function of the extension. Thin: check arguments, call the pipeline, shape the result.
+
+use crate::catalog;
+use crate::error::{raise, OrRaise};
+use crate::exec::Limits;
+use crate::gucs;
+use crate::host::Backend;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use sqlchat_core::pipeline::{self, Options, Outcome, Request};
+use std::time::Instant;
+
+fn options(sql_only: bool) -> Options {
+    Options {
+        engine: gucs::engine(),
+        generation_temperature: gucs::generation_temperature(),
+        summary_temperature: gucs::summary_temperature(),
+        max_attempts: gucs::max_attempts(),
+        send_rows: gucs::send_rows(),
+        schema_budget_tokens: gucs::schema_budget_tokens(),
+        sql_only,
+        cache_scope: gucs::model(),
+        ..Options::default()
+    }
+}
+
+fn run(question: Option<&str>, _session_id: Option<&str>, sql_only: bool) -> Outcome {
+    let question = pipeline::validate_question(question).or_raise();
+    let catalog = catalog::visible_catalog().or_raise();
+    let mut host = Backend { limits: Limits::from_settings() };
+    let request = Request { question, catalog: &catalog, history: &[], summary: None };
+    pipeline::run(&mut host, &request, &options(sql_only)).or_raise()
+}
+
+/// The answer in words.
+#[pg_extern]
+fn ask(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -> String {
+    run(question, session_id, false).answer
+}
+
+/// The SQL for a question, not executed. NULL (with a NOTICE saying why) when the question cannot
+/// be answered from the schema.
+#[pg_extern]
+fn generate_sql(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -> Option<String> {
+    let out = run(question, session_id, true);
+    if out.sql.is_none() {
+        pgrx::notice!("{}", out.answer);
+    }
+    out.sql
+}
+
+/// Answer, SQL, rows, suggestions and figures of one question.
+#[pg_extern]
+fn ask_full(
+    question: Option<&str>,
+    session_id: default!(Option<&str>, "NULL"),
+) -> pgrx::composite_type!('static, "sqlchat.answer") {
+    let started = Instant::now();
+    let out = run(question, session_id, false);
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    answer_tuple(question.unwrap_or_default(), out, elapsed_ms)
+}
+
+fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'static, AllocatedByRust> {
+    let mut t = PgHeapTuple::new_composite_type("sqlchat.answer").unwrap_or_else(|e| {
+        raise(sqlchat_core::Error::Internal { detail: format!("type sqlchat.answer: {e}") })
+    });
+    let rows = out.result.as_ref().map(|r| r.to_objects());
+    let chart = match (&out.sql, &rows) {
+        (Some(sql), Some(rows)) => sqlchat_core::chart::suggest_chart(question, sql, rows).ok().map(JsonB),
+        _ => None,
+    };
+    macro_rules! set {
+        ($name:literal, $value:expr) => {
+            if let Err(e) = t.set_by_name($name, $value) {
+                raise(sqlchat_core::Error::Internal { detail: format!("building sqlchat.answer.{}: {e}", $name) });
+            }
+        };
+    }
+    set!("answer", out.answer.clone());
+    set!("sql", out.sql.clone());
+    set!("rows", rows.map(JsonB));
+    set!("suggestions", out.suggestions.clone());
+    set!("tables", out.tables.clone());
+    set!("attempts", out.attempts as i32);
+    set!("llm_calls", out.llm_calls as i32);
+    set!("from_cache", out.from_cache);
+    set!("elapsed_ms", elapsed_ms);
+    set!("engine", out.engine.to_string());
+    set!("truncated", out.result.as_ref().map(|r| r.truncated).unwrap_or(false));
+    set!("chart", chart);
+    t
+}
+
+/// A chart a BI tool or web page can draw for a result: chart type, axes, reason and a complete
+/// Vega-Lite v5 spec with the data inline.
+#[pg_extern]
+fn suggest_chart(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) -> JsonB {
+    let results = results.map(|j| j.0).unwrap_or(serde_json::Value::Null);
+    JsonB(sqlchat_core::chart::suggest_chart(question.unwrap_or(""), sql.unwrap_or(""), &results).or_raise())
+}

@@ -1,0 +1,141 @@
+//! The catalog seen through SPI: one introspection query (sql/catalog.sql), cached per backend
+//! unfiltered and reloaded when the schema changes, then filtered by the caller's privileges on
+//! every call (role membership changes fire no invalidation, so filtering is never cached).
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use sqlchat_core::catalog::Catalog;
+use sqlchat_core::error::{Error, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const CATALOG_SQL: &str = include_str!("../sql/catalog.sql");
+
+/// Comments change no relcache entry, so they are noticed by this cheap fingerprint.
+const COMMENTS_FINGERPRINT_SQL: &str = "SELECT count(*)::text || ':' || coalesce(sum(hashtext(description)), 0)::text \
+     FROM pg_catalog.pg_description WHERE objoid >= 16384";
+
+const VISIBLE_SQL: &str = "SELECT c.oid::int8, has_table_privilege(c.oid, 'SELECT'), \
+       CASE WHEN has_table_privilege(c.oid, 'SELECT') THEN NULL ELSE ARRAY( \
+           SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+             AND has_column_privilege(c.oid, a.attnum, 'SELECT') ORDER BY a.attnum) END \
+     FROM pg_catalog.pg_class c \
+     WHERE c.oid::int8 = ANY($1) AND has_schema_privilege(c.relnamespace, 'USAGE') \
+       AND has_any_column_privilege(c.oid, 'SELECT')";
+
+/// Bumped by relcache and syscache invalidation callbacks (they also fire on standbys).
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+struct Cached {
+    generation: u64,
+    comments: String,
+    catalog: Arc<Catalog>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_syscache(_arg: pg_sys::Datum, _cache_id: i32, _hash: u32) {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Called once from _PG_init.
+pub fn register_invalidation() {
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0));
+        for cache in [
+            pg_sys::SysCacheIdentifier::NAMESPACEOID,
+            pg_sys::SysCacheIdentifier::TYPEOID,
+            pg_sys::SysCacheIdentifier::ENUMOID,
+        ] {
+            pg_sys::CacheRegisterSyscacheCallback(cache as i32, Some(on_syscache), pg_sys::Datum::from(0));
+        }
+    }
+}
+
+fn spi_error(e: pgrx::spi::Error) -> Error {
+    Error::Internal { detail: format!("catalog query failed: {e}") }
+}
+
+fn comments_fingerprint() -> Result<String> {
+    Spi::connect(|c| c.select(COMMENTS_FINGERPRINT_SQL, None, &[])?.first().get_one::<String>())
+        .map_err(spi_error)
+        .map(|s| s.unwrap_or_default())
+}
+
+/// The whole catalog, unfiltered: from the backend's cache when nothing changed.
+pub fn full_catalog() -> Result<Arc<Catalog>> {
+    let generation = GENERATION.load(Ordering::Relaxed);
+    let comments = comments_fingerprint()?;
+    let fresh = CACHE.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|cached| cached.generation == generation && cached.comments == comments)
+            .map(|cached| Arc::clone(&cached.catalog))
+    });
+    if let Some(catalog) = fresh {
+        return Ok(catalog);
+    }
+    let json = Spi::connect(|c| c.select(CATALOG_SQL, None, &[])?.first().get_one::<String>())
+        .map_err(spi_error)?
+        .unwrap_or_else(|| "{\"tables\":[]}".into());
+    let catalog: Catalog = serde_json::from_str(&json).map_err(|e| Error::Internal { detail: format!("catalog JSON: {e}") })?;
+    let catalog = Arc::new(catalog);
+    CACHE.with(|c| {
+        *c.borrow_mut() = Some(Cached { generation, comments, catalog: Arc::clone(&catalog) });
+    });
+    Ok(catalog)
+}
+
+/// What the current role may read: tables it can SELECT from (wholly or some columns of) in
+/// schemas it has USAGE on; hidden columns, and foreign keys to hidden tables or through
+/// hidden columns, are removed.
+pub fn visible_catalog() -> Result<Catalog> {
+    let full = full_catalog()?;
+    let oids: Vec<i64> = full.tables.iter().map(|t| t.oid as i64).collect();
+    let visible: HashMap<u32, Option<Vec<String>>> = Spi::connect(|c| {
+        let mut out = HashMap::new();
+        for row in c.select(VISIBLE_SQL, None, &[oids.into()])? {
+            let oid: i64 = row.get(1)?.unwrap_or_default();
+            let whole: bool = row.get(2)?.unwrap_or(false);
+            let columns: Option<Vec<String>> = if whole { None } else { row.get(3)? };
+            out.insert(oid as u32, columns);
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .map_err(spi_error)?;
+    Ok(filter(&full, &visible))
+}
+
+fn filter(full: &Catalog, visible: &HashMap<u32, Option<Vec<String>>>) -> Catalog {
+    let mut tables: Vec<_> = full
+        .tables
+        .iter()
+        .filter_map(|t| {
+            let columns = visible.get(&t.oid)?;
+            let mut t = t.clone();
+            if let Some(allowed) = columns {
+                t.columns.retain(|c| allowed.contains(&c.name));
+                t.primary_key.retain(|k| allowed.contains(k));
+                t.foreign_keys.retain(|fk| fk.columns.iter().all(|c| allowed.contains(c)));
+            }
+            Some(t)
+        })
+        .collect();
+    let names: std::collections::HashSet<(String, String)> =
+        tables.iter().map(|t| (t.schema.clone(), t.name.clone())).collect();
+    for t in &mut tables {
+        t.foreign_keys.retain(|fk| names.contains(&(fk.ref_schema.clone(), fk.ref_table.clone())));
+    }
+    Catalog { tables }
+}

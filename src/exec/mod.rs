@@ -1,0 +1,214 @@
+//! Runs one generated statement: validated by PostgreSQL's own parser and analyzer (guard.rs),
+//! as the caller, read-only, inside a subtransaction that is always rolled back, with a row cap and
+//! a deadline of its own. Errors stay inside the subtransaction and come back as `ExecFailure`.
+
+mod guard;
+mod timeout;
+
+use crate::error::sqlstate_text;
+use crate::gucs;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::PgTryBuilder;
+use sqlchat_core::pipeline::ExecFailure;
+use sqlchat_core::result::{json_value, ResultColumn, ResultSet};
+use std::ffi::{CStr, CString};
+
+/// Limits of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_rows: usize,
+    /// 0: none of sqlchat's own (statement_timeout still applies).
+    pub timeout_ms: u64,
+}
+
+impl Limits {
+    pub fn from_settings() -> Self {
+        Limits { max_rows: gucs::max_rows(), timeout_ms: gucs::query_timeout_ms() }
+    }
+}
+
+/// Temporary files a generated query may write, at most (kB).
+const TEMP_FILE_LIMIT_KB: i64 = 1024 * 1024;
+
+/// Validates and runs `sql`; the caller's transaction is left exactly as it was.
+pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure> {
+    let c_sql = CString::new(sql).map_err(|_| ExecFailure {
+        sqlstate: "22021".into(),
+        message: "the statement contains a zero byte".into(),
+        refused: true,
+    })?;
+    unsafe {
+        let caller_context = pg_sys::CurrentMemoryContext;
+        let caller_owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(caller_context);
+
+        let deadline = timeout::Deadline::arm(limits.timeout_ms);
+        let result = PgTryBuilder::new(|| run_in_sandbox(&c_sql, limits))
+            .catch_others(|caught| Err(failure_from(caught)))
+            .execute();
+        let timed_out = deadline.disarm();
+
+        pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        pg_sys::MemoryContextSwitchTo(caller_context);
+        pg_sys::CurrentResourceOwner = caller_owner;
+
+        match result {
+            Err(f) if timed_out && f.sqlstate == "57014" => Err(ExecFailure {
+                sqlstate: "57014".into(),
+                message: format!(
+                    "the generated query ran longer than sqlchat.query_timeout_ms ({} ms)",
+                    limits.timeout_ms
+                ),
+                refused: false,
+            }),
+            other => other,
+        }
+    }
+}
+
+fn failure_from(caught: pg_sys::panic::CaughtError) -> ExecFailure {
+    use pg_sys::panic::CaughtError;
+    match caught {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => ExecFailure {
+            sqlstate: sqlstate_text(r.sql_error_code()),
+            message: r.message().to_string(),
+            refused: false,
+        },
+        CaughtError::RustPanic { ereport, .. } => ExecFailure {
+            sqlstate: "XX000".into(),
+            message: format!("internal error while running the query: {}", ereport.message()),
+            refused: false,
+        },
+    }
+}
+
+/// Sets a setting for the current subtransaction only (undone by its rollback).
+unsafe fn set_local(name: &CStr, value: &str) {
+    let value = CString::new(value).unwrap_or_default();
+    pg_sys::set_config_option(
+        name.as_ptr(),
+        value.as_ptr(),
+        pg_sys::GucContext::PGC_SUSET,
+        pg_sys::GucSource::PGC_S_SESSION,
+        pg_sys::GucAction::GUC_ACTION_LOCAL,
+        true,
+        0,
+        false,
+    );
+}
+
+/// The caller's search_path with pg_temp moved last, so temporary objects cannot shadow real ones.
+unsafe fn pinned_search_path() -> String {
+    let current = pg_sys::GetConfigOptionByName(c"search_path".as_ptr(), std::ptr::null_mut(), false);
+    let current = if current.is_null() { String::new() } else { CStr::from_ptr(current).to_string_lossy().into_owned() };
+    let mut parts: Vec<&str> = current
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("pg_temp"))
+        .collect();
+    parts.push("pg_temp");
+    parts.join(", ")
+}
+
+unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFailure> {
+    set_local(c"transaction_read_only", "on");
+    set_local(c"search_path", &pinned_search_path());
+    let temp_limit = pg_sys::temp_file_limit as i64;
+    if temp_limit < 0 || temp_limit > TEMP_FILE_LIMIT_KB {
+        set_local(c"temp_file_limit", &format!("{TEMP_FILE_LIMIT_KB}kB"));
+    }
+
+    if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+        return Err(ExecFailure { sqlstate: "XX000".into(), message: "SPI_connect failed".into(), refused: false });
+    }
+    let plan = pg_sys::SPI_prepare(sql.as_ptr(), 0, std::ptr::null_mut());
+    if plan.is_null() {
+        let code = pg_sys::SPI_result;
+        pg_sys::SPI_finish();
+        return Err(ExecFailure {
+            sqlstate: "XX000".into(),
+            message: format!("SPI_prepare failed ({code})"),
+            refused: false,
+        });
+    }
+    // Check the very plan that will run.
+    let bypassed = match guard::check_plan(plan, &gucs::allowed_functions()) {
+        Ok(bypassed) => bypassed,
+        Err(reason) => {
+            pg_sys::SPI_finish();
+            return Err(ExecFailure { sqlstate: "42501".into(), message: reason, refused: true });
+        }
+    };
+    if !bypassed.is_empty() {
+        match gucs::rls_bypass() {
+            gucs::RlsBypass::Allow => {}
+            gucs::RlsBypass::Warn => pgrx::warning!(
+                "sqlchat: row-level security does not apply to this role on {}; the answer may include rows other roles cannot see",
+                bypassed.join(", ")
+            ),
+            gucs::RlsBypass::Refuse => {
+                pg_sys::SPI_finish();
+                return Err(ExecFailure {
+                    sqlstate: "42501".into(),
+                    message: format!(
+                        "the query reads {} whose row-level security this role bypasses, and sqlchat.rls_bypass is refuse",
+                        bypassed.join(", ")
+                    ),
+                    refused: true,
+                });
+            }
+        }
+    }
+
+    let rc = pg_sys::SPI_execute_plan(plan, std::ptr::null_mut(), std::ptr::null(), true, (limits.max_rows + 1) as i64);
+    if rc != pg_sys::SPI_OK_SELECT as i32 {
+        pg_sys::SPI_finish();
+        return Err(ExecFailure {
+            sqlstate: "0A000".into(),
+            message: format!("the statement did not run as a SELECT ({rc})"),
+            refused: true,
+        });
+    }
+    let rs = read_rows(limits.max_rows);
+    pg_sys::SPI_finish();
+    Ok(rs)
+}
+
+unsafe fn read_rows(max_rows: usize) -> ResultSet {
+    let table = pg_sys::SPI_tuptable;
+    let processed = pg_sys::SPI_processed as usize;
+    if table.is_null() {
+        return ResultSet::default();
+    }
+    let tupdesc = (*table).tupdesc;
+    let natts = (*tupdesc).natts;
+    let mut columns = Vec::with_capacity(natts as usize);
+    for i in 1..=natts {
+        let name = pg_sys::SPI_fname(tupdesc, i);
+        let name = if name.is_null() { format!("column{i}") } else { CStr::from_ptr(name).to_string_lossy().into_owned() };
+        let typ = pg_sys::SPI_gettypeid(tupdesc, i);
+        let type_name = CStr::from_ptr(pg_sys::format_type_be(typ)).to_string_lossy().into_owned();
+        let mut category: std::ffi::c_char = 0;
+        let mut preferred = false;
+        pg_sys::get_type_category_preferred(pg_sys::getBaseType(typ), &mut category, &mut preferred);
+        columns.push(ResultColumn { name, type_name, category: (category as u8) as char });
+    }
+    let take = processed.min(max_rows);
+    let mut rows = Vec::with_capacity(take);
+    for r in 0..take {
+        let tuple = *(*table).vals.add(r);
+        let mut row = Vec::with_capacity(columns.len());
+        for (i, col) in columns.iter().enumerate() {
+            let v = pg_sys::SPI_getvalue(tuple, tupdesc, (i + 1) as i32);
+            let text = if v.is_null() { None } else { Some(CStr::from_ptr(v).to_string_lossy().into_owned()) };
+            row.push(json_value(text.as_deref(), &col.type_name, col.category));
+        }
+        rows.push(row);
+        if r % 1000 == 999 {
+            check_for_interrupts!();
+        }
+    }
+    ResultSet { columns, rows, truncated: processed > max_rows }
+}

@@ -1,0 +1,351 @@
+//! Every `sqlchat.*` setting: the statics, their registration, and typed getters.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+use pgrx::pg_sys;
+use std::ffi::CString;
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EngineSetting {
+    /// offline when no gateway is configured, llm otherwise
+    #[name = c"default"]
+    Default,
+    #[name = c"llm"]
+    Llm,
+    #[name = c"offline"]
+    Offline,
+    #[name = c"auto"]
+    Auto,
+}
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SendRows {
+    #[name = c"none"]
+    None,
+    #[name = c"sample"]
+    Sample,
+}
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RlsBypass {
+    #[name = c"warn"]
+    Warn,
+    #[name = c"refuse"]
+    Refuse,
+    #[name = c"allow"]
+    Allow,
+}
+
+static API_BASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static AUTH_HEADER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"gpt-4o-mini"));
+static FALLBACK_MODELS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static ALLOWED_FUNCTIONS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static REQUEST_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+static QUERY_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(3);
+static MAX_HISTORY: GucSetting<i32> = GucSetting::<i32>::new(5);
+static CACHE_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
+static PROMPT_BUDGET: GucSetting<i32> = GucSetting::<i32>::new(1500);
+static ENABLE_CACHE: GucSetting<bool> = GucSetting::<bool>::new(true);
+static GENERATION_TEMPERATURE: GucSetting<f64> = GucSetting::<f64>::new(0.0);
+static SUMMARY_TEMPERATURE: GucSetting<f64> = GucSetting::<f64>::new(0.3);
+static SUGGESTION_TEMPERATURE: GucSetting<f64> = GucSetting::<f64>::new(0.5);
+static ENGINE: GucSetting<EngineSetting> = GucSetting::<EngineSetting>::new(EngineSetting::Default);
+static SEND_ROWS: GucSetting<SendRows> = GucSetting::<SendRows>::new(SendRows::Sample);
+static RLS_BYPASS: GucSetting<RlsBypass> = GucSetting::<RlsBypass>::new(RlsBypass::Warn);
+
+pub fn init() {
+    // Secrets: settable only where the server's configuration lives (SIGHUP: postgresql.conf or
+    // ALTER SYSTEM), never by SET, ALTER ROLE or ALTER DATABASE; readable by superusers only.
+    let secret = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL;
+    GucRegistry::define_string_guc(
+        c"sqlchat.api_base",
+        c"Base URL of the OpenAI-compatible LLM gateway, e.g. https://api.openai.com/v1.",
+        c"Requests go to {api_base}/chat/completions. Empty: no gateway (the offline engine answers what it can).",
+        &API_BASE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"sqlchat.api_key",
+        c"API key sent as a bearer token to the gateway.",
+        c"Set in postgresql.conf or with ALTER SYSTEM, or in the server's environment as SQLCHAT_API_KEY. Visible to superusers only.",
+        &API_KEY,
+        GucContext::Sighup,
+        secret,
+    );
+    GucRegistry::define_string_guc(
+        c"sqlchat.auth_header",
+        c"A full Authorization header value for the gateway, used instead of the bearer key.",
+        c"For gateways that want another scheme. Set in postgresql.conf or with ALTER SYSTEM. Visible to superusers only.",
+        &AUTH_HEADER,
+        GucContext::Sighup,
+        secret,
+    );
+    GucRegistry::define_string_guc(
+        c"sqlchat.model",
+        c"Model name sent to the gateway.",
+        c"",
+        &MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"sqlchat.fallback_models",
+        c"Comma-separated models tried in order when the main model fails.",
+        c"",
+        &FALLBACK_MODELS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"sqlchat.allowed_functions",
+        c"Comma-separated functions (name or schema.name) that generated SQL may call beyond the built-in policy.",
+        c"Set by superusers only. Every function listed runs with the caller's rights inside the read-only sandbox.",
+        &ALLOWED_FUNCTIONS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.request_timeout_ms",
+        c"Longest wait for one gateway request, in milliseconds.",
+        c"",
+        &REQUEST_TIMEOUT_MS,
+        100,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.query_timeout_ms",
+        c"Longest run of one generated query, in milliseconds (0: no limit of sqlchat's own).",
+        c"",
+        &QUERY_TIMEOUT_MS,
+        0,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.max_rows",
+        c"Most rows a generated query may return.",
+        c"",
+        &MAX_ROWS,
+        1,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.max_attempts",
+        c"Most statements tried for one question (the first plus repairs).",
+        c"",
+        &MAX_ATTEMPTS,
+        1,
+        10,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.max_history",
+        c"Earlier turns of a session sent in full with a question.",
+        c"",
+        &MAX_HISTORY,
+        0,
+        50,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.cache_ttl",
+        c"Seconds a cached generated statement is reused.",
+        c"",
+        &CACHE_TTL,
+        0,
+        31_536_000,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.schema_budget_tokens",
+        c"Token budget (characters/4) of the schema context in the SQL-generation prompt.",
+        c"",
+        &PROMPT_BUDGET,
+        100,
+        100_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"sqlchat.enable_cache",
+        c"Reuse generated SQL for a repeated question in the same context.",
+        c"",
+        &ENABLE_CACHE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"sqlchat.generation_temperature",
+        c"Temperature of SQL generation and repair requests.",
+        c"",
+        &GENERATION_TEMPERATURE,
+        0.0,
+        2.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"sqlchat.summary_temperature",
+        c"Temperature of answer and summary requests.",
+        c"",
+        &SUMMARY_TEMPERATURE,
+        0.0,
+        2.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"sqlchat.suggestion_temperature",
+        c"Temperature of chart suggestion requests.",
+        c"",
+        &SUGGESTION_TEMPERATURE,
+        0.0,
+        2.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"sqlchat.engine",
+        c"Who writes the SQL: llm, offline (built-in, no LLM), auto (offline when confident, else llm), or default.",
+        c"default means offline when sqlchat.api_base is empty, llm otherwise.",
+        &ENGINE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"sqlchat.send_rows",
+        c"Whether a sample of result rows (at most 20 rows / 4 KB) goes to the LLM to word the answer: sample or none.",
+        c"With none, answers come from templates and no row leaves the database.",
+        &SEND_ROWS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"sqlchat.rls_bypass",
+        c"What to do when the caller bypasses row-level security on a table a query reads: warn, refuse or allow.",
+        c"",
+        &RLS_BYPASS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"sqlchat".as_ptr()) };
+}
+
+fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn list(setting: &GucSetting<Option<CString>>) -> Vec<String> {
+    string(setting)
+        .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+pub fn api_base() -> Option<String> {
+    string(&API_BASE).map(|s| s.trim_end_matches('/').to_string())
+}
+
+pub fn api_key() -> Option<String> {
+    string(&API_KEY).or_else(|| std::env::var("SQLCHAT_API_KEY").ok().filter(|k| !k.trim().is_empty()))
+}
+
+pub fn auth_header() -> Option<String> {
+    string(&AUTH_HEADER)
+}
+
+
+pub fn model() -> String {
+    string(&MODEL).unwrap_or_else(|| "gpt-4o-mini".to_string())
+}
+
+pub fn fallback_models() -> Vec<String> {
+    list(&FALLBACK_MODELS)
+}
+
+pub fn allowed_functions() -> Vec<String> {
+    list(&ALLOWED_FUNCTIONS)
+}
+
+pub fn request_timeout_ms() -> u64 {
+    REQUEST_TIMEOUT_MS.get().max(1) as u64
+}
+
+pub fn query_timeout_ms() -> u64 {
+    QUERY_TIMEOUT_MS.get().max(0) as u64
+}
+
+pub fn max_rows() -> usize {
+    MAX_ROWS.get().max(1) as usize
+}
+
+pub fn max_attempts() -> u32 {
+    MAX_ATTEMPTS.get().max(1) as u32
+}
+
+pub fn max_history() -> usize {
+    MAX_HISTORY.get().max(0) as usize
+}
+
+pub fn cache_ttl_s() -> i32 {
+    CACHE_TTL.get()
+}
+
+pub fn schema_budget_tokens() -> usize {
+    PROMPT_BUDGET.get().max(1) as usize
+}
+
+pub fn enable_cache() -> bool {
+    ENABLE_CACHE.get()
+}
+
+pub fn generation_temperature() -> f64 {
+    GENERATION_TEMPERATURE.get()
+}
+
+pub fn summary_temperature() -> f64 {
+    SUMMARY_TEMPERATURE.get()
+}
+
+pub fn suggestion_temperature() -> f64 {
+    SUGGESTION_TEMPERATURE.get()
+}
+
+pub fn engine() -> sqlchat_core::pipeline::Engine {
+    use sqlchat_core::pipeline::Engine;
+    match ENGINE.get() {
+        EngineSetting::Llm => Engine::Llm,
+        EngineSetting::Offline => Engine::Offline,
+        EngineSetting::Auto => Engine::Auto,
+        EngineSetting::Default if api_base().is_some() => Engine::Llm,
+        EngineSetting::Default => Engine::Offline,
+    }
+}
+
+pub fn send_rows() -> bool {
+    SEND_ROWS.get() == SendRows::Sample
+}
+
+pub fn rls_bypass() -> RlsBypass {
+    RLS_BYPASS.get()
+}
+
+/// Every secret a message shown to users must not contain.
+pub fn secrets() -> Vec<String> {
+    [api_key(), auth_header()].into_iter().flatten().collect()
+}
