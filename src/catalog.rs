@@ -139,3 +139,68 @@ fn filter(full: &Catalog, visible: &HashMap<u32, Option<Vec<String>>>) -> Catalo
     }
     Catalog { tables }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::*;
+
+    #[pg_test]
+    fn introspects_keys_comments_and_enums() {
+        Spi::run(
+            "CREATE TYPE mood AS ENUM ('sad', 'happy');
+             CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL, mood mood DEFAULT 'happy');
+             CREATE TABLE pets (id int PRIMARY KEY, owner int REFERENCES people(id));
+             COMMENT ON TABLE people IS 'Everyone we know';
+             COMMENT ON COLUMN people.name IS 'Full name'",
+        )
+        .unwrap();
+        let c = visible_catalog().unwrap();
+        let people = c.find("public", "people").expect("people");
+        assert_eq!(people.comment.as_deref(), Some("Everyone we know"));
+        assert_eq!(people.primary_key, vec!["id"]);
+        assert_eq!(people.column("name").unwrap().comment.as_deref(), Some("Full name"));
+        assert!(people.column("name").unwrap().not_null);
+        assert_eq!(people.column("mood").unwrap().enum_labels, vec!["sad", "happy"]);
+        let pets = c.find("public", "pets").expect("pets");
+        assert_eq!(pets.foreign_keys[0].ref_table, "people");
+    }
+
+    #[pg_test]
+    fn comments_and_ddl_invalidate_the_cache() {
+        Spi::run("CREATE TABLE a (id int)").unwrap();
+        assert!(visible_catalog().unwrap().find("public", "a").unwrap().comment.is_none());
+        Spi::run("COMMENT ON TABLE a IS 'now with a comment'").unwrap();
+        assert_eq!(visible_catalog().unwrap().find("public", "a").unwrap().comment.as_deref(), Some("now with a comment"));
+        Spi::run("ALTER TABLE a ADD COLUMN b text").unwrap();
+        assert!(visible_catalog().unwrap().find("public", "a").unwrap().column("b").is_some());
+        Spi::run("DROP TABLE a").unwrap();
+        assert!(visible_catalog().unwrap().find("public", "a").is_none());
+    }
+
+    #[pg_test]
+    fn hides_what_the_role_cannot_read() {
+        Spi::run(
+            "CREATE ROLE reader;
+             CREATE TABLE open_t (id int, secret_col text, ok_col text);
+             CREATE TABLE hidden_t (id int);
+             CREATE TABLE partial_t (id int, salary int);
+             CREATE TABLE refs_hidden (id int PRIMARY KEY);
+             GRANT SELECT ON open_t TO reader;
+             GRANT SELECT (id) ON partial_t TO reader;
+             COMMENT ON TABLE hidden_t IS 'top secret'",
+        )
+        .unwrap();
+        Spi::run("SET ROLE reader").unwrap();
+        let c = visible_catalog().unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        assert!(c.find("public", "open_t").is_some());
+        assert!(c.find("public", "hidden_t").is_none());
+        let partial = c.find("public", "partial_t").unwrap();
+        assert!(partial.column("salary").is_none());
+        assert!(partial.column("id").is_some());
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(!text.contains("top secret"));
+        assert!(!text.contains("salary"));
+    }
+}

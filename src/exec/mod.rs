@@ -212,3 +212,90 @@ unsafe fn read_rows(max_rows: usize) -> ResultSet {
     }
     ResultSet { columns, rows, truncated: processed > max_rows }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits { max_rows: 5, timeout_ms: 2000 }
+    }
+
+    fn refused(sql: &str) -> bool {
+        matches!(run_readonly(sql, limits()), Err(f) if f.refused)
+    }
+
+    #[pg_test]
+    fn returns_typed_rows() {
+        let rs = run_readonly("SELECT 1 AS a, 'x'::text AS b, true AS c, NULL::int AS d, '{\"k\":1}'::jsonb AS e", limits()).unwrap();
+        assert_eq!(rs.columns.len(), 5);
+        assert_eq!(rs.to_objects(), serde_json::json!([{"a": 1, "b": "x", "c": true, "d": null, "e": {"k": 1}}]));
+    }
+
+    #[pg_test]
+    fn caps_rows() {
+        let rs = run_readonly("SELECT g FROM generate_series(1, 100) g", limits()).unwrap();
+        assert_eq!(rs.rows.len(), 5);
+        assert!(rs.truncated);
+    }
+
+    #[pg_test]
+    fn refuses_writes_and_side_effects() {
+        Spi::run("CREATE TABLE t (id int); CREATE SEQUENCE s").unwrap();
+        for sql in [
+            "DELETE FROM t",
+            "INSERT INTO t VALUES (1)",
+            "SELECT 1; SELECT 2",
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+            "SELECT * FROM t FOR UPDATE",
+            "SELECT * INTO t2 FROM t",
+            "SELECT nextval('s')",
+            "SELECT pg_sleep(0)",
+            "SELECT set_config('work_mem', '1MB', false)",
+            "SELECT current_setting('sqlchat.api_key')",
+            "SELECT * FROM (SELECT pg_advisory_lock(1)) x",
+            "SELECT (SELECT pg_notify('c', 'x'))",
+            "EXPLAIN ANALYZE SELECT 1",
+            "CREATE TABLE x (a int)",
+        ] {
+            assert!(refused(sql), "not refused: {sql}");
+        }
+        assert_eq!(Spi::get_one::<i64>("SELECT last_value FROM s").unwrap(), Some(1));
+    }
+
+    #[pg_test]
+    fn errors_stay_inside_and_the_caller_stays_read_write() {
+        Spi::run("CREATE TABLE w (id int)").unwrap();
+        Spi::run("INSERT INTO w VALUES (1)").unwrap();
+        let f = run_readonly("SELECT nope FROM w", limits()).unwrap_err();
+        assert_eq!(f.sqlstate, "42703");
+        assert!(!f.refused);
+        let f = run_readonly("SELECT 1/0", limits()).unwrap_err();
+        assert_eq!(f.sqlstate, "22012");
+        Spi::run("INSERT INTO w VALUES (2)").unwrap();
+        assert_eq!(Spi::get_one::<String>("SHOW transaction_read_only").unwrap().as_deref(), Some("off"));
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM w").unwrap(), Some(2));
+    }
+
+    #[pg_test]
+    fn deadline_ends_runaway_queries() {
+        let started = std::time::Instant::now();
+        let f = run_readonly(
+            "SELECT count(*) FROM generate_series(1, 1000000000)",
+            Limits { max_rows: 5, timeout_ms: 200 },
+        )
+        .unwrap_err();
+        assert_eq!(f.sqlstate, "57014");
+        assert!(f.message.contains("query_timeout_ms"), "{}", f.message);
+        assert!(started.elapsed().as_millis() < 2000);
+    }
+
+    #[pg_test]
+    fn volatile_user_functions_are_refused_even_in_views() {
+        Spi::run("CREATE FUNCTION f() RETURNS int LANGUAGE sql STABLE AS 'SELECT 1'").unwrap();
+        Spi::run("CREATE VIEW v AS SELECT f() AS x").unwrap();
+        assert!(refused("SELECT f()"));
+        assert!(refused("SELECT * FROM v"));
+    }
+}

@@ -226,6 +226,16 @@ class Cluster:
         read the new configuration."""
         with self.connect() as conn:
             loaded_before = conn.execute("SELECT pg_conf_load_time()").fetchone()[0]
+            # ALTER SYSTEM only accepts settings this session knows: load the library that defines
+            # them (so its checks apply), else make placeholders.
+            if any(n.startswith("sqlchat.") for n in settings) and self.extension_available():
+                try:
+                    conn.execute("LOAD 'sqlchat'")
+                except psycopg.Error:
+                    pass
+            for name in settings:
+                if conn.execute("SELECT current_setting(%s, true)", (name,)).fetchone()[0] is None:
+                    conn.execute("SELECT set_config(%s, '', false)", (name,))
             for name, value in settings.items():
                 ident = sql.Identifier(*name.split("."))
                 if value is None:

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The demo: sets everything up on a fresh machine, starts a cluster of its own, loads the demo shop
+# database and asks it the questions in demo/questions.txt, printing answer, SQL and rows.
+# With SQLCHAT_API_BASE (and SQLCHAT_API_KEY, SQLCHAT_MODEL) set, a real LLM gateway writes the SQL;
+# without them the built-in offline engine answers what it can.
+#   SQLCHAT_DEMO_PORT (default 55432), SQLCHAT_DEMO_DIR (default /tmp/sqlchat-demo), --keep to leave it running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=${SQLCHAT_DEMO_PORT:-55432}
+dir=${SQLCHAT_DEMO_DIR:-/tmp/sqlchat-demo}
+keep=${1:-}
+
+tools/setup.sh --release
+tools/cluster.sh stop "$dir" 2>/dev/null || true
+rm -rf "$dir"
+tools/cluster.sh start "$dir" "$port"
+[ "$keep" = "--keep" ] || trap 'tools/cluster.sh stop "$dir"' EXIT
+
+psql=(psql -X -q -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1)
+"${psql[@]}" -d postgres -c "CREATE DATABASE shop"
+"${psql[@]}" -d shop -f demo/shop.sql >/dev/null
+"${psql[@]}" -d shop -c "CREATE EXTENSION sqlchat"
+
+if [ -n "${SQLCHAT_API_BASE:-}" ]; then
+  "${psql[@]}" -d shop -v base="$SQLCHAT_API_BASE" -v key="${SQLCHAT_API_KEY:-}" -v model="${SQLCHAT_MODEL:-gpt-4o-mini}" <<'SQL'
+LOAD 'sqlchat';
+ALTER SYSTEM SET sqlchat.api_base = :'base';
+ALTER SYSTEM SET sqlchat.api_key = :'key';
+ALTER SYSTEM SET sqlchat.model = :'model';
+SELECT pg_reload_conf();
+SQL
+  sleep 1
+  echo "== sqlchat demo: questions answered by the LLM gateway at $SQLCHAT_API_BASE (engine auto: offline when confident)"
+  engine=auto
+else
+  echo "== sqlchat demo: no LLM gateway configured (set SQLCHAT_API_BASE, SQLCHAT_API_KEY, SQLCHAT_MODEL to use one);"
+  echo "== questions are answered by the built-in offline engine, which declines what it cannot answer with confidence."
+  engine=offline
+fi
+
+while IFS= read -r question; do
+  [ -z "$question" ] && continue
+  echo
+  echo "Q: $question"
+  "${psql[@]}" -d shop -v q="$question" -v engine="$engine" <<'SQL' || true
+\pset footer off
+SET sqlchat.engine = :'engine';
+SELECT * FROM sqlchat.ask_full(:'q') \gset a_
+\echo 'A:' :a_answer
+\echo 'engine:' :a_engine '| llm calls:' :a_llm_calls '| time:' :a_elapsed_ms 'ms'
+\echo 'SQL:' :a_sql
+SELECT r::text AS row FROM jsonb_array_elements(coalesce(:'a_rows'::jsonb, '[]')) WITH ORDINALITY AS t(r, n) WHERE n <= 5 ORDER BY n;
+SQL
+done < demo/questions.txt
+echo
+if [ "$keep" = "--keep" ]; then
+  echo "The cluster is still running: psql -h 127.0.0.1 -p $port -U postgres shop  (stop: tools/cluster.sh stop $dir)"
+fi

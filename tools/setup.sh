@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what sqlchat needs on Debian 12 (PostgreSQL 15 server and headers, libclang,
+# cargo-pgrx 0.18.0), then builds and installs the extension into the system PostgreSQL.
+#   tools/setup.sh            debug build (fast to compile; what the tests use)
+#   tools/setup.sh --release  optimised build (what the demo uses)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+profile=()
+[ "${1:-}" = "--release" ] && profile=(--release)
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "setup: need root (or sudo) for: $*" >&2; exit 1; fi
+}
+
+packages=()
+[ -x "$PG_BIN/postgres" ] || packages+=(postgresql-15)
+[ -f /usr/include/postgresql/15/server/postgres.h ] || packages+=(postgresql-server-dev-15)
+dpkg -s libclang-dev >/dev/null 2>&1 || packages+=(libclang-dev)
+command -v psql >/dev/null || packages+=(postgresql-client-15)
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "setup: installing ${packages[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+
+if ! cargo pgrx --version 2>/dev/null | grep -q '0\.18\.0'; then
+  echo "setup: installing cargo-pgrx 0.18.0 (a few minutes)"
+  cargo install cargo-pgrx --version 0.18.0 --locked --quiet
+fi
+if ! grep -qs "pg15" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+  cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+fi
+
+echo "setup: building and installing the extension ${profile[*]:-(debug)}"
+# cargo-pgrx writes into PostgreSQL's lib and extension directories.
+if [ -w "$($PG_CONFIG --pkglibdir)" ]; then
+  cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG" >/dev/null
+else
+  cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG" --sudo >/dev/null
+fi
+echo "setup: sqlchat installed into $($PG_CONFIG --sharedir)/extension"

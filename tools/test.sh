@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test layer on a fresh machine: installs what is missing, builds, then
+#   1. core unit tests (cargo test -p sqlchat-core)
+#   2. #[pg_test]s of the extension (cargo pgrx test)
+#   3. pg_regress cases of the SQL surface, and
+#   4. end-to-end tests (pytest) against a cluster of its own and the fake gateway.
+# Public eval data is read from $SQLCHAT_EVAL_DIR or ../shared/eval; tests needing it skip without it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SQLCHAT_RESULTS_DIR=${SQLCHAT_RESULTS_DIR:-$PWD/results}
+mkdir -p "$SQLCHAT_RESULTS_DIR"
+
+tools/setup.sh
+command -v sudo >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null; }
+python3 -m pip install -q -r tests/requirements.txt 2>/dev/null || python3 -m pip install -q --break-system-packages -r tests/requirements.txt
+
+echo "== 1/4 core unit tests"
+cargo test -q -p sqlchat-core 2>&1 | tail -n 25
+
+echo "== 2/4 extension #[pg_test]s"
+pgtest_dir=$(mktemp -d /tmp/sqlchat-pgtest.XXXXXX)
+chown postgres "$pgtest_dir" 2>/dev/null || true
+if [ "$(id -u)" = 0 ]; then
+  cargo pgrx test pg15 --runas postgres --pgdata "$pgtest_dir/data" 2>&1 | grep -E "^test |test result|panicked|error" || { echo "pg_test failed"; exit 1; }
+else
+  cargo pgrx test pg15 2>&1 | grep -E "^test |test result|panicked|error"
+fi
+tools/setup.sh   # cargo pgrx test installs a test build; put the real one back
+
+echo "== 3/4 and 4/4: pg_regress and end-to-end tests"
+python3 -m pytest tests/e2e -q -rs
