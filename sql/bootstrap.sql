@@ -17,3 +17,47 @@ CREATE TYPE sqlchat.answer AS (
     chart       jsonb             -- a suggested chart for the rows (see sqlchat.suggest_chart)
 );
 COMMENT ON TYPE sqlchat.answer IS 'The full result of sqlchat.ask_full';
+
+-- Conversation memory: one row per answered question, per role and session. Not granted to anyone:
+-- the functions read and write it on the caller's behalf and return only the caller's rows.
+CREATE TABLE sqlchat.turn (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    role_name   name NOT NULL,
+    session_id  text NOT NULL,
+    question    text NOT NULL,
+    sql         text,
+    answer      text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX turn_session_idx ON sqlchat.turn (role_name, session_id, id);
+COMMENT ON TABLE sqlchat.turn IS 'sqlchat conversation memory: questions, SQL and answers per role and session';
+
+-- Summaries of the turns older than sqlchat.max_history, stored so they are not recomputed.
+CREATE TABLE sqlchat.session_summary (
+    role_name    name NOT NULL,
+    session_id   text NOT NULL,
+    summary      text NOT NULL,
+    through_turn bigint NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (role_name, session_id)
+);
+COMMENT ON TABLE sqlchat.session_summary IS 'sqlchat: summaries of older conversation turns';
+
+-- Generated SQL cached per role and exact prompt context; never result rows.
+CREATE TABLE sqlchat.cache (
+    key         text PRIMARY KEY,
+    role_name   name NOT NULL,
+    model       text NOT NULL,
+    sql         text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL
+);
+CREATE INDEX cache_expires_idx ON sqlchat.cache (expires_at);
+COMMENT ON TABLE sqlchat.cache IS 'sqlchat LLM cache: generated SQL per role and prompt context (re-run under the caller''s rights on a hit)';
+
+REVOKE ALL ON sqlchat.turn, sqlchat.session_summary, sqlchat.cache FROM PUBLIC;
+
+-- Memory survives pg_dump; the cache is rebuilt on demand.
+SELECT pg_catalog.pg_extension_config_dump('sqlchat.turn', '');
+SELECT pg_catalog.pg_extension_config_dump('sqlchat.session_summary', '');
+SELECT pg_catalog.pg_extension_config_dump('sqlchat.turn_id_seq', '');

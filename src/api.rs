@@ -5,9 +5,11 @@ use crate::error::{raise, OrRaise};
 use crate::exec::Limits;
 use crate::gucs;
 use crate::host::Backend;
+use crate::store::{self, cache, memory};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use sqlchat_core::pipeline::{self, Options, Outcome, Request};
+use sqlchat_core::prompt::Turn;
 use std::time::Instant;
 
 fn options(sql_only: bool) -> Options {
@@ -19,17 +21,42 @@ fn options(sql_only: bool) -> Options {
         send_rows: gucs::send_rows(),
         schema_budget_tokens: gucs::schema_budget_tokens(),
         sql_only,
-        cache_scope: gucs::model(),
         ..Options::default()
     }
 }
 
-fn run(question: Option<&str>, _session_id: Option<&str>, sql_only: bool) -> Outcome {
+fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outcome {
     let question = pipeline::validate_question(question).or_raise();
+    let session_id = session_id.map(str::trim).filter(|s| !s.is_empty());
     let catalog = catalog::visible_catalog().or_raise();
-    let mut host = Backend { limits: Limits::from_settings() };
-    let request = Request { question, catalog: &catalog, history: &[], summary: None };
-    pipeline::run(&mut host, &request, &options(sql_only)).or_raise()
+    let role = store::caller_role();
+    let model = gucs::model();
+    let context = session_id.map(|s| memory::load(&role, s, gucs::max_history())).unwrap_or_default();
+    let mut opts = options(sql_only);
+    // The role is part of every cache key: one role never reuses another's generated SQL.
+    opts.cache_scope = format!("{model}\n{role}");
+    let mut host = Backend {
+        limits: Limits::from_settings(),
+        role: role.clone(),
+        model,
+        cache_ttl_s: gucs::enable_cache().then(gucs::cache_ttl_s),
+    };
+    let request = Request {
+        question,
+        catalog: &catalog,
+        history: &context.recent,
+        summary: context.summary.as_deref(),
+        unsummarized: &context.unsummarized,
+    };
+    let out = pipeline::run(&mut host, &request, &opts).or_raise();
+    if let Some(session) = session_id {
+        if let Some(summary) = &out.new_summary {
+            memory::store_summary(&role, session, summary, context.unsummarized_through);
+        }
+        let turn = Turn { question: question.to_string(), sql: out.sql.clone(), answer: Some(out.answer.clone()).filter(|a| !a.is_empty()) };
+        memory::append(&role, session, &turn);
+    }
+    out
 }
 
 /// The answer in words.
@@ -98,4 +125,40 @@ fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'s
 fn suggest_chart(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) -> JsonB {
     let results = results.map(|j| j.0).unwrap_or(serde_json::Value::Null);
     JsonB(sqlchat_core::chart::suggest_chart(question.unwrap_or(""), sql.unwrap_or(""), &results).or_raise())
+}
+
+/// The caller's turns of a session, oldest first.
+#[pg_extern]
+fn history(
+    session_id: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(turn, i64),
+        name!(question, String),
+        name!(sql, Option<String>),
+        name!(answer, Option<String>),
+        name!(asked_at, Option<pgrx::datum::TimestampWithTimeZone>),
+    ),
+> {
+    TableIterator::new(memory::history(&store::caller_role(), session_id))
+}
+
+/// Deletes the caller's turns of a session; returns how many were deleted.
+#[pg_extern]
+fn forget(session_id: &str) -> i64 {
+    memory::forget(&store::caller_role(), session_id)
+}
+
+/// Empties the LLM cache; for superusers and the extension's owner. Returns the rows deleted.
+#[pg_extern]
+fn clear_cache() -> i64 {
+    if !store::caller_is_admin() {
+        raise(sqlchat_core::Error::Privileged {
+            what: "sqlchat.clear_cache()".into(),
+            role: store::caller_role(),
+            hint: "Ask a superuser or the owner of the sqlchat extension to clear the cache.".into(),
+        });
+    }
+    cache::clear()
 }

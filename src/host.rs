@@ -1,7 +1,8 @@
-//! The pipeline's side effects in a backend: gateway calls and sandboxed execution.
+//! The pipeline's side effects in a backend: gateway calls, sandboxed execution, the cache.
 
 use crate::exec::{self, Limits};
 use crate::llm;
+use crate::store::cache;
 use sqlchat_core::error::Result;
 use sqlchat_core::openai::{Message, Purpose};
 use sqlchat_core::pipeline::{ExecFailure, Host};
@@ -9,6 +10,10 @@ use sqlchat_core::result::ResultSet;
 
 pub struct Backend {
     pub limits: Limits,
+    pub role: String,
+    pub model: String,
+    /// Seconds a cached statement lives; None when the cache is off.
+    pub cache_ttl_s: Option<i32>,
 }
 
 impl Host for Backend {
@@ -18,5 +23,16 @@ impl Host for Backend {
 
     fn execute(&mut self, sql: &str) -> std::result::Result<ResultSet, ExecFailure> {
         exec::run_readonly(sql, self.limits)
+    }
+
+    fn cached_sql(&mut self, key: &str) -> Option<String> {
+        self.cache_ttl_s?;
+        cache::get(key, &self.role)
+    }
+
+    fn store_sql(&mut self, key: &str, sql: &str) {
+        if let Some(ttl) = self.cache_ttl_s {
+            cache::put(key, &self.role, &self.model, sql, ttl);
+        }
     }
 }

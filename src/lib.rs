@@ -9,6 +9,8 @@ mod exec;
 mod gucs;
 mod host;
 mod llm;
+mod store;
+mod subxact;
 
 ::pgrx::pg_module_magic!();
 

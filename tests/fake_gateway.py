@@ -393,11 +393,10 @@ class Handler(BaseHTTPRequestHandler):
         rule, use = self.state.take_rule(entry["purpose"], model, last_user_message(messages))
         try:
             status = self.reply(rule, use, entry, model, prompt_tokens)
-            self.state.update(entry, status=status, completed=True, rule=rule["id"] if rule else None)
+            self.state.update(entry, status=status, completed=True)
         except ClientGone:
             self.state.update(
                 entry,
-                rule=rule["id"] if rule else None,
                 client_disconnected=True,
                 disconnected_after_ms=round((time.monotonic() - started) * 1000.0, 1),
             )
@@ -413,7 +412,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(500, error_body(msg, kind="server_error", code="no_rule_matched"))
             return 500
         spec = rule["spec"]
-        self.state.update(entry, rule=rule["id"])
+        self.state.update(entry, rule=rule["id"])  # visible while the reply is still pending
         if spec.get("delay_ms"):
             self.wait(float(spec["delay_ms"]))
         if "fault" in spec:

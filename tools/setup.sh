@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PG_BIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PG_BIN/pg_config
 profile=()
 [ "${1:-}" = "--release" ] && profile=(--release)
 
@@ -17,7 +17,7 @@ as_root() {
 }
 
 packages=()
-[ -x "$PG_BIN/postgres" ] || packages+=(postgresql-15)
+[ -x "$PG_BIN/postgres" ] || packages+=(postgresql-15 postgresql-contrib)
 [ -f /usr/include/postgresql/15/server/postgres.h ] || packages+=(postgresql-server-dev-15)
 dpkg -s libclang-dev >/dev/null 2>&1 || packages+=(libclang-dev)
 command -v psql >/dev/null || packages+=(postgresql-client-15)
@@ -32,7 +32,7 @@ if ! cargo pgrx --version 2>/dev/null | grep -q '0\.18\.0'; then
   cargo install cargo-pgrx --version 0.18.0 --locked --quiet
 fi
 if ! grep -qs "pg15" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-  cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+  cargo pgrx init --pg15 "$PG_BIN/pg_config" >/dev/null
 fi
 
 echo "setup: building and installing the extension ${profile[*]:-(debug)}"

@@ -99,13 +99,20 @@ pub struct Outcome {
     pub prompt_tokens: usize,
     /// "llm" or "offline".
     pub engine: &'static str,
+    /// A new summary of older turns, for the host to store.
+    pub new_summary: Option<String>,
 }
 
 pub struct Request<'a> {
     pub question: &'a str,
     pub catalog: &'a Catalog,
+    /// The most recent turns of the session, sent in full (oldest first).
     pub history: &'a [Turn],
+    /// The stored summary of turns older than those.
     pub summary: Option<&'a str>,
+    /// Turns older than `history` that the stored summary does not cover yet: folded into a new
+    /// summary (one call) before SQL is generated.
+    pub unsummarized: &'a [Turn],
 }
 
 /// Counts chat calls made through it.
@@ -206,14 +213,26 @@ fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) ->
 }
 
 fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Result<Outcome> {
+    let mut ctr = Counting { host, calls: 0 };
+    let new_summary = if req.unsummarized.is_empty() {
+        None
+    } else {
+        let msgs = prompt::summarize_messages(req.summary, req.unsummarized);
+        match ctr.chat(Purpose::Summarize, &msgs, opts.summary_temperature) {
+            Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Err(e) if e.is_cancel() => return Err(e),
+            // Without a summary the recent turns still carry the conversation.
+            _ => None,
+        }
+    };
+    let summary = new_summary.as_deref().or(req.summary);
     let selected = rank::select_tables(req.catalog, req.question, opts.schema_budget_tokens);
     let schema = rank::render_schema(req.catalog, &selected);
     let tables: Vec<String> = selected.iter().map(|&i| req.catalog.tables[i].display_name()).collect();
-    let messages = prompt::generate_sql_messages(req.question, &schema, req.history, req.summary);
+    let messages = prompt::generate_sql_messages(req.question, &schema, req.history, summary);
     let prompt_tokens: usize = messages.iter().map(|m| crate::estimate_tokens(&m.content)).sum();
     let cache_key = crate::cache_key(&opts.cache_scope, &messages);
 
-    let mut ctr = Counting { host, calls: 0 };
     let mut from_cache = false;
     let first_reply = match ctr.host.cached_sql(&cache_key) {
         Some(sql) => {
@@ -233,6 +252,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
                 refusal: true,
                 prompt_tokens,
                 engine: "llm",
+                new_summary,
                 ..Default::default()
             })
         }
@@ -251,6 +271,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
             from_cache,
             prompt_tokens,
             engine: "llm",
+            new_summary,
             ..Default::default()
         });
     }
@@ -281,7 +302,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
                 } else {
                     format!("ERROR: {} (SQLSTATE {})", f.message, f.sqlstate)
                 };
-                let msgs = prompt::repair_messages(req.question, &schema, req.history, req.summary, &sql, &error_text);
+                let msgs = prompt::repair_messages(req.question, &schema, req.history, summary, &sql, &error_text);
                 let reply = ctr.chat(Purpose::Repair, &msgs, opts.generation_temperature)?;
                 match extract_sql(&reply) {
                     Extracted::Sql(s) if !tried.contains(&normalize_sql(&s)) => sql = s,
@@ -308,6 +329,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
         refusal: false,
         prompt_tokens,
         engine: "llm",
+        new_summary,
     })
 }
 
@@ -420,7 +442,7 @@ mod tests {
     }
 
     fn req<'a>(c: &'a Catalog) -> Request<'a> {
-        Request { question: "how many orders?", catalog: c, history: &[], summary: None }
+        Request { question: "how many orders?", catalog: c, history: &[], summary: None, unsummarized: &[] }
     }
 
     #[test]

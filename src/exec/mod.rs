@@ -5,11 +5,10 @@
 mod guard;
 mod timeout;
 
-use crate::error::sqlstate_text;
 use crate::gucs;
+use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::PgTryBuilder;
 use sqlchat_core::pipeline::ExecFailure;
 use sqlchat_core::result::{json_value, ResultColumn, ResultSet};
 use std::ffi::{CStr, CString};
@@ -38,49 +37,20 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
         message: "the statement contains a zero byte".into(),
         refused: true,
     })?;
-    unsafe {
-        let caller_context = pg_sys::CurrentMemoryContext;
-        let caller_owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(caller_context);
-
-        let deadline = timeout::Deadline::arm(limits.timeout_ms);
-        let result = PgTryBuilder::new(|| run_in_sandbox(&c_sql, limits))
-            .catch_others(|caught| Err(failure_from(caught)))
-            .execute();
-        let timed_out = deadline.disarm();
-
-        pg_sys::RollbackAndReleaseCurrentSubTransaction();
-        pg_sys::MemoryContextSwitchTo(caller_context);
-        pg_sys::CurrentResourceOwner = caller_owner;
-
-        match result {
-            Err(f) if timed_out && f.sqlstate == "57014" => Err(ExecFailure {
-                sqlstate: "57014".into(),
-                message: format!(
-                    "the generated query ran longer than sqlchat.query_timeout_ms ({} ms)",
-                    limits.timeout_ms
-                ),
-                refused: false,
-            }),
-            other => other,
-        }
-    }
-}
-
-fn failure_from(caught: pg_sys::panic::CaughtError) -> ExecFailure {
-    use pg_sys::panic::CaughtError;
-    match caught {
-        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => ExecFailure {
-            sqlstate: sqlstate_text(r.sql_error_code()),
-            message: r.message().to_string(),
+    let deadline = timeout::Deadline::arm(limits.timeout_ms);
+    let result = subxact::run(OnSuccess::Rollback, || unsafe { run_in_sandbox(&c_sql, limits) });
+    let timed_out = deadline.disarm();
+    match result {
+        Ok(inner) => inner,
+        Err(f) if timed_out && f.is_cancel() => Err(ExecFailure {
+            sqlstate: "57014".into(),
+            message: format!(
+                "the generated query ran longer than sqlchat.query_timeout_ms ({} ms)",
+                limits.timeout_ms
+            ),
             refused: false,
-        },
-        CaughtError::RustPanic { ereport, .. } => ExecFailure {
-            sqlstate: "XX000".into(),
-            message: format!("internal error while running the query: {}", ereport.message()),
-            refused: false,
-        },
+        }),
+        Err(f) => Err(ExecFailure { sqlstate: f.sqlstate, message: f.message, refused: false }),
     }
 }
 

@@ -2,7 +2,8 @@
 loaded from SQL files, and connections as any role.
 
 The extension must already be installed into the system PostgreSQL (`cargo pgrx install`); tests
-that need it skip when CREATE EXTENSION cannot find it. Environment:
+that need it skip when CREATE EXTENSION cannot find it. Run: `python3 -m pytest tests/e2e -q`.
+Environment:
     SQLCHAT_EVAL_DIR     the public eval data (default <repo>/../shared/eval)
     SQLCHAT_RESULTS_DIR  where measured figures are written (default ./results)
     SQLCHAT_E2E_PORTS    LOW-HIGH port range for the private cluster (default: any free port)
@@ -13,10 +14,6 @@ import pytest
 
 import harness
 from psycopg import sql
-
-API_KEY = "sk-fake-e2e-0123456789"
-MODEL = "fake-model"
-
 
 @pytest.fixture(scope="session")
 def gateway():
@@ -51,7 +48,11 @@ def cluster():
 @pytest.fixture(scope="session")
 def configured(cluster, gateway):
     """The cluster's sqlchat settings point at the fake gateway."""
-    cluster.set_system({"sqlchat.api_base": gateway.api_base, "sqlchat.api_key": API_KEY, "sqlchat.model": MODEL})
+    cluster.set_system({
+        "sqlchat.api_base": gateway.api_base,
+        "sqlchat.api_key": harness.API_KEY,
+        "sqlchat.model": harness.MODEL,
+    })
     return cluster
 
 

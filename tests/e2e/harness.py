@@ -22,6 +22,9 @@ GATEWAY_SCRIPT = REPO / "tests" / "fake_gateway.py"
 CLUSTER_SCRIPT = REPO / "tools" / "cluster.sh"
 PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
 MISSING_EXTENSION = "could not open extension control file"
+# What the cluster's sqlchat settings say during the tests.
+API_KEY = "sk-fake-e2e-0123456789"
+MODEL = "fake-model"
 
 
 def eval_dir():

@@ -1,0 +1,299 @@
+//! Chart suggestions against hand-labelled result shapes (shapes.json, plus a few large generated
+//! ones), and structural checks that every Vega-Lite spec can be embedded as it is.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+use sqlchat_core::chart::suggest_chart;
+
+struct Case {
+    name: String,
+    question: String,
+    sql: String,
+    rows: Value,
+    expect: String,
+}
+
+fn labelled_cases() -> Vec<Case> {
+    let shapes: Vec<Value> =
+        serde_json::from_str(include_str!("shapes.json")).expect("shapes.json parses");
+    let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_string();
+    let mut cases: Vec<Case> = shapes
+        .iter()
+        .map(|s| Case {
+            name: text(s, "name"),
+            question: text(s, "question"),
+            sql: text(s, "sql"),
+            rows: s["rows"].clone(),
+            expect: text(s, "expect"),
+        })
+        .collect();
+    cases.extend(generated_cases());
+    cases
+}
+
+/// Shapes too long to write out: made from a fixed formula so they never change.
+const STATUSES: [&str; 3] = ["open", "paid", "shipped"];
+
+fn generated_cases() -> Vec<Case> {
+    let case = |name: &str, question: &str, sql: &str, rows: Vec<Value>, expect: &str| Case {
+        name: name.into(),
+        question: question.into(),
+        sql: sql.into(),
+        rows: Value::Array(rows),
+        expect: expect.into(),
+    };
+    let wave = |i: usize| ((i * 7919) % 1000) as f64 / 10.0;
+    vec![
+        case("one measure, many rows", "Order amounts", "SELECT amount FROM orders",
+            (0..200).map(|i| json!({"amount": wave(i)})).collect(), "histogram"),
+        case("identifier and measure, many rows", "Amount of each order", "SELECT order_id, amount FROM orders",
+            (0..500).map(|i| json!({"order_id": i + 1, "amount": wave(i)})).collect(), "histogram"),
+        case("repeated category only", "Status of each order", "SELECT status FROM orders",
+            (0..30).map(|i| json!({"status": STATUSES[i % 3]})).collect(), "bar"),
+        case("raw dated transactions", "Transaction amounts over time", "SELECT tx_date, amount FROM tx",
+            (0..50).map(|i| json!({"tx_date": format!("2023-03-{:02}", i % 12 + 1), "amount": wave(i)})).collect(), "line"),
+        case("daily counts for many stores", "Daily sales per store", "SELECT store, day, sales FROM s",
+            (0..150).map(|i| json!({"store": format!("Store {}", i % 15), "day": format!("2023-05-{:02}", i / 15 + 1), "sales": wave(i)})).collect(), "heatmap"),
+        case("many labelled values", "Population of each city", "SELECT city_name, population FROM city",
+            (0..100).map(|i| json!({"city_name": format!("City {i}"), "population": 1000 + i * 37 % 900})).collect(), "histogram"),
+        case("two unlabelled measures", "Price and quantity of each sale", "SELECT price, quantity FROM sales",
+            (0..30).map(|i| json!({"price": wave(i), "quantity": (i * 13) % 40 + 1})).collect(), "scatter"),
+    ]
+}
+
+#[test]
+fn hand_labelled_shapes_agree() {
+    let cases = labelled_cases();
+    assert!(cases.len() >= 40, "only {} cases", cases.len());
+    let mut seen_types = HashSet::new();
+    let mut misses = Vec::new();
+    for case in &cases {
+        let out = suggest_chart(&case.question, &case.sql, &case.rows)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let got = out["chart_type"].as_str().unwrap_or_default().to_string();
+        check_output(&case.name, &case.rows, &out);
+        seen_types.insert(case.expect.clone());
+        if got != case.expect {
+            misses.push(format!(
+                "{}: expected {}, got {} ({})",
+                case.name, case.expect, got, out["reason"]
+            ));
+        }
+    }
+    let agreed = cases.len() - misses.len();
+    println!(
+        "chart agreement with hand labels: {agreed}/{} ({:.1}%)",
+        cases.len(),
+        100.0 * agreed as f64 / cases.len() as f64
+    );
+    for miss in &misses {
+        println!("  disagreement: {miss}");
+    }
+    let all_types = [
+        "line",
+        "bar",
+        "horizontal_bar",
+        "stacked_bar",
+        "grouped_bar",
+        "pie",
+        "donut",
+        "scatter",
+        "histogram",
+        "heatmap",
+        "kpi",
+        "table",
+    ];
+    for t in all_types {
+        assert!(seen_types.contains(t), "no labelled case for {t}");
+    }
+    assert!(
+        agreed * 100 >= cases.len() * 95,
+        "agreement below 95%: {misses:#?}"
+    );
+}
+
+#[test]
+fn odd_inputs_never_fail() {
+    let long_text = "x".repeat(100_000);
+    let inputs = [
+        json!([{"": 1, "a": 2}, {"": 3, "a": 4}]),
+        json!([{"a": 1e308, "b": -1e308}, {"a": -0.0, "b": 5}]),
+        json!([{"ünïcödé": "日本", "值": 3}, {"ünïcödé": "中国", "值": 4}]),
+        json!([{"deep": {"a": {"b": {"c": [1, [2, [3]]]}}}, "n": 1}, {"deep": null, "n": 2}]),
+        json!([{"a": long_text, "n": 1}, {"a": "short", "n": 2}]),
+        json!([{}, {}, {}]),
+        json!([{"a": 1}, {"b": "x"}, {"c": true}]),
+        json!([{"x": "2023-02-30", "y": 1}, {"x": "9999-12-31 23:59:59.999999+14:00", "y": 2}]),
+        json!([{"a\\b": 1, "c]": 2, "[d": 3}, {"a\\b": 4, "c]": 5, "[d": 6}, {"a\\b": 7, "c]": 8, "[d": 9}]),
+    ];
+    for rows in &inputs {
+        let out = suggest_chart("", "", rows).unwrap_or_else(|e| panic!("{rows}: {e}"));
+        check_output("odd input", rows, &out);
+    }
+    for sql in [
+        "ORDER BY",
+        "SELECT extract(",
+        "select \"",
+        "ORDER BY 99 DESC",
+        ")))(((",
+    ] {
+        let rows = json!([{"a": "x", "n": 1}, {"a": "y", "n": 2}]);
+        let out = suggest_chart("?", sql, &rows).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        check_output(sql, &rows, &out);
+    }
+}
+
+#[test]
+fn cells_are_converted_for_the_chart() {
+    let rows = json!([{"category": "A", "revenue": "12.50"}, {"category": "B", "revenue": "7.25"}, {"category": "C", "revenue": "3"}]);
+    let out = suggest_chart("Revenue by category", "", &rows).expect("chart");
+    assert_eq!(
+        out["vega_lite"]["data"]["values"][0]["revenue"],
+        json!(12.5)
+    );
+    let rows = json!([{"d": "2023-01-05 10:00:00+02", "n": 1}, {"d": "2023-01-06", "n": 2}]);
+    let out = suggest_chart("", "", &rows).expect("chart");
+    assert_eq!(out["chart_type"], "line");
+    assert_eq!(
+        out["vega_lite"]["data"]["values"][0]["d"],
+        json!("2023-01-05T10:00:00")
+    );
+    assert_eq!(
+        out["vega_lite"]["data"]["values"][1]["d"],
+        json!("2023-01-06T00:00:00")
+    );
+    assert_eq!(out["vega_lite"]["encoding"]["x"]["type"], "temporal");
+    let rows = json!([{"t.name": "a", "v": 1}, {"t.name": "b", "v": 2}]);
+    let out = suggest_chart("", "", &rows).expect("chart");
+    assert_eq!(out["vega_lite"]["encoding"]["x"]["field"], "t\\.name");
+    assert_eq!(out["x"], "t.name");
+}
+
+#[test]
+fn titles_and_orders_follow_the_question_and_sql() {
+    let rows = json!([{"region": "North", "total": 5}, {"region": "South", "total": 9}, {"region": "East", "total": 2}]);
+    let out = suggest_chart(
+        "  show me the total per region?? ",
+        "SELECT region, sum(x) AS total FROM t GROUP BY 1 ORDER BY region",
+        &rows,
+    )
+    .expect("chart");
+    assert_eq!(out["title"], "Total per region");
+    assert_eq!(out["vega_lite"]["encoding"]["x"]["sort"], "ascending");
+    let out = suggest_chart("", "", &rows).expect("chart");
+    assert_eq!(out["title"], "total by region");
+    assert_eq!(out["vega_lite"]["encoding"]["x"]["sort"], "-y");
+    assert!(out["reason"].as_str().is_some_and(|r| r.len() > 20));
+}
+
+/// Checks the answer's shape and that its Vega-Lite spec is complete and names only real fields.
+fn check_output(name: &str, rows: &Value, out: &Value) {
+    let columns: HashSet<String> = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|r| r.keys().cloned())
+        .collect();
+    for key in ["x", "y", "series"] {
+        match &out[key] {
+            Value::Null => {}
+            Value::String(c) => assert!(columns.contains(c), "{name}: {key} = {c} is not a column"),
+            other => panic!("{name}: {key} is {other}"),
+        }
+    }
+    for key in ["title", "reason"] {
+        assert!(
+            out[key].as_str().is_some_and(|s| !s.trim().is_empty()),
+            "{name}: empty {key}"
+        );
+    }
+    let spec = &out["vega_lite"];
+    assert_eq!(
+        spec["$schema"], "https://vega.github.io/schema/vega-lite/v5.json",
+        "{name}"
+    );
+    let values = spec["data"]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}: no data.values"));
+    let row_count = rows.as_array().map_or(0, Vec::len);
+    assert_eq!(
+        values.len(),
+        row_count.min(5_000),
+        "{name}: data.values length"
+    );
+    let mut known: HashSet<String> = columns.clone();
+    collect_derived_fields(spec, &mut known);
+    let mut units = Vec::new();
+    collect_units(spec, &mut units);
+    assert!(!units.is_empty(), "{name}: no mark anywhere");
+    for unit in units {
+        let encoding = unit["encoding"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: a mark without encoding"));
+        let mut fields = Vec::new();
+        collect_field_refs(&Value::Object(encoding.clone()), &mut fields);
+        for field in fields {
+            assert!(
+                known.contains(&unescape(&field)),
+                "{name}: field {field} names no column"
+            );
+        }
+    }
+}
+
+/// Every view with a mark: the spec itself or its layer/concat members.
+fn collect_units<'a>(spec: &'a Value, units: &mut Vec<&'a Value>) {
+    if spec.get("mark").is_some() {
+        units.push(spec);
+    }
+    for key in ["layer", "hconcat", "vconcat", "concat"] {
+        for child in spec[key].as_array().into_iter().flatten() {
+            collect_units(child, units);
+        }
+    }
+}
+
+/// Names that transforms create ("as").
+fn collect_derived_fields(spec: &Value, known: &mut HashSet<String>) {
+    match spec {
+        Value::Object(map) => {
+            if let Some(Value::String(as_name)) = map.get("as") {
+                known.insert(as_name.clone());
+            }
+            map.values().for_each(|v| collect_derived_fields(v, known));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_derived_fields(v, known)),
+        _ => {}
+    }
+}
+
+/// Every "field" under an encoding (channels, tooltips, conditions, sort and order definitions).
+fn collect_field_refs(value: &Value, fields: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(f)) = map.get("field") {
+                fields.push(f.clone());
+            }
+            map.values().for_each(|v| collect_field_refs(v, fields));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_field_refs(v, fields)),
+        _ => {}
+    }
+}
+
+fn unescape(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! The extension's own tables (memory and cache): the only code that writes them. Every access
+//! runs as the tables' owner (they are granted to no one), inside a subtransaction, on rows
+//! stamped with the caller's role name; generated SQL never runs here.
+
+pub mod cache;
+pub mod memory;
+
+use crate::subxact::{self, Failure, OnSuccess};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use sqlchat_core::error::Error;
+use std::cell::Cell;
+use std::ffi::CStr;
+
+/// False on a hot standby and in a read-only transaction: writes are skipped there, never fatal.
+pub fn writable() -> bool {
+    unsafe { !pg_sys::RecoveryInProgress() && !pg_sys::XactReadOnly }
+}
+
+/// The current role's name (current_user), which stamps every row written for it.
+pub fn caller_role() -> String {
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
+        CStr::from_ptr(name).to_string_lossy().into_owned()
+    }
+}
+
+thread_local! {
+    static OWNER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
+}
+
+/// The owner of sqlchat's tables (the role that created the extension).
+fn owner() -> Result<pg_sys::Oid, Error> {
+    if let Some(o) = OWNER.with(Cell::get) {
+        return Ok(o);
+    }
+    let owner = Spi::connect(|c| {
+        c.select("SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'sqlchat.turn'::regclass", None, &[])?
+            .first()
+            .get_one::<pg_sys::Oid>()
+    })
+    .map_err(|e| Error::Internal { detail: format!("sqlchat's tables are missing: {e}") })?
+    .ok_or_else(|| Error::Internal { detail: "sqlchat.turn has no owner".into() })?;
+    OWNER.with(|c| c.set(Some(owner)));
+    Ok(owner)
+}
+
+/// True when the caller may administer sqlchat's tables: a superuser or a member of the owner.
+pub fn caller_is_admin() -> bool {
+    match owner() {
+        Ok(o) => unsafe { pg_sys::superuser() || pg_sys::has_privs_of_role(pg_sys::GetUserId(), o) },
+        Err(_) => unsafe { pg_sys::superuser() },
+    }
+}
+
+/// Runs `work` as the tables' owner in a subtransaction (committed on success). A cancel is
+/// raised at once; any other failure is reported as a WARNING and gives None, so memory or cache
+/// trouble never costs the caller an answer.
+pub fn as_owner<R>(what: &str, work: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Option<R> {
+    let owner = match owner() {
+        Ok(o) => o,
+        Err(e) => {
+            pgrx::warning!("sqlchat: {what} skipped: {e}");
+            return None;
+        }
+    };
+    let result = subxact::run(OnSuccess::Commit, || unsafe {
+        let mut caller: pg_sys::Oid = pg_sys::InvalidOid;
+        let mut context: i32 = 0;
+        pg_sys::GetUserIdAndSecContext(&mut caller, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+        );
+        let r = work();
+        pg_sys::SetUserIdAndSecContext(caller, context);
+        r
+    });
+    match result {
+        Ok(Ok(r)) => Some(r),
+        Ok(Err(e)) => {
+            pgrx::warning!("sqlchat: {what} failed: {e}");
+            None
+        }
+        Err(Failure { sqlstate, message }) if sqlstate == "57014" => {
+            crate::error::raise(Error::Cancelled { message })
+        }
+        Err(f) => {
+            pgrx::warning!("sqlchat: {what} failed: {} (SQLSTATE {})", f.message, f.sqlstate);
+            None
+        }
+    }
+}
