@@ -1,6 +1,8 @@
 -- Objects the functions depend on; created before them.
 
 COMMENT ON SCHEMA sqlchat IS 'sqlchat: ask your database questions in plain language';
+-- Everyone may call the functions (they run with the caller's rights); the tables stay private.
+GRANT USAGE ON SCHEMA sqlchat TO PUBLIC;
 
 CREATE TYPE sqlchat.answer AS (
     answer      text,             -- the answer in words

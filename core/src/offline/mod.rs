@@ -1,4 +1,18 @@
-//! The offline engine: answers common questions without an LLM. (stub: being written)
+//! The offline engine: answers common questions without an LLM. It reads the question against the
+//! catalog (tables, columns, values found in the data through small bounded lookups), plans one
+//! read-only SELECT over one table for the shapes it knows (counts, aggregates overall or per
+//! group or time bucket, top/bottom N, filtered lists), and words the answer from templates. It
+//! answers only when every meaningful word of the question is accounted for, and declines
+//! otherwise: a wrong answer is worse than none.
+
+mod parse;
+mod query;
+mod render;
+mod schema;
+mod words;
+
+#[cfg(test)]
+mod tests;
 
 use crate::catalog::Catalog;
 use crate::result::ResultSet;
@@ -17,10 +31,35 @@ pub struct OfflinePlan {
     pub template: AnswerTemplate,
 }
 
+/// The shape of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKind {
+    /// One count of rows.
+    Count,
+    /// One row of aggregates (average, total, distinct count...).
+    Aggregate,
+    /// A measure per group or time bucket.
+    Grouped,
+    /// Rows listed.
+    List,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnswerTemplate {
-    pub kind: String,
+    pub kind: AnswerKind,
+    /// The rows' noun, plural ("restaurants").
     pub subject: String,
+    /// The measures in words, in column order after the groups ("average rating").
+    pub measures: Vec<String>,
+    /// The groups in words ("city", "month").
+    pub groups: Vec<String>,
+    /// The filters in words ("city is New York", "rating > 4").
+    pub conditions: Vec<String>,
+    /// What the rows are ranked by, in words, and whether highest first.
+    pub ranked_by: Option<(String, bool)>,
+    pub limit: Option<u64>,
+    /// Follow-up questions the offline engine can answer too.
+    pub suggestions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,11 +68,23 @@ pub enum Decision {
     Decline(String),
 }
 
-pub fn plan(_catalog: &Catalog, _question: &str, _probe: &mut dyn Probe) -> Decision {
-    Decision::Decline("the offline engine is not built yet".into())
+pub fn plan(catalog: &Catalog, question: &str, probe: &mut dyn Probe) -> Decision {
+    match parse::parse(catalog, question, probe) {
+        Ok(parsed) => {
+            let Some(table) = catalog.tables.get(parsed.query.table) else {
+                return Decision::Decline("internal: no table".into());
+            };
+            Decision::Answer(OfflinePlan {
+                sql: parsed.query.to_sql(catalog),
+                tables: vec![table.display_name()],
+                template: render::template(catalog, &parsed.vocab, &parsed.query),
+            })
+        }
+        Err(reason) => Decision::Decline(reason),
+    }
 }
 
 /// The answer in words and follow-up suggestions for a plan's rows.
-pub fn render_answer(_plan: &OfflinePlan, result: &ResultSet) -> (String, Vec<String>) {
-    (format!("{} row(s).", result.rows.len()), vec![])
+pub fn render_answer(plan: &OfflinePlan, result: &ResultSet) -> (String, Vec<String>) {
+    (render::answer(&plan.template, result), plan.template.suggestions.clone())
 }

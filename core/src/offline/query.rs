@@ -1,0 +1,292 @@
+//! The planner's query: one table, its filters, groups, measures, order and limit, and how it
+//! becomes one read-only SELECT with schema-qualified, quoted identifiers and a deterministic order.
+
+use crate::catalog::{quote_ident, Catalog};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ColRef {
+    pub table: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Agg {
+    Count,
+    CountDistinct,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Measure {
+    pub agg: Agg,
+    /// None for `count(*)`.
+    pub column: Option<ColRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl Unit {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Unit::Day => "day",
+            Unit::Week => "week",
+            Unit::Month => "month",
+            Unit::Quarter => "quarter",
+            Unit::Year => "year",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupKey {
+    Column(ColRef),
+    /// `date_trunc(unit, column)`.
+    Bucket(ColRef, Unit),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+}
+
+impl Op {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Eq => "=",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MatchMode {
+    /// `col = 'Stored Value'` (the value as the data spells it).
+    Exact,
+    /// `col ILIKE '%value%'` (the question asked for case-insensitive or wildcard matching).
+    Contains,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Filter {
+    Value { column: ColRef, value: String, mode: MatchMode },
+    Number { column: ColRef, op: Op, value: f64 },
+    /// A whole calendar year, on a date column or on a numeric year column.
+    Year { column: ColRef, year: i32, numeric: bool },
+    /// Compared with a date (`>=`, `<` on whole days).
+    Date { column: ColRef, op: Op, date: String },
+    /// Within the last `n` units up to now.
+    Recent { column: ColRef, n: u32, unit: Unit },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrderKey {
+    Measure(usize),
+    Column(ColRef),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Query {
+    pub table: usize,
+    pub filters: Vec<Filter>,
+    pub groups: Vec<GroupKey>,
+    pub measures: Vec<Measure>,
+    /// Columns shown for each row (list queries).
+    pub outputs: Vec<ColRef>,
+    pub distinct: bool,
+    pub order: Option<(OrderKey, bool)>,
+    pub limit: Option<u64>,
+}
+
+/// A SQL string literal, quotes doubled (standard_conforming_strings is on since PostgreSQL 9.1).
+pub(crate) fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+pub(crate) fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+impl Query {
+    pub(crate) fn is_grouped(&self) -> bool {
+        !self.groups.is_empty()
+    }
+
+    fn col(&self, catalog: &Catalog, c: ColRef) -> String {
+        catalog
+            .tables
+            .get(c.table)
+            .and_then(|t| t.columns.get(c.column))
+            .map(|col| quote_ident(&col.name))
+            .unwrap_or_default()
+    }
+
+    fn column_name(catalog: &Catalog, c: ColRef) -> String {
+        catalog.tables.get(c.table).and_then(|t| t.columns.get(c.column)).map(|col| col.name.to_lowercase()).unwrap_or_default()
+    }
+
+    /// The output name of a measure (`count`, `average_rating`).
+    pub(crate) fn measure_alias(catalog: &Catalog, m: &Measure) -> String {
+        let col = m.column.map(|c| Self::column_name(catalog, c)).unwrap_or_default();
+        match m.agg {
+            Agg::Count => "count".into(),
+            Agg::CountDistinct => format!("distinct_{col}"),
+            Agg::Sum => format!("total_{col}"),
+            Agg::Avg => format!("average_{col}"),
+            Agg::Min => format!("min_{col}"),
+            Agg::Max => format!("max_{col}"),
+        }
+    }
+
+    fn measure_sql(&self, catalog: &Catalog, m: &Measure) -> String {
+        let col = m.column.map(|c| self.col(catalog, c)).unwrap_or_default();
+        match (m.agg, m.column) {
+            (Agg::Count, None) => "count(*)".into(),
+            (Agg::Count, Some(_)) => format!("count({col})"),
+            (Agg::CountDistinct, _) => format!("count(DISTINCT {col})"),
+            (Agg::Sum, _) => format!("sum({col})"),
+            (Agg::Avg, _) => format!("avg({col})"),
+            (Agg::Min, _) => format!("min({col})"),
+            (Agg::Max, _) => format!("max({col})"),
+        }
+    }
+
+    fn group_sql(&self, catalog: &Catalog, g: &GroupKey) -> (String, String) {
+        match g {
+            GroupKey::Column(c) => (self.col(catalog, *c), self.col(catalog, *c)),
+            GroupKey::Bucket(c, unit) => {
+                let expr = format!("date_trunc('{}', {})::date", unit.name(), self.col(catalog, *c));
+                (format!("{expr} AS {}", unit.name()), unit.name().to_string())
+            }
+        }
+    }
+
+    fn filter_sql(&self, catalog: &Catalog, f: &Filter) -> String {
+        match f {
+            Filter::Value { column, value, mode: MatchMode::Exact } => {
+                format!("{} = {}", self.col(catalog, *column), literal(value))
+            }
+            Filter::Value { column, value, mode: MatchMode::Contains } => {
+                let escaped = value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                format!("{} ILIKE {}", self.col(catalog, *column), literal(&format!("%{escaped}%")))
+            }
+            Filter::Number { column, op, value } => format!("{} {} {}", self.col(catalog, *column), op.sql(), number(*value)),
+            Filter::Year { column, year, numeric: true } => format!("{} = {year}", self.col(catalog, *column)),
+            Filter::Year { column, year, numeric: false } => {
+                let c = self.col(catalog, *column);
+                format!("{c} >= DATE '{year:04}-01-01' AND {c} < DATE '{:04}-01-01'", year + 1)
+            }
+            Filter::Date { column, op, date } => {
+                let c = self.col(catalog, *column);
+                match op {
+                    Op::Eq => format!("{c} >= DATE '{date}' AND {c} < DATE '{date}' + 1"),
+                    Op::Gt => format!("{c} >= DATE '{date}' + 1"),
+                    Op::Le => format!("{c} < DATE '{date}' + 1"),
+                    other => format!("{c} {} DATE '{date}'", other.sql()),
+                }
+            }
+            Filter::Recent { column, n, unit } => {
+                format!("{} >= CURRENT_DATE - INTERVAL '{n} {}'", self.col(catalog, *column), unit.name())
+            }
+        }
+    }
+
+    /// The SELECT statement.
+    pub(crate) fn to_sql(&self, catalog: &Catalog) -> String {
+        let Some(table) = catalog.tables.get(self.table) else { return String::new() };
+        let mut select: Vec<String> = Vec::new();
+        let mut order_terms: Vec<String> = Vec::new();
+        let mut tie_breaks: Vec<String> = Vec::new();
+        let mut group_by: Vec<String> = Vec::new();
+        for g in &self.groups {
+            let (item, name) = self.group_sql(catalog, g);
+            select.push(item);
+            group_by.push(name.clone());
+            tie_breaks.push(name);
+        }
+        if !self.is_grouped() {
+            for c in &self.outputs {
+                let name = self.col(catalog, *c);
+                if !select.contains(&name) {
+                    select.push(name.clone());
+                    tie_breaks.push(name);
+                }
+            }
+        }
+        let mut measure_names = Vec::new();
+        for m in &self.measures {
+            let alias = quote_ident(&Self::measure_alias(catalog, m));
+            select.push(format!("{} AS {alias}", self.measure_sql(catalog, m)));
+            measure_names.push(alias);
+        }
+        if let Some((key, desc)) = self.order {
+            let expr = match key {
+                OrderKey::Measure(i) => measure_names.get(i).cloned().unwrap_or_default(),
+                OrderKey::Column(c) => self.col(catalog, c),
+            };
+            order_terms.push(format!("{expr} {}", if desc { "DESC NULLS LAST" } else { "ASC" }));
+        }
+        for t in tie_breaks {
+            if !order_terms.iter().any(|o| o.split(' ').next() == Some(t.as_str())) {
+                order_terms.push(t);
+            }
+        }
+        let mut sql = format!(
+            "SELECT {}{} FROM {}",
+            if self.distinct && !self.is_grouped() { "DISTINCT " } else { "" },
+            select.join(", "),
+            table.qualified_name()
+        );
+        if !self.filters.is_empty() {
+            let conds: Vec<String> = self.filters.iter().map(|f| self.filter_sql(catalog, f)).collect();
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        if !group_by.is_empty() {
+            sql.push_str(" GROUP BY ");
+            sql.push_str(&group_by.join(", "));
+        }
+        // A single aggregate row needs no order.
+        let single_aggregate_row = self.measures.len() == select.len() && !self.is_grouped();
+        if !single_aggregate_row && !order_terms.is_empty() {
+            sql.push_str(" ORDER BY ");
+            sql.push_str(&order_terms.join(", "));
+        }
+        if let Some(n) = self.limit {
+            sql.push_str(&format!(" LIMIT {n}"));
+        }
+        sql
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_safe() {
+        assert_eq!(literal("O'Hare"), "'O''Hare'");
+        assert_eq!(number(4.0), "4");
+        assert_eq!(number(4.5), "4.5");
+    }
+}

@@ -1,0 +1,263 @@
+//! Answers in words from templates, and follow-up questions built from the same table's columns
+//! in phrasings the planner itself understands.
+
+use serde_json::Value;
+
+use crate::catalog::Catalog;
+use crate::result::ResultSet;
+
+use super::query::{number, Agg, ColRef, Filter, GroupKey, MatchMode, Measure, OrderKey, Query};
+use super::schema::{key_column, label_column, Vocab};
+use super::{AnswerKind, AnswerTemplate};
+
+/// Rows named in a sentence before "and N more".
+const MAX_NAMED: usize = 10;
+
+pub(crate) fn plural(noun: &str) -> String {
+    if noun.ends_with('s') && !noun.ends_with("ss") && !noun.ends_with("us") {
+        noun.to_string()
+    } else if noun.ends_with('s') || noun.ends_with('x') || noun.ends_with("ch") || noun.ends_with("sh") {
+        format!("{noun}es")
+    } else if noun.ends_with('y') && !noun.ends_with("ay") && !noun.ends_with("ey") && !noun.ends_with("oy") {
+        format!("{}ies", &noun[..noun.len() - 1])
+    } else {
+        format!("{noun}s")
+    }
+}
+
+fn measure_words(vocab: &Vocab, subject: &str, m: &Measure) -> String {
+    let col = |c: Option<ColRef>| c.map(|c| vocab.column_label(c.table, c.column)).unwrap_or_default();
+    match m.agg {
+        Agg::Count => format!("number of {subject}"),
+        Agg::CountDistinct => format!("number of distinct {}", plural(&col(m.column))),
+        Agg::Sum => format!("total {}", col(m.column)),
+        Agg::Avg => format!("average {}", col(m.column)),
+        Agg::Min => format!("lowest {}", col(m.column)),
+        Agg::Max => format!("highest {}", col(m.column)),
+    }
+}
+
+fn condition_words(vocab: &Vocab, f: &Filter) -> String {
+    let col = |c: &ColRef| vocab.column_label(c.table, c.column);
+    match f {
+        Filter::Value { column, value, mode: MatchMode::Exact } => format!("{} is {value}", col(column)),
+        Filter::Value { column, value, mode: MatchMode::Contains } => format!("{} contains {value}", col(column)),
+        Filter::Number { column, op, value } => format!("{} {} {}", col(column), op.sql(), number(*value)),
+        Filter::Year { column, year, .. } => format!("{} in {year}", col(column)),
+        Filter::Date { column, op, date } => format!("{} {} {date}", col(column), op.sql()),
+        Filter::Recent { column, n, unit } => format!("{} in the last {n} {}{}", col(column), unit.name(), if *n == 1 { "" } else { "s" }),
+    }
+}
+
+pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTemplate {
+    let subject = plural(&vocab.table_label(q.table));
+    let measures: Vec<String> = q.measures.iter().map(|m| measure_words(vocab, &subject, m)).collect();
+    let groups = q
+        .groups
+        .iter()
+        .map(|g| match g {
+            GroupKey::Column(c) => vocab.column_label(c.table, c.column),
+            GroupKey::Bucket(_, unit) => unit.name().to_string(),
+        })
+        .collect();
+    let kind = if q.is_grouped() {
+        AnswerKind::Grouped
+    } else if q.measures == [Measure { agg: Agg::Count, column: None }] {
+        AnswerKind::Count
+    } else if !q.measures.is_empty() {
+        AnswerKind::Aggregate
+    } else {
+        AnswerKind::List
+    };
+    let ranked_by = q.order.map(|(key, desc)| {
+        let words = match key {
+            OrderKey::Measure(i) => measures.get(i).cloned().unwrap_or_default(),
+            OrderKey::Column(c) => vocab.column_label(c.table, c.column),
+        };
+        (words, desc)
+    });
+    AnswerTemplate {
+        kind,
+        subject: subject.clone(),
+        measures,
+        groups,
+        conditions: q.filters.iter().map(|f| condition_words(vocab, f)).collect(),
+        ranked_by,
+        limit: q.limit,
+        suggestions: suggestions(catalog, vocab, q, &subject, kind),
+    }
+}
+
+/// Up to three follow-ups over the same table: a count per a short text column, an average of
+/// a numeric column, the top 5 by it; never the shape just asked.
+fn suggestions(catalog: &Catalog, vocab: &Vocab, q: &Query, subject: &str, kind: AnswerKind) -> Vec<String> {
+    let Some(table) = catalog.tables.get(q.table) else { return Vec::new() };
+    let label = label_column(vocab, q.table, table);
+    let key = key_column(vocab, q.table, table);
+    let words = |ci: usize| vocab.column_label(q.table, ci);
+    let is_id = |ci: usize| {
+        let w = words(ci);
+        w == "id" || w.ends_with(" id") || w.ends_with("id") && w.len() <= 4
+    };
+    let group = table.columns.iter().enumerate().find(|(ci, c)| {
+        c.is_text() && Some(*ci) != label && Some(*ci) != key && !is_id(*ci) && !q.groups.contains(&GroupKey::Column(ColRef { table: q.table, column: *ci }))
+    });
+    let measure = table.columns.iter().enumerate().find(|(ci, c)| c.is_numeric() && Some(*ci) != key && !is_id(*ci) && !words(*ci).ends_with("year"));
+    let mut out = Vec::new();
+    if let Some((ci, _)) = group {
+        out.push(format!("How many {subject} are there per {}?", words(ci)));
+    }
+    if let Some((ci, _)) = measure {
+        if kind != AnswerKind::Aggregate {
+            out.push(format!("What is the average {} of {subject}?", words(ci)));
+        }
+        if label.is_some() && kind != AnswerKind::List {
+            out.push(format!("What are the top 5 {subject} by {}?", words(ci)));
+        }
+    }
+    if kind != AnswerKind::Count && out.len() < 3 {
+        out.push(format!("How many {subject} are there?"));
+    }
+    out.truncate(3);
+    out
+}
+
+/// A value as a reader wants it: thousands separators, two decimals at most.
+pub(crate) fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "none".into(),
+        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                group_thousands(&i.to_string())
+            } else if let Some(f) = n.as_f64() {
+                let rounded = format!("{:.2}", f);
+                let trimmed = rounded.trim_end_matches('0').trim_end_matches('.');
+                let (int, frac) = trimmed.split_once('.').unwrap_or((trimmed, ""));
+                if frac.is_empty() {
+                    group_thousands(int)
+                } else {
+                    format!("{}.{frac}", group_thousands(int))
+                }
+            } else {
+                n.to_string()
+            }
+        }
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn group_thousands(digits: &str) -> String {
+    let (sign, digits) = digits.strip_prefix('-').map(|d| ("-", d)).unwrap_or(("", digits));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+fn conditions_clause(t: &AnswerTemplate) -> String {
+    if t.conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", t.conditions.join(" and "))
+    }
+}
+
+fn named_list(items: Vec<String>, total: usize) -> String {
+    let shown = items.len();
+    let mut text = items.join(", ");
+    if total > shown {
+        text.push_str(&format!(" and {} more", total - shown));
+    }
+    text
+}
+
+pub(crate) fn answer(t: &AnswerTemplate, rs: &ResultSet) -> String {
+    let where_ = conditions_clause(t);
+    match t.kind {
+        AnswerKind::Count => {
+            let n = rs.rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::Null);
+            let one = n.as_i64() == Some(1);
+            let noun = if one { t.subject.strip_suffix('s').unwrap_or(&t.subject).to_string() } else { t.subject.clone() };
+            format!("There {} {} {noun}{where_}.", if one { "is" } else { "are" }, show(&n))
+        }
+        AnswerKind::Aggregate => {
+            let Some(row) = rs.rows.first() else { return format!("No {} matched{where_}.", t.subject) };
+            let parts: Vec<String> = t.measures.iter().zip(row).map(|(m, v)| format!("the {m} is {}", show(v))).collect();
+            let mut text = format!("For {}{where_}, {}.", t.subject, parts.join(" and "));
+            if let Some(first) = text.get(..1) {
+                text = first.to_uppercase() + &text[1..];
+            }
+            text
+        }
+        AnswerKind::Grouped => {
+            if rs.rows.is_empty() {
+                return format!("No {} matched{where_}.", t.subject);
+            }
+            let g = t.groups.len();
+            let items: Vec<String> = rs
+                .rows
+                .iter()
+                .take(MAX_NAMED)
+                .map(|row| {
+                    let keys: Vec<String> = row.iter().take(g).map(show).collect();
+                    let vals: Vec<String> = row.iter().skip(g).map(show).collect();
+                    format!("{} ({})", keys.join(" / "), vals.join(", "))
+                })
+                .collect();
+            let measures = t.measures.join(", ");
+            let groups = t.groups.join(" and ");
+            match (&t.ranked_by, t.limit) {
+                (Some((by, desc)), Some(1)) => {
+                    format!("The {groups} with the {} {by}{where_} is {}.", if *desc { "highest" } else { "lowest" }, items.join(", "))
+                }
+                (Some((by, desc)), Some(n)) => format!(
+                    "The {} {n} {} by {by}{where_} are: {}.",
+                    if *desc { "top" } else { "bottom" },
+                    plural(&groups),
+                    named_list(items, rs.rows.len())
+                ),
+                _ => format!("The {measures} by {groups}{where_}: {}.", named_list(items, rs.rows.len())),
+            }
+        }
+        AnswerKind::List => {
+            if rs.rows.is_empty() {
+                return format!("No {} matched{where_}.", t.subject);
+            }
+            let items: Vec<String> = rs
+                .rows
+                .iter()
+                .take(MAX_NAMED)
+                .map(|row| {
+                    let first = row.first().map(show).unwrap_or_default();
+                    let rest: Vec<String> = row.iter().skip(1).map(show).collect();
+                    if rest.is_empty() {
+                        first
+                    } else {
+                        format!("{first} ({})", rest.join(", "))
+                    }
+                })
+                .collect();
+            let total = if rs.truncated { format!("more than {}", rs.rows.len()) } else { rs.rows.len().to_string() };
+            match (&t.ranked_by, t.limit) {
+                (Some((by, desc)), Some(1)) => format!(
+                    "The one with the {} {by}{where_} is {}.",
+                    if *desc { "highest" } else { "lowest" },
+                    items.join(", ")
+                ),
+                (Some((by, desc)), Some(n)) => format!(
+                    "The {} {n} {} by {by}{where_} are: {}.",
+                    if *desc { "top" } else { "bottom" },
+                    t.subject,
+                    named_list(items, rs.rows.len())
+                ),
+                _ => format!("Found {total} {}{where_}: {}.", t.subject, named_list(items, rs.rows.len())),
+            }
+        }
+    }
+}

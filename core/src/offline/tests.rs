@@ -1,0 +1,220 @@
+//! The planner on hand-built catalogs with a fake probe that knows a few values.
+
+use serde_json::json;
+
+use super::*;
+use crate::catalog::{Column, ForeignKey, Table, TableKind};
+use crate::result::ResultColumn;
+
+fn col(name: &str, data_type: &str, category: char) -> Column {
+    Column { name: name.into(), data_type: data_type.into(), category, not_null: false, default: None, comment: None, enum_labels: vec![] }
+}
+
+fn table(name: &str, columns: Vec<Column>) -> Table {
+    Table {
+        oid: 0,
+        schema: "public".into(),
+        name: name.into(),
+        kind: TableKind::Table,
+        comment: None,
+        columns,
+        primary_key: vec![],
+        foreign_keys: vec![],
+        row_estimate: 100.0,
+    }
+}
+
+fn shop() -> Catalog {
+    let mut orders = table(
+        "orders",
+        vec![
+            col("id", "integer", 'N'),
+            col("customer_id", "integer", 'N'),
+            col("status", "text", 'S'),
+            col("amount", "numeric(10,2)", 'N'),
+            col("created_at", "timestamp with time zone", 'D'),
+        ],
+    );
+    orders.primary_key = vec!["id".into()];
+    orders.foreign_keys = vec![ForeignKey { columns: vec!["customer_id".into()], ref_schema: "public".into(), ref_table: "customers".into(), ref_columns: vec!["id".into()] }];
+    let mut customers = table(
+        "customers",
+        vec![col("id", "integer", 'N'), col("name", "text", 'S'), col("city", "text", 'S'), col("signup_date", "date", 'D')],
+    );
+    customers.primary_key = vec!["id".into()];
+    let mut restaurants = table(
+        "restaurant",
+        vec![col("id", "bigint", 'N'), col("name", "text", 'S'), col("food_type", "text", 'S'), col("city_name", "text", 'S'), col("rating", "real", 'N')],
+    );
+    restaurants.columns[4].comment = Some("The rating of the restaurant on a scale from 1 to 5".into());
+    let mut lake = table("lake", vec![col("lake_name", "text", 'S'), col("area", "double precision", 'N'), col("state_name", "text", 'S')]);
+    lake.columns[1].comment = Some("The area of the lake in square kilometers".into());
+    Catalog { tables: vec![orders, customers, restaurants, lake] }
+}
+
+/// Knows the values a test database would hold; records every query it ran.
+struct FakeProbe {
+    values: Vec<(&'static str, &'static str)>,
+    queries: Vec<String>,
+}
+
+impl FakeProbe {
+    fn new(values: &[(&'static str, &'static str)]) -> FakeProbe {
+        FakeProbe { values: values.to_vec(), queries: vec![] }
+    }
+}
+
+impl Probe for FakeProbe {
+    fn query(&mut self, sql: &str) -> Result<ResultSet, String> {
+        self.queries.push(sql.to_string());
+        let mut rows = Vec::new();
+        // Each UNION part reads "(SELECT DISTINCT <ci> AS c, <col>::text ... ARRAY[...]"
+        for part in sql.split(" UNION ALL ") {
+            let ci: u64 = part.trim_start_matches("(SELECT DISTINCT ").split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let col = part.split(" AS c, ").nth(1).and_then(|s| s.split("::text").next()).unwrap_or("");
+            let array = part.split("ARRAY[").nth(1).and_then(|s| s.split(']').next()).unwrap_or("");
+            for (c, v) in &self.values {
+                if *c == col && array.contains(&format!("'{}'", v.to_lowercase())) {
+                    rows.push(vec![json!(ci), json!(v)]);
+                }
+            }
+        }
+        Ok(ResultSet {
+            columns: vec![
+                ResultColumn { name: "c".into(), type_name: "integer".into(), category: 'N' },
+                ResultColumn { name: "v".into(), type_name: "text".into(), category: 'S' },
+            ],
+            rows,
+            truncated: false,
+        })
+    }
+}
+
+fn sql_of(question: &str, probe: &mut FakeProbe) -> String {
+    match plan(&shop(), question, probe) {
+        Decision::Answer(p) => p.sql,
+        Decision::Decline(r) => panic!("declined {question:?}: {r}"),
+    }
+}
+
+fn declines(question: &str) -> bool {
+    let mut probe = FakeProbe::new(&[("city_name", "New York"), ("food_type", "Italian"), ("status", "shipped")]);
+    matches!(plan(&shop(), question, &mut probe), Decision::Decline(_))
+}
+
+fn restaurants_probe() -> FakeProbe {
+    FakeProbe::new(&[("city_name", "New York"), ("city_name", "San Francisco"), ("food_type", "Italian"), ("status", "shipped")])
+}
+
+#[test]
+fn counts() {
+    let mut p = restaurants_probe();
+    assert_eq!(sql_of("how many orders are there?", &mut p), "SELECT count(*) AS count FROM public.orders");
+    assert_eq!(
+        sql_of("How many restaurants are there in San Francisco?", &mut p),
+        "SELECT count(*) AS count FROM public.restaurant WHERE city_name = 'San Francisco'"
+    );
+    assert_eq!(
+        sql_of("number of italian restaurants in the city of new york", &mut p),
+        "SELECT count(*) AS count FROM public.restaurant WHERE food_type = 'Italian' AND city_name = 'New York'"
+    );
+}
+
+#[test]
+fn grouped_and_ranked() {
+    let mut p = restaurants_probe();
+    assert_eq!(
+        sql_of("What is the average rating of restaurants in each city?", &mut p),
+        "SELECT city_name, avg(rating) AS average_rating FROM public.restaurant GROUP BY city_name ORDER BY average_rating DESC NULLS LAST, city_name"
+    );
+    assert_eq!(
+        sql_of("Which city has the most restaurants?", &mut p),
+        "SELECT city_name, count(*) AS count FROM public.restaurant GROUP BY city_name ORDER BY count DESC NULLS LAST, city_name LIMIT 1"
+    );
+    assert_eq!(
+        sql_of("top 3 restaurants by rating", &mut p),
+        "SELECT name, id, rating FROM public.restaurant ORDER BY rating DESC NULLS LAST, name, id LIMIT 3"
+    );
+    assert_eq!(
+        sql_of("Total number of restaurants serving each type of food", &mut p),
+        "SELECT food_type, count(*) AS count FROM public.restaurant GROUP BY food_type ORDER BY count DESC NULLS LAST, food_type"
+    );
+}
+
+#[test]
+fn time_buckets_and_ranges() {
+    let mut p = restaurants_probe();
+    assert_eq!(
+        sql_of("orders per month in 2023", &mut p),
+        "SELECT date_trunc('month', created_at)::date AS month, count(*) AS count FROM public.orders \
+         WHERE created_at >= DATE '2023-01-01' AND created_at < DATE '2024-01-01' GROUP BY month ORDER BY month"
+    );
+    assert_eq!(
+        sql_of("total amount of orders in the last 30 days", &mut p),
+        "SELECT sum(amount) AS total_amount FROM public.orders WHERE created_at >= CURRENT_DATE - INTERVAL '30 day'"
+    );
+    assert_eq!(
+        sql_of("How many shipped orders were there on or after Apr 1, 2023?", &mut p),
+        "SELECT count(*) AS count FROM public.orders WHERE status = 'shipped' AND created_at >= DATE '2023-04-01'"
+    );
+}
+
+#[test]
+fn lists_with_filters_and_units_from_comments() {
+    let mut p = restaurants_probe();
+    assert_eq!(
+        sql_of("What are the names of restaurants with a rating above 4.5?", &mut p),
+        "SELECT name FROM public.restaurant WHERE rating > 4.5 ORDER BY name"
+    );
+    assert_eq!(
+        sql_of("Which lakes have the largest areas in square kilometers, ordered from largest to smallest?", &mut p),
+        "SELECT lake_name, area FROM public.lake ORDER BY area DESC NULLS LAST, lake_name"
+    );
+}
+
+#[test]
+fn declines_what_it_cannot_account_for() {
+    assert!(declines("How can companies foster innovation within their culture?"));
+    assert!(declines("Which restaurants do not serve Italian food?"));
+    assert!(declines("How many restaurants offer takeout services?"));
+    assert!(declines("What is the national animal of Canada?"));
+    assert!(declines("ratio of restaurants to orders"));
+    assert!(declines("restaurants in Paris"));
+    assert!(declines(""));
+    assert!(declines("'); DROP TABLE orders; --"));
+}
+
+#[test]
+fn probes_are_bounded_and_quoted() {
+    let mut p = restaurants_probe();
+    let _ = plan(&shop(), "how many restaurants in 'O'Hare' or Joe's", &mut p);
+    assert!(p.queries.len() <= 1);
+    for q in &p.queries {
+        assert!(q.contains("LIMIT 20"));
+        assert!(!q.contains("'O'H"), "{q}");
+    }
+}
+
+#[test]
+fn answers_in_words_with_suggestions_that_plan() {
+    let mut p = restaurants_probe();
+    let Decision::Answer(plan_) = plan(&shop(), "How many restaurants are there in San Francisco?", &mut p) else { panic!() };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(42)]], truncated: false };
+    let (answer, suggestions) = render_answer(&plan_, &rs);
+    assert_eq!(answer, "There are 42 restaurants where city name is San Francisco.");
+    assert!((2..=3).contains(&suggestions.len()), "{suggestions:?}");
+    for s in &suggestions {
+        assert!(matches!(plan(&shop(), s, &mut restaurants_probe()), Decision::Answer(_)), "suggestion does not plan: {s}");
+    }
+
+    let Decision::Answer(top) = plan(&shop(), "top 2 restaurants by rating", &mut p) else { panic!() };
+    let rs = ResultSet {
+        columns: vec![],
+        rows: vec![vec![json!("Pasta House"), json!(1), json!(4.7)], vec![json!("Sushi Bar"), json!(3), json!(4.25)]],
+        truncated: false,
+    };
+    assert_eq!(render_answer(&top, &rs).0, "The top 2 restaurants by rating are: Pasta House (1, 4.7), Sushi Bar (3, 4.25).");
+    let Decision::Answer(avg) = plan(&shop(), "average amount of orders", &mut p) else { panic!() };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false };
+    assert_eq!(render_answer(&avg, &rs).0, "For orders, the average amount is 1,234.57.");
+}
