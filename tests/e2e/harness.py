@@ -264,3 +264,10 @@ def create_extension(cluster, dbname):
         if MISSING_EXTENSION in str(e):
             raise ExtensionMissing(str(e).strip()) from e
         raise
+
+
+def write_results(name, figures):
+    """Saves measured figures as <results dir>/<name>.json."""
+    path = results_dir() / f"{name}.json"
+    path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    return path
