@@ -45,11 +45,13 @@ while IFS= read -r question; do
   "${psql[@]}" -d shop -v q="$question" -v engine="$engine" <<'SQL' || true
 \pset footer off
 SET sqlchat.engine = :'engine';
-SELECT * FROM sqlchat.ask_full(:'q') \gset a_
+SELECT answer, coalesce(sql, '(none)') AS sql, coalesce(rows, '[]') AS rows, engine, llm_calls,
+       round(elapsed_ms::numeric, 1) AS ms
+FROM sqlchat.ask_full(:'q') \gset a_
 \echo 'A:' :a_answer
-\echo 'engine:' :a_engine '| llm calls:' :a_llm_calls '| time:' :a_elapsed_ms 'ms'
 \echo 'SQL:' :a_sql
-SELECT r::text AS row FROM jsonb_array_elements(coalesce(:'a_rows'::jsonb, '[]')) WITH ORDINALITY AS t(r, n) WHERE n <= 5 ORDER BY n;
+\echo '(engine' :a_engine '| LLM calls' :a_llm_calls '|' :a_ms 'ms)'
+SELECT r::text AS "rows (first 5)" FROM jsonb_array_elements(:'a_rows'::jsonb) WITH ORDINALITY AS t(r, n) WHERE n <= 5 ORDER BY n;
 SQL
 done < demo/questions.txt
 echo

@@ -36,10 +36,14 @@ if ! grep -qs "pg15" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
 fi
 
 echo "setup: building and installing the extension ${profile[*]:-(debug)}"
+log=$(mktemp /tmp/sqlchat-build.XXXXXX.log)
+sudo_flag=()
 # cargo-pgrx writes into PostgreSQL's lib and extension directories.
-if [ -w "$($PG_CONFIG --pkglibdir)" ]; then
-  cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG" >/dev/null
-else
-  cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG" --sudo >/dev/null
+[ -w "$($PG_CONFIG --pkglibdir)" ] || sudo_flag=(--sudo)
+if ! cargo pgrx install "${profile[@]}" "${sudo_flag[@]}" --pg-config "$PG_CONFIG" >"$log" 2>&1; then
+  tail -n 60 "$log" >&2
+  echo "setup: the build failed (full log: $log)" >&2
+  exit 1
 fi
+rm -f "$log"
 echo "setup: sqlchat installed into $($PG_CONFIG --sharedir)/extension"
