@@ -8,7 +8,10 @@ use crate::host::Backend;
 use crate::store::{self, cache, memory};
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use sqlchat_core::pipeline::{self, Options, Outcome, Request};
+use crate::llm;
+use sqlchat_core::chart;
+use sqlchat_core::openai::Purpose;
+use sqlchat_core::pipeline::{self, Engine, Options, Outcome, Request};
 use sqlchat_core::prompt::Turn;
 use std::time::Instant;
 
@@ -94,7 +97,7 @@ fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'s
     });
     let rows = out.result.as_ref().map(|r| r.to_objects());
     let chart = match (&out.sql, &rows) {
-        (Some(sql), Some(rows)) => sqlchat_core::chart::suggest_chart(question, sql, rows).ok().map(JsonB),
+        (Some(sql), Some(rows)) => chart::suggest_chart(question, sql, rows).ok().map(JsonB),
         _ => None,
     };
     macro_rules! set {
@@ -123,8 +126,21 @@ fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'s
 /// Vega-Lite v5 spec with the data inline.
 #[pg_extern]
 fn suggest_chart(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) -> JsonB {
+    let question = question.unwrap_or("");
     let results = results.map(|j| j.0).unwrap_or(serde_json::Value::Null);
-    JsonB(sqlchat_core::chart::suggest_chart(question.unwrap_or(""), sql.unwrap_or(""), &results).or_raise())
+    let mut chart = chart::suggest_chart(question, sql.unwrap_or(""), &results).or_raise();
+    // Optional refinement of the title by the model; the local suggestion stands without a
+    // gateway or when the call fails.
+    if gucs::engine() != Engine::Offline && !question.trim().is_empty() {
+        match llm::chat(Purpose::Chart, &chart::title_messages(question, &chart), gucs::suggestion_temperature()) {
+            Ok(reply) => {
+                chart::apply_title(&mut chart, &reply);
+            }
+            Err(e) if e.is_cancel() => raise(e),
+            Err(_) => {}
+        }
+    }
+    JsonB(chart)
 }
 
 /// The caller's turns of a session, oldest first.

@@ -194,3 +194,25 @@ def test_ask_full_in_a_view_and_with_lateral(db, scripted, connect):
         "SELECT q.id, a.rows FROM questions q CROSS JOIN LATERAL sqlchat.ask_full(q.q) a ORDER BY q.id"
     ).fetchall()
     assert got == [(1, [{"n": 3}]), (2, [{"n": 3}])]
+
+
+ROWS = '[{"month": "2024-01-01", "revenue": 10}, {"month": "2024-02-01", "revenue": 12}, {"month": "2024-03-01", "revenue": 9}]'
+
+
+def test_suggest_chart_refines_the_title_with_the_model(db, gw, connect):
+    gw.rule(purpose="chart", content="Monthly revenue, first quarter")
+    chart = connect(db).execute("SELECT sqlchat.suggest_chart('revenue per month', 'SELECT month, revenue FROM t', %s)", (ROWS,)).fetchone()[0]
+    assert chart["chart_type"] == "line"
+    assert chart["title"] == "Monthly revenue, first quarter"
+    assert chart["vega_lite"]["data"]["values"]
+
+
+def test_suggest_chart_stands_without_the_model(db, gw, connect):
+    gw.rule(purpose="chart", status=500, body={"error": {"message": "down"}})
+    conn = connect(db)
+    chart = conn.execute("SELECT sqlchat.suggest_chart('revenue per month', '', %s)", (ROWS,)).fetchone()[0]
+    assert chart["chart_type"] == "line" and chart["title"]
+    conn.execute("SET sqlchat.engine = 'offline'")
+    gw.clear_requests()
+    conn.execute("SELECT sqlchat.suggest_chart('revenue per month', '', %s)", (ROWS,))
+    assert gw.requests() == []
