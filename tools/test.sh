@@ -3,7 +3,8 @@
 #   1. core unit tests (cargo test -p sqlchat-core)
 #   2. #[pg_test]s of the extension (cargo pgrx test)
 #   3. pg_regress cases of the SQL surface, and
-#   4. end-to-end tests (pytest) against a cluster of its own and the fake gateway.
+#   4. end-to-end tests (pytest) against a cluster of its own and the fake gateway, and
+#   5. suggested charts rendered with vega-embed in headless Chromium.
 # Public eval data is read from $SQLCHAT_EVAL_DIR or ../shared/eval; tests needing it skip without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +28,8 @@ else
 fi
 tools/setup.sh   # cargo pgrx test installs a test build; put the real one back
 
-echo "== 3/4 and 4/4: pg_regress and end-to-end tests"
-python3 -m pytest tests/e2e -q -rs
+echo "== charts drawn by vega-embed in headless Chromium"
+tests/browser/run.sh
+
+echo "== pg_regress and end-to-end tests"
+python3 -m pytest tests/e2e -q -rs --durations=8

@@ -397,7 +397,12 @@ fn table(columns: &[ColumnProfile], rows: usize, description: &mut String) -> Va
         .take(TABLE_COLUMNS)
         .collect();
     if shown.is_empty() {
-        return json!({"mark": {"type": "text"}, "encoding": {"text": {"value": "No rows"}}});
+        let text = json!({"mark": {"type": "text"}, "encoding": {"text": {"value": if rows == 0 { "No rows" } else { "No columns" }}}});
+        if rows > 0 {
+            return text;
+        }
+        // With no rows at all, one empty datum so that the text mark is drawn.
+        return json!({"data": {"values": [{}]}, "mark": text["mark"], "encoding": text["encoding"]});
     }
     if rows > TABLE_ROWS {
         description.push_str(&format!(" The table shows the first {TABLE_ROWS} rows."));

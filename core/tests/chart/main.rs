@@ -218,9 +218,10 @@ fn check_output(name: &str, rows: &Value, out: &Value) {
         .as_array()
         .unwrap_or_else(|| panic!("{name}: no data.values"));
     let row_count = rows.as_array().map_or(0, Vec::len);
+    // An empty result is drawn from one placeholder datum (a text mark needs one).
     assert_eq!(
         values.len(),
-        row_count.min(5_000),
+        row_count.clamp(1, 5_000),
         "{name}: data.values length"
     );
     let mut known: HashSet<String> = columns.clone();
