@@ -40,8 +40,10 @@ static API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new
 static AUTH_HEADER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"gpt-4o-mini"));
 static FALLBACK_MODELS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static ALLOWED_FUNCTIONS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static REQUEST_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+static REQUEST_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(2);
 static QUERY_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(3);
@@ -85,6 +87,14 @@ pub fn init() {
         secret,
     );
     GucRegistry::define_string_guc(
+        c"sqlchat.ca_file",
+        c"PEM file of extra CA certificates trusted for an https gateway (a private CA), besides the system's roots.",
+        c"Set by superusers only. Certificates are always verified; there is no setting that turns verification off.",
+        &CA_FILE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
         c"sqlchat.model",
         c"Model name sent to the gateway.",
         c"",
@@ -95,7 +105,7 @@ pub fn init() {
     GucRegistry::define_string_guc(
         c"sqlchat.fallback_models",
         c"Comma-separated models tried in order when the main model fails.",
-        c"",
+        c"After the retries of the main model: on rate limiting, gateway errors, timeouts and unusable replies; not on a refused key, TLS failure or redirect.",
         &FALLBACK_MODELS,
         GucContext::Userset,
         GucFlags::default(),
@@ -111,12 +121,22 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"sqlchat.request_timeout_ms",
         c"Longest wait for one gateway request, in milliseconds.",
-        c"",
+        c"Each attempt (connect, TLS, headers and body) ends by this deadline, and by the statement's statement_timeout.",
         &REQUEST_TIMEOUT_MS,
         100,
         3_600_000,
         GucContext::Userset,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.request_retries",
+        c"Retries of one gateway request on HTTP 429, 502, 503, 504 or a broken connection, before the fallback models.",
+        c"Back-off is exponential with jitter, or the gateway's Retry-After; never beyond the statement's remaining time or sqlchat.request_timeout_ms.",
+        &REQUEST_RETRIES,
+        0,
+        10,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"sqlchat.query_timeout_ms",
@@ -276,6 +296,14 @@ pub fn model() -> String {
 
 pub fn fallback_models() -> Vec<String> {
     list(&FALLBACK_MODELS)
+}
+
+pub fn ca_file() -> Option<String> {
+    string(&CA_FILE)
+}
+
+pub fn request_retries() -> u32 {
+    REQUEST_RETRIES.get().max(0) as u32
 }
 
 pub fn allowed_functions() -> Vec<String> {

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A fake OpenAI-compatible LLM gateway for sqlchat's tests. Standard library only.
 
-    python3 tests/fake_gateway.py --port 0 [--script rules.json]
+    python3 tests/fake_gateway.py --port 0 [--script rules.json] [--tls-cert CERT.pem --tls-key KEY.pem]
 
-The first line on stdout is `listening on 127.0.0.1:PORT`. It serves `POST /v1/chat/completions`
+The first line on stdout is `listening on 127.0.0.1:PORT`. With --tls-cert/--tls-key it speaks https
+(the hang faults need plain http: they peek at the socket to notice a client that went away). It serves `POST /v1/chat/completions`
 (and `/chat/completions`) on the loopback interface and is scripted over HTTP, with JSON bodies:
 
     POST   /_control/reset      forget rules, recorded requests and counts
@@ -51,6 +52,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -546,12 +548,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Fake OpenAI-compatible gateway for sqlchat tests.")
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 picks a free one)")
     parser.add_argument("--script", help="JSON file of rules to load at start")
+    parser.add_argument("--tls-cert", help="PEM certificate: serve https")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = parser.parse_args(argv)
 
     state = State()
     if args.script:
         state.add_rules(load_script(args.script))
     server = make_server(args.port, state)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     # SIGTERM ends serve_forever like Ctrl-C, so the socket is closed on the way out.
     signal.signal(signal.SIGTERM, interrupt)
     print(f"listening on 127.0.0.1:{server.server_address[1]}", flush=True)

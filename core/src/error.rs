@@ -18,6 +18,8 @@ pub enum Error {
     GatewayUnreachable { detail: String },
     #[error("the connection to the LLM gateway was lost: {detail}")]
     GatewayConnectionLost { detail: String },
+    #[error("TLS with the LLM gateway failed: {detail}")]
+    GatewayTls { detail: String },
     #[error("the LLM gateway did not answer within {timeout_ms} ms")]
     GatewayTimeout { timeout_ms: u64 },
     #[error("the LLM gateway refused the API key (HTTP {status})")]
@@ -26,6 +28,8 @@ pub enum Error {
     GatewayRateLimited { body: String },
     #[error("the LLM gateway answered HTTP {status}")]
     GatewayStatus { status: u16, body: String },
+    #[error("the LLM gateway answered with a redirect (HTTP {status}), which sqlchat does not follow")]
+    GatewayRedirect { status: u16, location: String },
     #[error("the LLM gateway's reply was larger than {limit} bytes")]
     GatewayReplyTooLarge { limit: usize },
     #[error("the LLM gateway's reply could not be used: {detail}")]
@@ -57,10 +61,12 @@ impl Error {
             Error::NotConfigured => "55000",
             Error::GatewayUnreachable { .. } => "08001",
             Error::GatewayConnectionLost { .. } => "08006",
+            Error::GatewayTls { .. } => "08001",
             Error::GatewayTimeout { .. } => "08000",
             Error::GatewayAuth { .. } => "28000",
             Error::GatewayRateLimited { .. } => "53400",
             Error::GatewayStatus { .. } => "58000",
+            Error::GatewayRedirect { .. } => "58000",
             Error::GatewayReplyTooLarge { .. } => "54000",
             Error::GatewayBadReply { .. } => "58000",
             Error::NoSql { .. } => "22000",
@@ -86,6 +92,7 @@ impl Error {
             {
                 Some(format!("gateway said: {}", excerpt(body, 300)))
             }
+            Error::GatewayRedirect { location, .. } if !location.is_empty() => Some(format!("Location: {}", excerpt(location, 300))),
             Error::NoSql { reply_excerpt } => Some(format!("the model replied: {}", excerpt(reply_excerpt, 300))),
             Error::QueryFailed { sql, .. } | Error::QueryRefused { sql, .. } => Some(format!("last SQL tried: {}", excerpt(sql, 2000))),
             _ => None,
@@ -99,11 +106,14 @@ impl Error {
             Error::NotConfigured => "Set sqlchat.api_base (and sqlchat.api_key or the SQLCHAT_API_KEY environment variable) in postgresql.conf or with ALTER SYSTEM, then SELECT pg_reload_conf(); or SET sqlchat.engine = 'offline'.",
             Error::GatewayUnreachable { .. } => "Check sqlchat.api_base and that the gateway is running and reachable from the database server.",
             Error::GatewayConnectionLost { .. } => "The gateway closed the connection mid-reply; try again, and check the gateway's logs.",
+            Error::GatewayTls { .. } => "The gateway's certificate must be valid for its host name and signed by a root the server trusts; for a private CA a superuser can set sqlchat.ca_file.",
             Error::GatewayTimeout { .. } => "Raise sqlchat.request_timeout_ms, or check the gateway's load.",
             Error::GatewayAuth { .. } => "Check sqlchat.api_key (or sqlchat.auth_header) in the server's configuration.",
             Error::GatewayRateLimited { .. } => "Wait and try again, or configure sqlchat.fallback_models.",
             Error::GatewayStatus { status, .. } if *status == 404 => "Check sqlchat.api_base (it should end before /chat/completions) and sqlchat.model.",
             Error::GatewayStatus { status, .. } if *status == 400 => "Check sqlchat.model and that the gateway speaks the OpenAI chat-completions API.",
+            Error::GatewayRedirect { .. } => "Set sqlchat.api_base to the gateway's final URL (redirects are never followed, so the key is never sent elsewhere).",
+            Error::GatewayStatus { status, .. } if (502..=504).contains(status) => "The gateway is overloaded or restarting and did not recover within the retries; try again later or configure sqlchat.fallback_models.",
             Error::GatewayStatus { .. } => "The gateway failed; try again or configure sqlchat.fallback_models.",
             Error::GatewayReplyTooLarge { .. } => "The gateway's reply exceeded the size limit; check sqlchat.model and the gateway.",
             Error::GatewayBadReply { .. } => "Check that sqlchat.api_base points at an OpenAI-compatible chat-completions API.",

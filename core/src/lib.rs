@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod chart;
 pub mod error;
 pub mod extract;
+pub mod http;
 pub mod offline;
 pub mod openai;
 pub mod pipeline;
@@ -12,6 +13,7 @@ pub mod policy;
 pub mod prompt;
 pub mod rank;
 pub mod result;
+pub mod retry;
 
 pub use catalog::{Catalog, Column, ForeignKey, Table, TableKind};
 pub use error::{Error, Result};

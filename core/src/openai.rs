@@ -143,6 +143,17 @@ pub fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.to_string())
 }
 
+/// The error for a non-2xx answer: `body` is the reply's text (an OpenAI-style error or plain).
+pub fn status_error(status: u16, body: &str, location: Option<&str>) -> Error {
+    let body = excerpt(&error_message(body), 500);
+    match status {
+        300..=399 => Error::GatewayRedirect { status, location: location.unwrap_or("").to_string() },
+        401 | 403 => Error::GatewayAuth { status, body },
+        429 => Error::GatewayRateLimited { body },
+        _ => Error::GatewayStatus { status, body },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +185,14 @@ mod tests {
         assert!(json_depth_exceeds(&deep, MAX_JSON_DEPTH));
         assert!(parse_reply(deep.as_bytes()).is_err());
         assert!(!json_depth_exceeds(r#"{"a":"[[[[[[[[[[[[["}"#, 3));
+    }
+
+    #[test]
+    fn statuses() {
+        assert!(matches!(status_error(302, "", Some("http://x")), Error::GatewayRedirect { status: 302, .. }));
+        assert!(matches!(status_error(401, r#"{"error":{"message":"bad key"}}"#, None), Error::GatewayAuth { status: 401, body } if body == "bad key"));
+        assert!(matches!(status_error(429, "", None), Error::GatewayRateLimited { .. }));
+        assert!(matches!(status_error(503, "", None), Error::GatewayStatus { status: 503, .. }));
     }
 
     #[test]

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -67,10 +68,14 @@ class GatewayError(Exception):
 class Gateway:
     """A running tests/fake_gateway.py and a small client for its control endpoints."""
 
-    def __init__(self, script=None):
+    def __init__(self, script=None, tls=None):
+        """tls: (cert, key[, ca]) PEM paths to serve https; the control endpoints then use https too,
+        trusting ca (else cert)."""
         cmd = [sys.executable, str(GATEWAY_SCRIPT), "--port", "0"]
         if script:
             cmd += ["--script", str(script)]
+        if tls:
+            cmd += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         match = re.match(r"listening on 127\.0\.0\.1:(\d+)", line)
@@ -78,7 +83,10 @@ class Gateway:
             self.stop()
             raise GatewayError(f"fake gateway did not start: {line!r} {self.process.stderr.read()!r}")
         self.port = int(match.group(1))
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.ssl_context = None
+        if tls:
+            self.ssl_context = ssl.create_default_context(cafile=str(tls[2] if len(tls) > 2 else tls[0]))
         self.api_base = f"{self.base_url}/v1"
 
     def stop(self):
@@ -105,7 +113,7 @@ class Gateway:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=self.ssl_context) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as e:
             raise GatewayError(f"{method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')}") from e
@@ -164,12 +172,16 @@ class Cluster:
         self.port = free_port()
         self.started = False
         try:
+            # A developer's RUST_BACKTRACE would make every ERROR raised through Rust symbolise a
+            # backtrace (about 100 ms in a debug build): keep the server's environment as in production.
+            env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
             subprocess.run(
                 ["bash", str(CLUSTER_SCRIPT), "start", str(self.dir), str(self.port)],
                 check=True,
                 capture_output=True,
                 text=True,
                 timeout=180,
+                env=env,
             )
             self.started = True
         except subprocess.CalledProcessError as e:
