@@ -1,10 +1,12 @@
 //! The offline engine: answers common questions without an LLM. It reads the question against the
 //! catalog (tables, columns, values found in the data through small bounded lookups), plans one
-//! read-only SELECT over one table for the shapes it knows (counts, aggregates overall or per
-//! group or time bucket, top/bottom N, filtered lists), and words the answer from templates. It
+//! read-only SELECT over one table, or a table and those it reaches along declared foreign keys,
+//! for the shapes it knows (counts, aggregates overall or per group or time bucket, top/bottom N,
+//! ratios of two counts, filtered lists), and words the answer from templates. It
 //! answers only when every meaningful word of the question is accounted for, and declines
 //! otherwise: a wrong answer is worse than none.
 
+mod joins;
 mod parse;
 mod query;
 mod render;
@@ -71,12 +73,12 @@ pub enum Decision {
 pub fn plan(catalog: &Catalog, question: &str, probe: &mut dyn Probe) -> Decision {
     match parse::parse(catalog, question, probe) {
         Ok(parsed) => {
-            let Some(table) = catalog.tables.get(parsed.query.table) else {
+            let Some(tables) = parsed.query.tables().into_iter().map(|t| catalog.tables.get(t).map(|t| t.display_name())).collect() else {
                 return Decision::Decline("internal: no table".into());
             };
             Decision::Answer(OfflinePlan {
                 sql: parsed.query.to_sql(catalog),
-                tables: vec![table.display_name()],
+                tables,
                 template: render::template(catalog, &parsed.vocab, &parsed.query),
             })
         }

@@ -2,11 +2,13 @@
 //! understands (a cue such as "how many" or "top 5", a table, a column, a value found in the data,
 //! a number, a time phrase) or be a word that only frames the question. Anything else declines.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 
 use crate::catalog::{quote_ident, Catalog};
 
-use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Measure, Op, OrderKey, Query, Unit};
+use super::joins::{self, Reach};
+use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Measure, Op, OrderKey, Query, Ratio, Unit};
 use super::schema::{key_column, label_column, Target, Vocab};
 use super::words::{is_stop_word, number_at, stem, tokenize, Tok};
 use super::Probe;
@@ -36,6 +38,8 @@ enum Cue {
     Range(bool, usize),
     Alphabetical,
     Distinct,
+    /// "ratio of", "share of", "percentage of" (true: a percentage).
+    Ratio(bool),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,12 +57,12 @@ struct Span {
 pub(crate) struct Parsed {
     pub query: Query,
     /// The vocabulary the question was read with (for wording the answer).
-    pub vocab: Vocab,
+    pub vocab: Rc<Vocab>,
 }
 
 struct Parser<'a> {
     catalog: &'a Catalog,
-    vocab: Vocab,
+    vocab: Rc<Vocab>,
     toks: Vec<Tok>,
     stems: Vec<String>,
     used: Vec<bool>,
@@ -70,6 +74,13 @@ struct Parser<'a> {
     time: Vec<(usize, TimePhrase)>,
     /// Comparisons waiting for their column: (first token, op, value).
     comparisons: Vec<(usize, Op, f64)>,
+    /// The tables the question may use: the base table first, then tables it reaches along
+    /// foreign keys that the question names.
+    scope: Vec<usize>,
+    /// How each joined table is reached from the base table.
+    reach: HashMap<usize, Reach>,
+    /// Where a ratio's second part starts ("to", "out of").
+    ratio_separator: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +99,7 @@ pub(crate) fn parse(catalog: &Catalog, question: &str, probe: &mut dyn Probe) ->
     let n = toks.len();
     let mut p = Parser {
         catalog,
-        vocab: Vocab::new(catalog),
+        vocab: Vocab::cached(catalog),
         toks,
         stems,
         used: vec![false; n],
@@ -97,6 +108,9 @@ pub(crate) fn parse(catalog: &Catalog, question: &str, probe: &mut dyn Probe) ->
         filters: Vec::new(),
         time: Vec::new(),
         comparisons: Vec::new(),
+        scope: Vec::new(),
+        reach: HashMap::new(),
+        ratio_separator: None,
     };
     p.instructions();
     p.time_phrases();
@@ -104,9 +118,9 @@ pub(crate) fn parse(catalog: &Catalog, question: &str, probe: &mut dyn Probe) ->
     p.cues();
     p.mentions();
     let base = p.base_table()?;
-    p.narrow_mentions(base);
-    p.merge_mentions(base);
-    p.values(base, probe)?;
+    p.narrow_mentions();
+    p.merge_mentions();
+    p.values(probe)?;
     p.build(base)
 }
 
@@ -364,6 +378,13 @@ impl Parser<'_> {
             (&["sorted", "alphabetically"], Cue::Alphabetical),
             (&["alphabetically"], Cue::Alphabetical),
             (&["alphabetical", "order"], Cue::Alphabetical),
+            (&["how", "much"], Cue::Agg(Agg::Sum)),
+            (&["ratio", "of"], Cue::Ratio(false)),
+            (&["proportion", "of"], Cue::Ratio(false)),
+            (&["share", "of"], Cue::Ratio(false)),
+            (&["fraction", "of"], Cue::Ratio(false)),
+            (&["percentage", "of"], Cue::Ratio(true)),
+            (&["percent", "of"], Cue::Ratio(true)),
             (&["distinct"], Cue::Distinct),
             (&["unique"], Cue::Distinct),
             (&["different"], Cue::Distinct),
@@ -418,6 +439,9 @@ impl Parser<'_> {
             for (phrase, cue) in PHRASES {
                 if phrase.iter().enumerate().all(|(k, p)| self.free(i + k) && w(&self.toks, i + k) == *p) {
                     self.push(i, i + phrase.len(), Item::Cue(*cue));
+                    if matches!(cue, Cue::Ratio(_)) {
+                        self.ratio_separator(i + phrase.len());
+                    }
                     i += phrase.len();
                     matched = true;
                     break;
@@ -427,6 +451,18 @@ impl Parser<'_> {
                 i += 1;
             }
         }
+    }
+
+    /// The first free "to" or "out of" after a ratio cue divides its two parts.
+    fn ratio_separator(&mut self, from: usize) {
+        let Some(i) = (from..self.toks.len()).find(|&i| self.free(i) && matches!(w(&self.toks, i), "to" | "out")) else { return };
+        let len = match (w(&self.toks, i), w(&self.toks, i + 1)) {
+            ("to", _) => 1,
+            ("out", "of") => 2,
+            _ => return,
+        };
+        self.mark(i, i + len);
+        self.ratio_separator = Some(i);
     }
 
     fn range_phrase(&mut self, from: usize) -> Option<usize> {
@@ -503,7 +539,7 @@ impl Parser<'_> {
 
     /// The one table every mention can refer to; a table named outright wins over one reached
     /// only through its columns.
-    fn base_table(&self) -> Result<usize, String> {
+    fn base_table(&mut self) -> Result<usize, String> {
         let mentions: Vec<&Vec<Target>> = self
             .spans
             .iter()
@@ -525,18 +561,48 @@ impl Parser<'_> {
         let fits: Vec<usize> = tables.into_iter().filter(|ti| mentions.iter().all(|ts| ts.iter().any(|t| in_table(*ti, t)))).collect();
         let named: Vec<usize> =
             fits.iter().copied().filter(|ti| mentions.iter().any(|ts| ts.contains(&Target::Table(*ti)))).collect();
-        match (fits.as_slice(), named.as_slice()) {
-            ([one], _) => Ok(*one),
-            (_, [one]) => Ok(*one),
-            ([], _) => Err("the question's words span several tables and the offline engine answers from one".into()),
-            _ => Err("the question could be about several tables".into()),
-        }
+        let base = match (fits.as_slice(), named.as_slice()) {
+            ([one], _) => *one,
+            (_, [one]) => *one,
+            ([], _) => return self.joined_base(&mentions_tables(&self.spans)),
+            _ => return Err("the question could be about several tables".into()),
+        };
+        self.scope = vec![base];
+        Ok(base)
     }
 
-    fn narrow_mentions(&mut self, base: usize) {
+    /// The one table from which every mention is reached along foreign keys (many-to-one), so
+    /// that counting or summing its rows through the joins counts each row once.
+    fn joined_base(&mut self, mentions: &[BTreeSet<usize>]) -> Result<usize, String> {
+        let candidates: BTreeSet<usize> = mentions.iter().flatten().copied().collect();
+        let index = joins::table_index(self.catalog);
+        let mut fitting = Vec::new();
+        for b in candidates {
+            let reach = joins::reachable(self.catalog, b, &index);
+            if mentions.iter().all(|tables| tables.iter().any(|t| *t == b || reach.contains_key(t))) {
+                fitting.push((b, reach));
+            }
+        }
+        if fitting.len() > 1 {
+            return Err("the question could be about several tables joined differently".into());
+        }
+        let Some((base, reach)) = fitting.pop() else {
+            return Err("the question's words span tables that no foreign keys join".into());
+        };
+        let mut scope: Vec<usize> = mentions.iter().flatten().copied().filter(|t| *t != base && reach.contains_key(t)).collect();
+        scope.sort();
+        scope.dedup();
+        scope.insert(0, base);
+        self.scope = scope;
+        self.reach = reach;
+        Ok(base)
+    }
+
+    fn narrow_mentions(&mut self) {
+        let scope = self.scope.clone();
         for s in &mut self.spans {
             if let Item::Mention { targets, .. } = &mut s.item {
-                targets.retain(|t| matches!(t, Target::Table(x) | Target::Column(x, _) if *x == base));
+                targets.retain(|t| matches!(t, Target::Table(x) | Target::Column(x, _) if scope.contains(x)));
             }
         }
     }
@@ -544,21 +610,37 @@ impl Parser<'_> {
     /// "customer name" (table then its column) is the column; "country name" (a column then
     /// "name") is the column; "population density" where the second column's comment names the
     /// first is the second column.
-    fn merge_mentions(&mut self, base: usize) {
+    fn merge_mentions(&mut self) {
         let mut k = 0;
         while k + 1 < self.spans.len() {
             let (a, b) = (&self.spans[k], &self.spans[k + 1]);
             let adjacent = a.end == b.start;
             let merged = match (&a.item, &b.item) {
                 (Item::Mention { targets: ta, .. }, Item::Mention { targets: tb, plural, .. }) if adjacent => {
-                    let a_table = ta.contains(&Target::Table(base));
-                    let b_cols: Vec<Target> = tb.iter().copied().filter(|t| matches!(t, Target::Column(..))).collect();
+                    // "customer city": a table then one of its columns; "product category": a table
+                    // then a table it references.
+                    let of_table = self.scope.iter().find_map(|x| {
+                        if !ta.contains(&Target::Table(*x)) {
+                            return None;
+                        }
+                        let cols: Vec<Target> = tb.iter().copied().filter(|t| matches!(t, Target::Column(ti, _) if ti == x)).collect();
+                        if !cols.is_empty() {
+                            return Some(cols);
+                        }
+                        let referenced: Vec<Target> = tb
+                            .iter()
+                            .copied()
+                            .filter(|t| matches!(t, Target::Table(y) if y != x && self.catalog.tables[*x].references(&self.catalog.tables[*y])))
+                            .collect();
+                        (referenced.len() == 1).then_some(referenced)
+                    });
                     let a_col = ta.iter().find_map(|t| match t {
                         Target::Column(ti, ci) => Some((*ti, *ci)),
                         _ => None,
                     });
-                    if a_table && !b_cols.is_empty() {
-                        Some((b_cols, *plural))
+                    let b_cols: Vec<Target> = tb.iter().copied().filter(|t| matches!(t, Target::Column(..))).collect();
+                    if let Some(targets) = of_table {
+                        Some((targets, *plural))
                     } else if let (Some((ti, ci)), [Target::Column(bt, bc)]) = (a_col, b_cols.as_slice()) {
                         let a_words: Vec<&String> = self.stems[a.start..a.end].iter().collect();
                         let comment_names_a = (*bt, *bc) != (ti, ci) && a_words.iter().all(|s| self.vocab.comment_has(*bt, *bc, s));
@@ -603,8 +685,7 @@ impl Parser<'_> {
 
     /// Words of the question that are values in the table's text columns, looked up with one
     /// bounded query.
-    fn values(&mut self, base: usize, probe: &mut dyn Probe) -> Result<(), String> {
-        let Some(table) = self.catalog.tables.get(base) else { return Err("unknown table".into()) };
+    fn values(&mut self, probe: &mut dyn Probe) -> Result<(), String> {
         // Values may include words that also name schema things ("United States" next to a
         // `state` table), but each must include a word nothing else explained.
         let in_mention: Vec<bool> = (0..self.toks.len())
@@ -643,16 +724,16 @@ impl Parser<'_> {
             return Ok(());
         }
         const FREE_TEXT: &[&str] = &["description", "abstract", "comment", "comments", "note", "notes", "body", "text", "url", "homepage", "email", "phone", "address", "password"];
-        let columns: Vec<usize> = table
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(ci, c)| {
-                c.is_text() && !self.vocab.column_words[base][*ci].iter().any(|w| FREE_TEXT.contains(&w.as_str()) || w.starts_with("address"))
-            })
-            .map(|(ci, _)| ci)
-            .take(MAX_PROBE_COLUMNS)
-            .collect();
+        let mut columns: Vec<ColRef> = Vec::new();
+        for &ti in &self.scope {
+            for (ci, c) in self.catalog.tables[ti].columns.iter().enumerate() {
+                let words = &self.vocab.column_words[ti][ci];
+                if c.is_text() && !words.iter().any(|w| FREE_TEXT.contains(&w.as_str()) || w.starts_with("address")) {
+                    columns.push(ColRef { table: ti, column: ci });
+                }
+            }
+        }
+        columns.truncate(MAX_PROBE_COLUMNS);
         if columns.is_empty() {
             return Ok(());
         }
@@ -660,10 +741,12 @@ impl Parser<'_> {
         let array = phrases.iter().map(|p| super::query::literal(p)).collect::<Vec<_>>().join(", ");
         let parts: Vec<String> = columns
             .iter()
-            .map(|ci| {
-                let col = quote_ident(&table.columns[*ci].name);
+            .enumerate()
+            .map(|(i, c)| {
+                let table = &self.catalog.tables[c.table];
+                let col = quote_ident(&table.columns[c.column].name);
                 format!(
-                    "(SELECT DISTINCT {ci} AS c, {col}::text AS v FROM {} WHERE lower({col}::text) = ANY(ARRAY[{array}]) LIMIT {PROBE_ROW_LIMIT})",
+                    "(SELECT DISTINCT {i} AS c, {col}::text AS v FROM {} WHERE lower({col}::text) = ANY(ARRAY[{array}]) LIMIT {PROBE_ROW_LIMIT})",
                     table.qualified_name()
                 )
             })
@@ -671,12 +754,13 @@ impl Parser<'_> {
         let sql = parts.join(" UNION ALL ");
         let rows = probe.query(&sql).map_err(|e| format!("looking up values failed: {e}"))?;
         // phrase -> (column, stored value)
-        let mut found: Vec<(String, usize, String)> = Vec::new();
+        let mut found: Vec<(String, ColRef, String)> = Vec::new();
         for row in &rows.rows {
-            let ci = row.first().and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+            let i = row.first().and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+            let column = i.and_then(|i| columns.get(usize::try_from(i).ok()?));
             let value = row.get(1).and_then(|v| v.as_str());
-            if let (Some(ci), Some(value)) = (ci, value) {
-                found.push((value.to_lowercase(), ci as usize, value.to_string()));
+            if let (Some(column), Some(value)) = (column, value) {
+                found.push((value.to_lowercase(), *column, value.to_string()));
             }
         }
         // Longest phrases first; each token used once.
@@ -686,23 +770,23 @@ impl Parser<'_> {
             if (start..end).any(|k| claimed[k] || (self.used[k] && !in_mention[k])) {
                 continue;
             }
-            let hits: Vec<&(String, usize, String)> = found.iter().filter(|(p, _, _)| *p == phrase).collect();
+            let hits: Vec<&(String, ColRef, String)> = found.iter().filter(|(p, _, _)| *p == phrase).collect();
             if hits.is_empty() {
                 continue;
             }
-            let mut cols: Vec<usize> = hits.iter().map(|(_, ci, _)| *ci).collect();
+            let mut cols: Vec<ColRef> = hits.iter().map(|(_, c, _)| *c).collect();
             cols.sort();
             cols.dedup();
             // A column named right before the value ("the city of New York") decides.
             let before = self.spans.iter().position(|s| {
                 (s.end == start || (s.end + 1 == start && matches!(w(&self.toks, s.end), "of" | "is" | "named" | "called" | "=")))
-                    && matches!(&s.item, Item::Mention { targets, .. } if targets.iter().any(|t| matches!(t, Target::Column(_, c) if cols.contains(c))))
+                    && matches!(&s.item, Item::Mention { targets, .. } if targets.iter().any(|t| matches!(t, Target::Column(ti, ci) if cols.contains(&ColRef { table: *ti, column: *ci }))))
             });
             let column = match (cols.as_slice(), before) {
                 (_, Some(si)) => {
                     let Item::Mention { targets, .. } = &self.spans[si].item else { continue };
                     let c = targets.iter().find_map(|t| match t {
-                        Target::Column(_, c) if cols.contains(c) => Some(*c),
+                        Target::Column(ti, ci) if cols.contains(&ColRef { table: *ti, column: *ci }) => Some(ColRef { table: *ti, column: *ci }),
                         _ => None,
                     });
                     let Some(c) = c else { continue };
@@ -725,19 +809,67 @@ impl Parser<'_> {
                 *c = true;
             }
             // "Italian food": a following word of the column's name belongs to the value.
-            let col_stems: Vec<String> = self.vocab.column_words[base][column].iter().map(|x| stem(x)).collect();
+            let col_stems: Vec<String> = self.vocab.column_words[column.table][column.column].iter().map(|x| stem(x)).collect();
             if self.free(end) && col_stems.contains(&self.stems[end]) {
                 self.mark(end, end + 1);
             }
-            self.filters.push((start, Filter::Value { column: ColRef { table: base, column }, value: stored.clone(), mode: self.mode }));
+            self.filters.push((start, Filter::Value { column, value: stored.clone(), mode: self.mode }));
         }
         Ok(())
     }
 
+    /// The column a mention names: one of the base table's, else the only one among the joined
+    /// tables'.
     fn column_of(&self, base: usize, targets: &[Target]) -> Option<ColRef> {
-        targets.iter().find_map(|t| match t {
-            Target::Column(ti, ci) if *ti == base => Some(ColRef { table: base, column: *ci }),
+        let of = |want_base: bool| {
+            targets.iter().filter_map(move |t| match t {
+                Target::Column(ti, ci) if (*ti == base) == want_base => Some(ColRef { table: *ti, column: *ci }),
+                _ => None,
+            })
+        };
+        if let Some(c) = of(true).next() {
+            return Some(c);
+        }
+        let mut joined = of(false);
+        match (joined.next(), joined.next()) {
+            (Some(c), None) => Some(c),
             _ => None,
+        }
+    }
+
+    /// A joined table (not the base) that a mention names as a whole.
+    fn entity_of(&self, base: usize, targets: &[Target]) -> Option<usize> {
+        let mut tables = targets.iter().filter_map(|t| match t {
+            Target::Table(ti) if *ti != base => Some(*ti),
+            _ => None,
+        });
+        match (tables.next(), tables.next()) {
+            (Some(t), None) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Grouping by the rows of a joined table: its label and key.
+    fn entity_group(&self, table: usize) -> Result<GroupKey, String> {
+        let t = &self.catalog.tables[table];
+        let label = label_column(&self.vocab, table, t).map(|ci| ColRef { table, column: ci });
+        let key = key_column(&self.vocab, table, t).map(|ci| ColRef { table, column: ci });
+        match (label, key) {
+            (Some(label), Some(key)) => Ok(GroupKey::Entity { label, key }),
+            (Some(c), None) | (None, Some(c)) => Ok(GroupKey::Column(c)),
+            (None, None) => Err(format!("{} has no name or key column to group by", t.name)),
+        }
+    }
+
+    /// The mention is a money word ("revenue"): it must name one column among the tables reached.
+    fn money_column(&self, items: &[(usize, usize, Item)], k: usize) -> Option<Result<ColRef, String>> {
+        let (start, end, Item::Mention { targets, .. }) = items.get(k)? else { return None };
+        if end - start != 1 || !self.vocab.is_money_word(w(&self.toks, *start)) {
+            return None;
+        }
+        Some(match targets.as_slice() {
+            [Target::Column(ti, ci)] => Ok(ColRef { table: *ti, column: *ci }),
+            _ => Err(format!("\"{}\" could mean several amounts", w(&self.toks, *start))),
         })
     }
 
@@ -785,9 +917,18 @@ impl Parser<'_> {
             distinct: false,
             order: None,
             limit: None,
+            joins: Vec::new(),
+            ratio: None,
         };
         let mut subject_table: Option<(usize, bool)> = None; // (position, plural)
         let mut subject_col: Option<ColRef> = None;
+        // A joined table whose rows are what the question ranks or groups ("top 5 customers by ...").
+        let mut subject_entity: Option<usize> = None;
+        // Joined tables named only to say where a filter's value is ("orders from customers in London").
+        let mut context_entities: Vec<usize> = Vec::new();
+        let mut ratio_cue: Option<(usize, bool)> = None;
+        // Money words are a sum of the one amount column among the tables reached.
+        let money: Vec<Option<ColRef>> = (0..items.len()).map(|k| self.money_column(&items, k).transpose()).collect::<Result<_, _>>()?;
         let mut subject_plural = true;
         let mut direction: Option<bool> = None;
         let mut alphabetical = false;
@@ -835,15 +976,19 @@ impl Parser<'_> {
                 Item::Cue(Cue::Agg(agg)) => {
                     // "total number of" is a count; "total <numeric column>" is a sum.
                     let Some((targets, _)) = mention(k + 1) else { return Err("an aggregate is not followed by a column".into()) };
+                    // Sums and averages of a joined table's column would count its rows once per
+                    // base row.
+                    let summable = |c: ColRef| c.table == base || matches!(agg, Agg::Min | Agg::Max);
+                    let how_much = w(&self.toks, items[k].0) == "how";
                     match self.column_of(base, targets) {
-                        Some(c) if self.is_numeric(c) && items[k + 1].0 == *end => {
+                        Some(c) if self.is_numeric(c) && summable(c) && items[k + 1].0 == *end => {
                             push_measure(&mut q, Measure { agg: *agg, column: Some(c) });
                             named_columns.push(c);
                         }
                         Some(c) if matches!(agg, Agg::Min | Agg::Max) && self.is_temporal(c) => {
                             push_measure(&mut q, Measure { agg: *agg, column: Some(c) });
                         }
-                        _ if *agg == Agg::Sum && targets.contains(&Target::Table(base)) => {
+                        _ if *agg == Agg::Sum && !how_much && targets.contains(&Target::Table(base)) => {
                             push_measure(&mut q, Measure { agg: Agg::Count, column: None });
                         }
                         _ => return Err("an aggregate applies to a column that is not numeric".into()),
@@ -865,13 +1010,21 @@ impl Parser<'_> {
                         }
                         Some(Item::Cue(Cue::Agg(agg))) => {
                             let Some((targets, _)) = mention(k + 2) else { return Err("an aggregate is not followed by a column".into()) };
-                            let Some(c) = self.column_of(base, targets).filter(|c| self.is_numeric(*c)) else { return Err("an aggregate applies to a column that is not numeric".into()) };
+                            let summable = |c: &ColRef| c.table == base || matches!(agg, Agg::Min | Agg::Max);
+                            let Some(c) = self.column_of(base, targets).filter(|c| self.is_numeric(*c) && summable(c)) else { return Err("an aggregate applies to a column that is not numeric".into()) };
                             let m = push_measure(&mut q, Measure { agg: *agg, column: Some(c) });
                             q.order = Some((OrderKey::Measure(m), *desc));
                             k += 3;
                             continue;
                         }
                         Some(Item::Mention { targets, plural, .. }) => {
+                            if let Some(c) = money[k + 1].filter(|c| c.table == base) {
+                                // "the most revenue": the groups ranked by their sum.
+                                let m = push_measure(&mut q, Measure { agg: Agg::Sum, column: Some(c) });
+                                q.order = Some((OrderKey::Measure(m), *desc));
+                                k += 2;
+                                continue;
+                            }
                             let targets = targets.clone();
                             let col = self.column_of(base, &targets).filter(|c| self.is_numeric(*c) || self.is_temporal(*c));
                             let followed_by_of_table = matches!(w(&self.toks, items[k + 1].1), "of" | "among")
@@ -887,7 +1040,7 @@ impl Parser<'_> {
                                 continue;
                             }
                             if targets.contains(&Target::Table(base)) {
-                                if subject_col.is_some() {
+                                if subject_col.is_some() || subject_entity.is_some() {
                                     // "which street has the most restaurants"
                                     let m = push_measure(&mut q, Measure { agg: Agg::Count, column: None });
                                     q.order = Some((OrderKey::Measure(m), *desc));
@@ -917,6 +1070,19 @@ impl Parser<'_> {
                     match items.get(k + 1).map(|x| &x.2) {
                         Some(Item::Mention { targets, .. }) => {
                             let targets = targets.clone();
+                            if let (true, Some(c)) = (by, money[k + 1].filter(|c| c.table == base)) {
+                                // "top 5 customers by revenue"
+                                let m = push_measure(&mut q, Measure { agg: Agg::Sum, column: Some(c) });
+                                q.order = Some((OrderKey::Measure(m), true));
+                                k += 2;
+                                continue;
+                            }
+                            if let Some(t) = self.column_of(base, &targets).is_none().then(|| self.entity_of(base, &targets)).flatten() {
+                                // "by product category": the rows of a joined table.
+                                q.groups.push(self.entity_group(t)?);
+                                k += 2;
+                                continue;
+                            }
                             let Some(c) = self.column_of(base, &targets) else {
                                 return Err("grouping by a whole table is not something the offline engine does".into());
                             };
@@ -1002,10 +1168,26 @@ impl Parser<'_> {
                         }
                     }
                 }
+                Item::Cue(Cue::Ratio(percent)) => ratio_cue = Some((items[k].0, *percent)),
                 Item::Mention { targets, plural, .. } => {
                     let col = self.column_of(base, targets);
                     let is_table = targets.contains(&Target::Table(base));
-                    if is_table && subject_table.is_none() {
+                    let entity = if col.is_none() && !is_table { self.entity_of(base, targets) } else { None };
+                    if let Some(c) = money[k] {
+                        // "revenue per month": a sum.
+                        if c.table != base {
+                            return Err("an amount on a joined table would be counted once per row".into());
+                        }
+                        push_measure(&mut q, Measure { agg: Agg::Sum, column: Some(c) });
+                        named_columns.push(c);
+                    } else if let Some(t) = entity {
+                        if subject_entity.is_none() && subject_col.is_none() && subject_table.is_none() && q.measures.is_empty() && loose.is_empty() {
+                            subject_entity = Some(t);
+                            subject_plural = *plural;
+                        } else {
+                            context_entities.push(t);
+                        }
+                    } else if is_table && subject_table.is_none() {
                         subject_table = Some((items[k].0, *plural));
                         subject_plural = *plural;
                     } else if let Some(c) = col {
@@ -1075,7 +1257,20 @@ impl Parser<'_> {
             filters.push((pos, filter));
         }
         filters.sort_by_key(|(pos, _)| *pos);
+        if let Some((cue, percent)) = ratio_cue {
+            let (ratio, shared) = split_ratio(cue, self.ratio_separator, percent, filters)?;
+            q.ratio = Some(ratio);
+            filters = shared;
+        } else if self.ratio_separator.is_some() {
+            return Err("internal: a ratio separator without a ratio".into());
+        }
         q.filters = filters.into_iter().map(|(_, f)| f).collect();
+        // A joined table named next to a value is where the value is; named otherwise, its role
+        // is unclear.
+        let filtered_tables: Vec<usize> = q.filters.iter().chain(q.ratio.iter().flat_map(|r| r.numerator.iter().chain(&r.denominator))).map(|f| filter_column(f).table).collect();
+        if context_entities.iter().any(|t| !filtered_tables.contains(t)) {
+            return Err("the question names a related table without saying how it is used".into());
+        }
         // A date column named only to say which one the time phrase means is not an output.
         let filter_cols: Vec<ColRef> = q.filters.iter().filter_map(|f| match f {
             Filter::Year { column, .. } | Filter::Recent { column, .. } | Filter::Date { column, .. } => Some(*column),
@@ -1102,6 +1297,12 @@ impl Parser<'_> {
         }
 
         // Shape.
+        if q.ratio.is_some() {
+            if q.measures.iter().any(|m| *m != Measure { agg: Agg::Count, column: None }) || q.order.is_some() || top.is_some() || subject_table.is_none() || !q.outputs.is_empty() {
+                return Err("a ratio of counts mixed with other measures or an order".into());
+            }
+            q.measures = vec![Measure { agg: Agg::Ratio, column: None }];
+        }
         let table = &self.catalog.tables[base];
         let label = label_column(&self.vocab, base, table).map(|ci| ColRef { table: base, column: ci });
         if let Some((desc, n)) = top {
@@ -1132,6 +1333,16 @@ impl Parser<'_> {
             q.order = Some((OrderKey::Column(key), false));
         }
 
+        if let Some(t) = subject_entity {
+            // "top 5 customers by number of orders": the joined table's rows are the groups.
+            if q.measures.is_empty() {
+                return Err("a related table's rows listed without a measure".into());
+            }
+            let g = self.entity_group(t)?;
+            if !q.groups.contains(&g) {
+                q.groups.insert(0, g);
+            }
+        }
         if !q.measures.is_empty() || !q.groups.is_empty() {
             if let Some(c) = subject_col {
                 // "which street has the most restaurants", "top 5 countries by number of customers"
@@ -1164,7 +1375,7 @@ impl Parser<'_> {
                 if q.order.is_none() && !time_like {
                     q.order = Some((OrderKey::Measure(0), true));
                 }
-                if q.limit.is_none() && sup_order_is_singular(&q, subject_plural, subject_col.is_some()) {
+                if q.limit.is_none() && sup_order_is_singular(&q, subject_plural, subject_col.is_some() || subject_entity.is_some()) {
                     q.limit = Some(1);
                 }
             }
@@ -1203,7 +1414,55 @@ impl Parser<'_> {
             outputs.dedup();
             q.outputs = outputs;
         }
+        if let (Some((OrderKey::Column(c), _)), true) = (q.order, q.is_grouped()) {
+            if !q.groups.iter().any(|g| matches!(g, GroupKey::Column(x) | GroupKey::Bucket(x, _) | GroupKey::Entity { label: x, .. } if *x == c)) {
+                return Err("ordering groups by a column that is not grouped".into());
+            }
+        }
+        q.joins = self.joins_for(&q)?;
         Ok(Parsed { query: q, vocab: self.vocab })
+    }
+
+    /// The joins that reach every table the query's columns are in, each hop once.
+    fn joins_for(&self, q: &Query) -> Result<Vec<joins::Hop>, String> {
+        let mut columns: Vec<ColRef> = q.outputs.clone();
+        columns.extend(q.measures.iter().filter_map(|m| m.column));
+        for g in &q.groups {
+            match g {
+                GroupKey::Column(c) | GroupKey::Bucket(c, _) => columns.push(*c),
+                GroupKey::Entity { label, key } => columns.extend([*label, *key]),
+            }
+        }
+        columns.extend(q.filters.iter().chain(q.ratio.iter().flat_map(|r| r.numerator.iter().chain(&r.denominator))).map(filter_column));
+        if let Some((OrderKey::Column(c), _)) = q.order {
+            columns.push(c);
+        }
+        let mut tables: Vec<usize> = columns.iter().map(|c| c.table).filter(|t| *t != q.table).collect();
+        tables.sort();
+        tables.dedup();
+        let mut hops: Vec<joins::Hop> = Vec::new();
+        for t in tables {
+            match self.reach.get(&t) {
+                Some(Reach::Path(path)) => {
+                    for hop in path {
+                        if !hops.contains(hop) {
+                            hops.push(hop.clone());
+                        }
+                    }
+                }
+                Some(Reach::Ambiguous) => return Err(format!("{} is joined in two different ways", self.catalog.tables[t].name)),
+                None => return Err("a column outside the tables the question reaches".into()),
+            }
+        }
+        // Each table is joined after the table it is reached from.
+        let mut ordered: Vec<joins::Hop> = Vec::new();
+        while !hops.is_empty() {
+            let Some(i) = hops.iter().position(|h| h.from == q.table || ordered.iter().any(|o| o.to == h.from)) else {
+                return Err("internal: a join path does not start at the base table".into());
+            };
+            ordered.push(hops.remove(i));
+        }
+        Ok(ordered)
     }
 
     /// The one numeric column a superlative adjective measures ("longest" a length).
@@ -1264,6 +1523,79 @@ impl Parser<'_> {
             _ => false,
         }
     }
+}
+
+fn filter_column(f: &Filter) -> ColRef {
+    match f {
+        Filter::Value { column, .. }
+        | Filter::Number { column, .. }
+        | Filter::Year { column, .. }
+        | Filter::Date { column, .. }
+        | Filter::Recent { column, .. } => *column,
+    }
+}
+
+/// Splits a ratio's filters, by where they are in the question, into its numerator (after the
+/// cue), its denominator (after "to" / "out of", on the numerator's columns) and the filters both
+/// share (time phrases, filters before the cue, other filters after the separator):
+/// "ratio of cancelled to delivered orders in 2025".
+fn split_ratio(cue: usize, separator: Option<usize>, percent: bool, filters: Vec<(usize, Filter)>) -> Result<(Ratio, Vec<(usize, Filter)>), String> {
+    let is_time = |f: &Filter| matches!(f, Filter::Year { .. } | Filter::Date { .. } | Filter::Recent { .. });
+    let (mut numerator, mut denominator, mut shared) = (Vec::new(), Vec::new(), Vec::new());
+    let mut after = Vec::new();
+    for (pos, f) in filters {
+        if is_time(&f) || pos < cue {
+            shared.push((pos, f));
+        } else if separator.is_none_or(|s| pos < s) {
+            numerator.push(f);
+        } else {
+            after.push((pos, f));
+        }
+    }
+    let mut numerator_columns: Vec<ColRef> = numerator.iter().map(filter_column).collect();
+    numerator_columns.sort();
+    numerator_columns.dedup();
+    for (pos, f) in after {
+        if numerator_columns.contains(&filter_column(&f)) {
+            denominator.push(f);
+        } else {
+            shared.push((pos, f));
+        }
+    }
+    if numerator.is_empty() {
+        return Err("a ratio without a condition to count".into());
+    }
+    if separator.is_none() && numerator.len() > 1 {
+        return Err("a share with several conditions: which ones define the whole is unclear".into());
+    }
+    if !denominator.is_empty() {
+        let mut denominator_columns: Vec<ColRef> = denominator.iter().map(filter_column).collect();
+        denominator_columns.sort();
+        denominator_columns.dedup();
+        if denominator_columns != numerator_columns {
+            return Err("the two parts of a ratio are filtered differently".into());
+        }
+    }
+    shared.sort_by_key(|(pos, _)| *pos);
+    Ok((Ratio { numerator, denominator, percent }, shared))
+}
+
+/// The tables each mention can refer to.
+fn mentions_tables(spans: &[Span]) -> Vec<BTreeSet<usize>> {
+    spans
+        .iter()
+        .filter_map(|s| match &s.item {
+            Item::Mention { targets, .. } => Some(
+                targets
+                    .iter()
+                    .map(|t| match t {
+                        Target::Table(ti) | Target::Column(ti, _) => *ti,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Words that change a question's meaning and must never be explained away.

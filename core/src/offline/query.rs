@@ -1,9 +1,12 @@
-//! The planner's query: one table, its filters, groups, measures, order and limit, and how it
-//! becomes one read-only SELECT with schema-qualified, quoted identifiers and a deterministic order.
+//! The planner's query: a base table and the tables it reaches along foreign keys, its filters,
+//! groups, measures, order and limit, and how it becomes one read-only SELECT with
+//! schema-qualified, quoted identifiers and a deterministic order.
 
 use crate::catalog::{quote_ident, Catalog};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use super::joins::Hop;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct ColRef {
     pub table: usize,
     pub column: usize,
@@ -17,6 +20,8 @@ pub(crate) enum Agg {
     Avg,
     Min,
     Max,
+    /// The query's `ratio` (a share of two counts).
+    Ratio,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +57,9 @@ pub(crate) enum GroupKey {
     Column(ColRef),
     /// `date_trunc(unit, column)`.
     Bucket(ColRef, Unit),
+    /// The rows of a joined table: shown by their label, grouped by label and key so that two
+    /// rows with the same label stay apart.
+    Entity { label: ColRef, key: ColRef },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,9 +109,20 @@ pub(crate) enum OrderKey {
     Column(ColRef),
 }
 
+/// Rows matching `numerator` per rows matching `denominator` (all rows when empty).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Ratio {
+    pub numerator: Vec<Filter>,
+    pub denominator: Vec<Filter>,
+    /// Times 100.
+    pub percent: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Query {
     pub table: usize,
+    /// Many-to-one joins from the base table, in order.
+    pub joins: Vec<Hop>,
     pub filters: Vec<Filter>,
     pub groups: Vec<GroupKey>,
     pub measures: Vec<Measure>,
@@ -112,6 +131,7 @@ pub(crate) struct Query {
     pub distinct: bool,
     pub order: Option<(OrderKey, bool)>,
     pub limit: Option<u64>,
+    pub ratio: Option<Ratio>,
 }
 
 /// A SQL string literal, quotes doubled (standard_conforming_strings is on since PostgreSQL 9.1).
@@ -132,13 +152,66 @@ impl Query {
         !self.groups.is_empty()
     }
 
+    /// Every table the query reads, base first.
+    pub(crate) fn tables(&self) -> Vec<usize> {
+        let mut out = vec![self.table];
+        out.extend(self.joins.iter().map(|h| h.to));
+        out
+    }
+
+    /// How a table is named in a query with joins: its own name, numbered when two tables of
+    /// different schemas share it.
+    fn alias(&self, catalog: &Catalog, table: usize) -> String {
+        let name = |t: usize| catalog.tables.get(t).map(|t| t.name.as_str()).unwrap_or_default();
+        let tables = self.tables();
+        let earlier_same = tables.iter().take_while(|t| **t != table).filter(|t| name(**t) == name(table)).count();
+        if earlier_same == 0 {
+            quote_ident(name(table))
+        } else {
+            quote_ident(&format!("{}_{}", name(table), earlier_same + 1))
+        }
+    }
+
     fn col(&self, catalog: &Catalog, c: ColRef) -> String {
-        catalog
+        let name = catalog
             .tables
             .get(c.table)
             .and_then(|t| t.columns.get(c.column))
             .map(|col| quote_ident(&col.name))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if self.joins.is_empty() {
+            name
+        } else {
+            format!("{}.{name}", self.alias(catalog, c.table))
+        }
+    }
+
+    fn tables_sql(&self, catalog: &Catalog) -> String {
+        let table_sql = |t: usize| {
+            let Some(table) = catalog.tables.get(t) else { return String::new() };
+            let alias = self.alias(catalog, t);
+            if self.joins.is_empty() || alias == quote_ident(&table.name) {
+                table.qualified_name()
+            } else {
+                format!("{} AS {alias}", table.qualified_name())
+            }
+        };
+        let mut sql = table_sql(self.table);
+        for hop in &self.joins {
+            let on: Vec<String> = hop
+                .pairs
+                .iter()
+                .map(|(a, b)| {
+                    format!(
+                        "{} = {}",
+                        self.col(catalog, ColRef { table: hop.to, column: *b }),
+                        self.col(catalog, ColRef { table: hop.from, column: *a })
+                    )
+                })
+                .collect();
+            sql.push_str(&format!(" JOIN {} ON {}", table_sql(hop.to), on.join(" AND ")));
+        }
+        sql
     }
 
     fn column_name(catalog: &Catalog, c: ColRef) -> String {
@@ -155,6 +228,7 @@ impl Query {
             Agg::Avg => format!("average_{col}"),
             Agg::Min => format!("min_{col}"),
             Agg::Max => format!("max_{col}"),
+            Agg::Ratio => "ratio".into(),
         }
     }
 
@@ -168,7 +242,22 @@ impl Query {
             (Agg::Avg, _) => format!("avg({col})"),
             (Agg::Min, _) => format!("min({col})"),
             (Agg::Max, _) => format!("max({col})"),
+            (Agg::Ratio, _) => self.ratio_sql(catalog),
         }
+    }
+
+    fn ratio_sql(&self, catalog: &Catalog) -> String {
+        let Some(r) = &self.ratio else { return "NULL".into() };
+        let count = |filters: &[Filter]| {
+            if filters.is_empty() {
+                "count(*)".to_string()
+            } else {
+                let conds: Vec<String> = filters.iter().map(|f| self.filter_sql(catalog, f)).collect();
+                format!("count(*) FILTER (WHERE {})", conds.join(" AND "))
+            }
+        };
+        let scale = if r.percent { "100.0 * " } else { "" };
+        format!("{scale}{}::numeric / NULLIF({}, 0)", count(&r.numerator), count(&r.denominator))
     }
 
     fn group_sql(&self, catalog: &Catalog, g: &GroupKey) -> (String, String) {
@@ -178,6 +267,7 @@ impl Query {
                 let expr = format!("date_trunc('{}', {})::date", unit.name(), self.col(catalog, *c));
                 (format!("{expr} AS {}", unit.name()), unit.name().to_string())
             }
+            GroupKey::Entity { label, .. } => (self.col(catalog, *label), self.col(catalog, *label)),
         }
     }
 
@@ -213,7 +303,9 @@ impl Query {
 
     /// The SELECT statement.
     pub(crate) fn to_sql(&self, catalog: &Catalog) -> String {
-        let Some(table) = catalog.tables.get(self.table) else { return String::new() };
+        if catalog.tables.get(self.table).is_none() {
+            return String::new();
+        }
         let mut select: Vec<String> = Vec::new();
         let mut order_terms: Vec<String> = Vec::new();
         let mut tie_breaks: Vec<String> = Vec::new();
@@ -223,6 +315,11 @@ impl Query {
             select.push(item);
             group_by.push(name.clone());
             tie_breaks.push(name);
+            if let GroupKey::Entity { key, .. } = g {
+                let key = self.col(catalog, *key);
+                group_by.push(key.clone());
+                tie_breaks.push(key);
+            }
         }
         if !self.is_grouped() {
             for c in &self.outputs {
@@ -255,7 +352,7 @@ impl Query {
             "SELECT {}{} FROM {}",
             if self.distinct && !self.is_grouped() { "DISTINCT " } else { "" },
             select.join(", "),
-            table.qualified_name()
+            self.tables_sql(catalog)
         );
         if !self.filters.is_empty() {
             let conds: Vec<String> = self.filters.iter().map(|f| self.filter_sql(catalog, f)).collect();

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::catalog::Catalog;
 use crate::result::ResultSet;
 
-use super::query::{number, Agg, ColRef, Filter, GroupKey, MatchMode, Measure, OrderKey, Query};
+use super::query::{number, Agg, ColRef, Filter, GroupKey, MatchMode, Measure, OrderKey, Query, Ratio};
 use super::schema::{key_column, label_column, Vocab};
 use super::{AnswerKind, AnswerTemplate};
 
@@ -25,9 +25,33 @@ pub(crate) fn plural(noun: &str) -> String {
     }
 }
 
-fn measure_words(vocab: &Vocab, subject: &str, m: &Measure) -> String {
+/// A table's name as one of its rows ("categories" -> "category").
+fn singular(noun: &str) -> String {
+    if let Some(stem) = noun.strip_suffix("ies") {
+        format!("{stem}y")
+    } else if noun.ends_with("sses") || noun.ends_with("xes") || noun.ends_with("ches") || noun.ends_with("shes") {
+        noun[..noun.len() - 2].to_string()
+    } else if noun.ends_with('s') && !noun.ends_with("ss") && !noun.ends_with("us") {
+        noun[..noun.len() - 1].to_string()
+    } else {
+        noun.to_string()
+    }
+}
+
+fn ratio_words(vocab: &Vocab, q: &Query, subject: &str, r: &Ratio) -> String {
+    let part = |filters: &[Filter]| filters.iter().map(|f| condition_words(vocab, q, f)).collect::<Vec<_>>().join(" and ");
+    match (r.percent, r.denominator.is_empty()) {
+        (true, true) => format!("percentage of {subject} where {}", part(&r.numerator)),
+        (true, false) => format!("percentage of {subject} where {} among those where {}", part(&r.numerator), part(&r.denominator)),
+        (false, true) => format!("share of {subject} where {}", part(&r.numerator)),
+        (false, false) => format!("ratio of {subject} where {} to those where {}", part(&r.numerator), part(&r.denominator)),
+    }
+}
+
+fn measure_words(vocab: &Vocab, subject: &str, q: &Query, m: &Measure) -> String {
     let col = |c: Option<ColRef>| c.map(|c| vocab.column_label(c.table, c.column)).unwrap_or_default();
     match m.agg {
+        Agg::Ratio => q.ratio.as_ref().map(|r| ratio_words(vocab, q, subject, r)).unwrap_or_default(),
         Agg::Count => format!("number of {subject}"),
         Agg::CountDistinct => format!("number of distinct {}", plural(&col(m.column))),
         Agg::Sum => format!("total {}", col(m.column)),
@@ -37,8 +61,17 @@ fn measure_words(vocab: &Vocab, subject: &str, m: &Measure) -> String {
     }
 }
 
-fn condition_words(vocab: &Vocab, f: &Filter) -> String {
-    let col = |c: &ColRef| vocab.column_label(c.table, c.column);
+fn condition_words(vocab: &Vocab, q: &Query, f: &Filter) -> String {
+    // A joined table's column is named with its table ("customer city").
+    let col = |c: &ColRef| {
+        let label = vocab.column_label(c.table, c.column);
+        let table = singular(&vocab.table_label(c.table));
+        if c.table == q.table || label.starts_with(&table) {
+            label
+        } else {
+            format!("{table} {label}")
+        }
+    };
     match f {
         Filter::Value { column, value, mode: MatchMode::Exact } => format!("{} is {value}", col(column)),
         Filter::Value { column, value, mode: MatchMode::Contains } => format!("{} contains {value}", col(column)),
@@ -51,13 +84,14 @@ fn condition_words(vocab: &Vocab, f: &Filter) -> String {
 
 pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTemplate {
     let subject = plural(&vocab.table_label(q.table));
-    let measures: Vec<String> = q.measures.iter().map(|m| measure_words(vocab, &subject, m)).collect();
+    let measures: Vec<String> = q.measures.iter().map(|m| measure_words(vocab, &subject, q, m)).collect();
     let groups = q
         .groups
         .iter()
         .map(|g| match g {
             GroupKey::Column(c) => vocab.column_label(c.table, c.column),
             GroupKey::Bucket(_, unit) => unit.name().to_string(),
+            GroupKey::Entity { label, .. } => singular(&vocab.table_label(label.table)),
         })
         .collect();
     let kind = if q.is_grouped() {
@@ -81,7 +115,7 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
         subject: subject.clone(),
         measures,
         groups,
-        conditions: q.filters.iter().map(|f| condition_words(vocab, f)).collect(),
+        conditions: q.filters.iter().map(|f| condition_words(vocab, q, f)).collect(),
         ranked_by,
         limit: q.limit,
         suggestions: suggestions(catalog, vocab, q, &subject, kind),

@@ -2,7 +2,11 @@
 //! plural and reworded forms ("food_type" is also "type of food"), and without the prefixes some
 //! schemas put on every name (`sbcustname` in `sbcustomer` is "name").
 
+use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 
 use crate::catalog::{Catalog, Column, Table};
 
@@ -18,6 +22,14 @@ pub(crate) enum Target {
 const GENERIC_SUFFIXES: &[&str] = &["name", "num", "number", "nbr", "no", "cnt", "count"];
 const COUNT_SUFFIXES: &[&str] = &["num", "number", "nbr", "no", "cnt", "count"];
 
+/// Question words that mean an amount of money.
+const MONEY_WORDS: &[&str] =
+    &["revenue", "revenues", "sales", "income", "money", "spent", "spend", "spending", "earned", "earnings", "turnover", "takings"];
+/// Words of a column name that say it holds an amount of money (also at the end of a word: `sbtxamount`).
+const MONEY_COLUMN_WORDS: &[&str] = &["amount", "revenue", "sales", "income", "turnover"];
+/// Words of a column name that say it holds something else.
+const NOT_MONEY_WORDS: &[&str] = &["count", "number", "num", "qty", "quantity", "id", "rate", "pct", "percent", "ratio"];
+
 pub(crate) struct Vocab {
     /// Term key (the stems of its words, concatenated) -> what it names.
     terms: HashMap<String, Vec<Target>>,
@@ -29,6 +41,8 @@ pub(crate) struct Vocab {
     pub(crate) table_words: Vec<Vec<String>>,
     /// Stems of each column's comment.
     comment_stems: Vec<Vec<HashSet<String>>>,
+    /// Money words that name amount columns here (the schema does not use them itself).
+    money_keys: Vec<String>,
 }
 
 pub(crate) fn key<S: AsRef<str>>(words: &[S]) -> String {
@@ -85,7 +99,41 @@ fn strip_prefix_words(name: &str, prefix: usize) -> Vec<String> {
     split_ident(name.get(prefix..).unwrap_or(name))
 }
 
+thread_local! {
+    /// The vocabulary of the catalog seen last, by a fingerprint of what it is built from:
+    /// building it for a catalog of hundreds of tables costs milliseconds, hashing it much less.
+    static LAST: RefCell<Option<(u64, Rc<Vocab>)>> = const { RefCell::new(None) };
+}
+
+/// A hash of everything the vocabulary reads from the catalog.
+fn fingerprint(catalog: &Catalog) -> u64 {
+    let mut h = DefaultHasher::new();
+    for t in &catalog.tables {
+        (&t.schema, &t.name, &t.primary_key).hash(&mut h);
+        for c in &t.columns {
+            (&c.name, c.category, &c.comment).hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
 impl Vocab {
+    /// The vocabulary of a catalog, reused while the catalog stays the same.
+    pub(crate) fn cached(catalog: &Catalog) -> Rc<Vocab> {
+        let print = fingerprint(catalog);
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            match &*last {
+                Some((p, vocab)) if *p == print => Rc::clone(vocab),
+                _ => {
+                    let vocab = Rc::new(Vocab::new(catalog));
+                    *last = Some((print, Rc::clone(&vocab)));
+                    vocab
+                }
+            }
+        })
+    }
+
     pub(crate) fn new(catalog: &Catalog) -> Vocab {
         let mut vocab = Vocab {
             terms: HashMap::new(),
@@ -93,6 +141,7 @@ impl Vocab {
             column_words: Vec::new(),
             table_words: Vec::new(),
             comment_stems: Vec::new(),
+            money_keys: Vec::new(),
         };
         let mut schema_prefix: HashMap<&str, usize> = HashMap::new();
         for schema in catalog.tables.iter().map(|t| t.schema.as_str()).collect::<HashSet<_>>() {
@@ -137,9 +186,40 @@ impl Vocab {
             vocab.column_words.push(words_of_table);
             vocab.comment_stems.push(comments);
         }
+        vocab.add_money_words(catalog);
         vocab.typo_keys = vocab.terms.keys().filter(|k| k.chars().count() >= 6).cloned().collect();
         vocab.typo_keys.sort();
         vocab
+    }
+
+    /// Words for money ("revenue", "sales", "spent") name the numeric columns that hold amounts
+    /// of money, unless the schema itself uses the word. Which one a question means is settled
+    /// later: it must be the only one among the tables the question reaches.
+    fn add_money_words(&mut self, catalog: &Catalog) {
+        let free: Vec<&str> = MONEY_WORDS.iter().copied().filter(|w| !self.terms.contains_key(&stem(w))).collect();
+        if free.is_empty() {
+            return;
+        }
+        for (ti, table) in catalog.tables.iter().enumerate() {
+            let key = key_column(self, ti, table);
+            for (ci, col) in table.columns.iter().enumerate() {
+                if col.is_numeric() && Some(ci) != key && self.holds_money(ti, ci) {
+                    for w in &free {
+                        self.add(&[w.to_string()], Target::Column(ti, ci));
+                    }
+                    self.money_keys = free.iter().map(|w| stem(w)).collect();
+                }
+            }
+        }
+    }
+
+    /// A column named for an amount of money (`amount`, `total`, `revenue`, `sales`), or whose
+    /// comment calls it revenue, sales or income.
+    fn holds_money(&self, ti: usize, ci: usize) -> bool {
+        let Some(words) = self.column_words.get(ti).and_then(|t| t.get(ci)) else { return false };
+        let named = words.iter().any(|w| MONEY_COLUMN_WORDS.iter().any(|m| w == m || (w.len() > m.len() && w.ends_with(m))))
+            && !words.iter().any(|w| NOT_MONEY_WORDS.contains(&w.as_str()));
+        named || ["revenu", "sale", "income"].iter().any(|s| self.comment_has(ti, ci, s))
     }
 
     fn add(&mut self, words: &[String], target: Target) {
@@ -173,6 +253,11 @@ impl Vocab {
             return None;
         }
         self.terms.get(first).map(|v| v.as_slice())
+    }
+
+    /// Whether a question word is a money word standing for amount columns.
+    pub(crate) fn is_money_word(&self, word: &str) -> bool {
+        self.money_keys.contains(&stem(word))
     }
 
     pub(crate) fn comment_has(&self, table: usize, column: usize, stem: &str) -> bool {

@@ -218,3 +218,185 @@ fn answers_in_words_with_suggestions_that_plan() {
     let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false };
     assert_eq!(render_answer(&avg, &rs).0, "For orders, the average amount is 1,234.57.");
 }
+
+fn fk(column: &str, table: &str, ref_column: &str) -> ForeignKey {
+    ForeignKey { columns: vec![column.into()], ref_schema: "public".into(), ref_table: table.into(), ref_columns: vec![ref_column.into()] }
+}
+
+fn keyed(name: &str, key: &str, columns: Vec<Column>, fks: Vec<ForeignKey>) -> Table {
+    let mut t = table(name, columns);
+    t.primary_key = vec![key.into()];
+    t.foreign_keys = fks;
+    t
+}
+
+/// A shop whose tables are joined by declared foreign keys.
+fn joined_shop() -> Catalog {
+    let categories = keyed("categories", "category_id", vec![col("category_id", "integer", 'N'), col("name", "text", 'S')], vec![]);
+    let products = keyed(
+        "products",
+        "product_id",
+        vec![col("product_id", "integer", 'N'), col("name", "text", 'S'), col("category_id", "integer", 'N')],
+        vec![fk("category_id", "categories", "category_id")],
+    );
+    let customers = keyed(
+        "customers",
+        "customer_id",
+        vec![col("customer_id", "integer", 'N'), col("full_name", "text", 'S'), col("city", "text", 'S'), col("segment", "text", 'S')],
+        vec![],
+    );
+    let orders = keyed(
+        "orders",
+        "order_id",
+        vec![col("order_id", "integer", 'N'), col("customer_id", "integer", 'N'), col("status", "text", 'S'), col("ordered_at", "date", 'D')],
+        vec![fk("customer_id", "customers", "customer_id")],
+    );
+    let payments = keyed(
+        "payments",
+        "payment_id",
+        vec![col("payment_id", "integer", 'N'), col("order_id", "integer", 'N'), col("amount", "numeric(10,2)", 'N'), col("method", "text", 'S')],
+        vec![fk("order_id", "orders", "order_id")],
+    );
+    let reviews = keyed(
+        "reviews",
+        "review_id",
+        vec![col("review_id", "integer", 'N'), col("product_id", "integer", 'N'), col("customer_id", "integer", 'N'), col("rating", "smallint", 'N')],
+        vec![fk("product_id", "products", "product_id"), fk("customer_id", "customers", "customer_id")],
+    );
+    Catalog { tables: vec![categories, products, customers, orders, payments, reviews] }
+}
+
+fn shop_probe() -> FakeProbe {
+    FakeProbe::new(&[("city", "London"), ("status", "cancelled"), ("status", "delivered"), ("segment", "business")])
+}
+
+fn joined_sql(catalog: &Catalog, question: &str) -> String {
+    match plan(catalog, question, &mut shop_probe()) {
+        Decision::Answer(p) => p.sql,
+        Decision::Decline(r) => panic!("declined {question:?}: {r}"),
+    }
+}
+
+fn joined_declines(catalog: &Catalog, question: &str) -> bool {
+    matches!(plan(catalog, question, &mut shop_probe()), Decision::Decline(_))
+}
+
+#[test]
+fn groups_by_a_table_two_foreign_keys_away() {
+    assert_eq!(
+        joined_sql(&joined_shop(), "average rating by product category"),
+        "SELECT categories.name, avg(reviews.rating) AS average_rating FROM public.reviews \
+         JOIN public.products ON products.product_id = reviews.product_id \
+         JOIN public.categories ON categories.category_id = products.category_id \
+         GROUP BY categories.name, categories.category_id \
+         ORDER BY average_rating DESC NULLS LAST, categories.name, categories.category_id"
+    );
+}
+
+#[test]
+fn ranks_the_rows_of_a_referenced_table() {
+    assert_eq!(
+        joined_sql(&joined_shop(), "top 5 customers by number of orders"),
+        "SELECT customers.full_name, count(*) AS count FROM public.orders \
+         JOIN public.customers ON customers.customer_id = orders.customer_id \
+         GROUP BY customers.full_name, customers.customer_id \
+         ORDER BY count DESC NULLS LAST, customers.full_name, customers.customer_id LIMIT 5"
+    );
+    assert!(joined_sql(&joined_shop(), "Which customer has the most orders?").ends_with("LIMIT 1"));
+}
+
+#[test]
+fn filters_on_a_joined_tables_values() {
+    let catalog = joined_shop();
+    let Decision::Answer(p) = plan(&catalog, "how many orders from customers in London", &mut shop_probe()) else { panic!("declined") };
+    assert_eq!(
+        p.sql,
+        "SELECT count(*) AS count FROM public.orders JOIN public.customers ON customers.customer_id = orders.customer_id \
+         WHERE customers.city = 'London'"
+    );
+    assert_eq!(p.tables, vec!["public.orders".to_string(), "public.customers".to_string()]);
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(7)]], truncated: false };
+    assert_eq!(render_answer(&p, &rs).0, "There are 7 orders where customer city is London.");
+    // A related table named with no role in the question.
+    assert!(joined_declines(&catalog, "how many orders from customers"));
+}
+
+#[test]
+fn money_words_sum_the_one_amount_reached() {
+    let catalog = joined_shop();
+    assert_eq!(
+        joined_sql(&catalog, "top 3 customers by revenue"),
+        "SELECT customers.full_name, sum(payments.amount) AS total_amount FROM public.payments \
+         JOIN public.orders ON orders.order_id = payments.order_id \
+         JOIN public.customers ON customers.customer_id = orders.customer_id \
+         GROUP BY customers.full_name, customers.customer_id \
+         ORDER BY total_amount DESC NULLS LAST, customers.full_name, customers.customer_id LIMIT 3"
+    );
+    assert_eq!(
+        joined_sql(&catalog, "sales per payment method"),
+        "SELECT method, sum(amount) AS total_amount FROM public.payments GROUP BY method ORDER BY total_amount DESC NULLS LAST, method"
+    );
+    // A second amount column the question could reach: which one is revenue is unclear.
+    let mut two_amounts = joined_shop();
+    two_amounts.tables[3].columns.push(col("total_amount", "numeric", 'N'));
+    assert!(joined_declines(&two_amounts, "top 3 customers by revenue"));
+    // No amount column at all: nothing is invented.
+    let mut none = joined_shop();
+    none.tables.remove(4);
+    assert!(joined_declines(&none, "revenue per customer"));
+}
+
+#[test]
+fn ratios_of_two_counts() {
+    let catalog = joined_shop();
+    assert_eq!(
+        joined_sql(&catalog, "ratio of cancelled to delivered orders"),
+        "SELECT count(*) FILTER (WHERE status = 'cancelled')::numeric / NULLIF(count(*) FILTER (WHERE status = 'delivered'), 0) AS ratio FROM public.orders"
+    );
+    assert_eq!(
+        joined_sql(&catalog, "what share of customers are business?"),
+        "SELECT count(*) FILTER (WHERE segment = 'business')::numeric / NULLIF(count(*), 0) AS ratio FROM public.customers"
+    );
+    assert_eq!(
+        joined_sql(&catalog, "percentage of cancelled orders in 2024"),
+        "SELECT 100.0 * count(*) FILTER (WHERE status = 'cancelled')::numeric / NULLIF(count(*), 0) AS ratio FROM public.orders \
+         WHERE ordered_at >= DATE '2024-01-01' AND ordered_at < DATE '2025-01-01'"
+    );
+    assert!(joined_declines(&catalog, "ratio of orders to customers"));
+    assert!(joined_declines(&catalog, "what share of customers in London are business"));
+}
+
+#[test]
+fn ambiguous_joins_decline() {
+    // Two foreign keys from shipments to addresses: which address is meant is unclear.
+    let addresses = keyed("addresses", "address_id", vec![col("address_id", "integer", 'N'), col("city", "text", 'S')], vec![]);
+    let shipments = keyed(
+        "shipments",
+        "shipment_id",
+        vec![col("shipment_id", "integer", 'N'), col("from_address_id", "integer", 'N'), col("to_address_id", "integer", 'N'), col("weight", "real", 'N')],
+        vec![fk("from_address_id", "addresses", "address_id"), fk("to_address_id", "addresses", "address_id")],
+    );
+    let catalog = Catalog { tables: vec![addresses, shipments] };
+    assert!(joined_declines(&catalog, "number of shipments per city"));
+    assert!(joined_declines(&catalog, "average weight of shipments by address"));
+
+    // Reviews reach customers directly and through orders: the shorter path wins.
+    let mut catalog = joined_shop();
+    catalog.tables[5].columns.push(col("order_id", "integer", 'N'));
+    catalog.tables[5].foreign_keys.push(fk("order_id", "orders", "order_id"));
+    let sql = joined_sql(&catalog, "average rating by customer");
+    assert!(sql.contains("FROM public.reviews JOIN public.customers ON customers.customer_id = reviews.customer_id GROUP BY"), "{sql}");
+    // Without the direct key, two routes of the same length (through orders, through products).
+    catalog.tables[5].foreign_keys.retain(|k| k.ref_table != "customers");
+    catalog.tables[1].columns.push(col("maker_id", "integer", 'N'));
+    catalog.tables[1].foreign_keys.push(fk("maker_id", "customers", "customer_id"));
+    assert!(joined_declines(&catalog, "average rating by customer"));
+}
+
+#[test]
+fn sums_over_a_joined_table_decline() {
+    // Summing a referenced table's column once per referencing row would over-count.
+    let mut catalog = joined_shop();
+    catalog.tables[1].columns.push(col("unit_price", "numeric", 'N'));
+    assert!(joined_declines(&catalog, "total unit price by customer"));
+}
