@@ -232,5 +232,9 @@ def markdown_table(header, rows):
     return "\n".join(lines)
 
 
+def number(value):
+    return "n/a" if value is None else f"{value:g}"
+
+
 def pct(value):
     return "n/a" if value is None else f"{100 * value:.1f}%"

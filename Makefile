@@ -1,0 +1,26 @@
+# One command each; see the scripts for what they do and their options.
+#   make install   build and install the extension into the system PostgreSQL (tools/setup.sh)
+#   make test      every test layer (tools/test.sh)
+#   make demo      the demo on a cluster of its own (tools/demo.sh)
+#   make eval      evaluation on the public question sets (results/eval.md); EVAL_FLAGS=--quick for a smoke run
+#   make bench     benchmarks (results/bench.md); BENCH_FLAGS=--quick for a smoke run
+# eval and bench read the public data from $SQLCHAT_EVAL_DIR (default ../shared/eval) and need the
+# extension installed (make install) and the Python packages in tests/requirements.txt.
+PYTHON ?= python3
+
+.PHONY: install test demo eval bench
+
+install:
+	tools/setup.sh
+
+test:
+	tools/test.sh
+
+demo:
+	tools/demo.sh
+
+eval:
+	$(PYTHON) tools/eval.py $(EVAL_FLAGS)
+
+bench:
+	$(PYTHON) tools/bench.py $(BENCH_FLAGS)
