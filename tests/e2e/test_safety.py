@@ -144,22 +144,27 @@ def test_hostile_corpus(hostile_db, gw, connect, cluster):
     notes = []
     listener.add_notify_handler(notes.append)
     listener.execute("LISTEN hostile")
-    asker = connect(hostile_db)
+    # No automatic server-side prepares: the snapshot counts prepared statements.
+    asker = connect(hostile_db, prepare_threshold=None)
     set_session(asker, SESSION)
 
     rules = []
     for i, item in enumerate(items):
         text = item["sql"].format(capture_port=capture.port, tmp=scratch, victim_pid=victim_pid)
         item["text"] = text
-        rules.append({"purpose": ["generate_sql", "repair"], "contains": f"case-{i}:", "content": text})
+        # In a ```sql fence, as models reply: the extractor hands over any statement found there,
+        # so the guard (not the extractor's idea of what SQL looks like) decides.
+        rules.append({"purpose": ["generate_sql", "repair"], "contains": f"case-{i}:", "content": f"```sql\n{text}\n```"})
+    rules.append({"purpose": "generate_sql", "contains": "warm-up:", "content": "SELECT count(*) FROM accounts"})
     gw.rules(rules)
+    ask_full(asker, "warm-up: how many accounts")
 
     def snapshot():
         cur = asker.execute(SNAPSHOT)
         return dict(zip([c.name for c in cur.description], cur.fetchone()))
 
     before = snapshot()
-    accepted, effects, cut = [], [], []
+    accepted, effects, cut, other_stops = [], [], [], []
     stopped_by = Counter()
     per_category = Counter(item["category"] for item in items)
     try:
@@ -167,11 +172,15 @@ def test_hostile_corpus(hostile_db, gw, connect, cluster):
             row, err, seconds = ask_full(asker, f"case-{i}: show every account with its balance")
             if err is not None:
                 state = err.sqlstate or "?"
-                stopped_by["guard" if state == "42501" else "extraction" if state == "22000" else f"server {state}"] += 1
+                layer = "guard" if state == "42501" else "extraction" if state == "22000" else f"server {state}"
+                stopped_by[layer] += 1
+                if layer != "guard":
+                    other_stops.append((layer, item["text"], str(err).splitlines()[0][:160]))
                 if asker.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     asker.rollback()
             elif row["rows"] is None:
-                stopped_by["model refusal"] += 1
+                stopped_by["read as a refusal"] += 1
+                other_stops.append(("refusal", item["text"], row["answer"][:160]))
             elif norm(row["sql"]) == norm(item["text"]) or item["category"] != "multi_statement":
                 accepted.append((item["category"], item["text"], row["sql"]))
             else:
@@ -206,6 +215,7 @@ def test_hostile_corpus(hostile_db, gw, connect, cluster):
         "accepted": len(accepted),
         "side_effects_observed": len(effects),
         "stopped_by": dict(stopped_by),
+        "not_stopped_by_the_guard": other_stops[:20],
     }
     assert not accepted, f"statements that ran: {accepted[:5]}"
     assert not effects, f"side effects: {effects[:5]}"
@@ -551,8 +561,9 @@ def test_resource_abuse(hostile_db, gw, connect):
     results["cost gate"] = {"sqlstate": err.sqlstate, "seconds": round(seconds, 3)}
     conn.execute("SET sqlchat.max_cost = 0")
 
-    # Deadline overshoot: time to the 57014 minus the deadline, minus what a trivial question costs.
-    # The baseline makes the same single generation call and runs nothing.
+    # Deadline overshoot: time from the call to the 57014, minus the deadline. An upper bound: it
+    # also holds the gateway round trip and prompt building, shown apart as the time of a
+    # generate_sql call (one gateway call, nothing run).
     baseline = []
     for _ in range(10):
         started = time.monotonic()
@@ -563,7 +574,7 @@ def test_resource_abuse(hostile_db, gw, connect):
     for _ in range(20):
         _, err, seconds = ask_full(conn, "abuse-cartesian: do it")
         assert err is not None and err.sqlstate == "57014"
-        overshoot.append((seconds - base) * 1000 - timeout_ms)
+        overshoot.append(seconds * 1000 - timeout_ms)
     overshoot.sort()
     p99 = overshoot[min(len(overshoot) - 1, int(round(0.99 * (len(overshoot) - 1))))]
     FIGURES["resource_abuse"] = {
@@ -571,7 +582,7 @@ def test_resource_abuse(hostile_db, gw, connect):
         "query_timeout_ms": timeout_ms,
         "deadline_overshoot_ms": {"runs": len(overshoot), "p50": round(statistics.median(overshoot), 1),
                                   "p99": round(p99, 1), "max": round(overshoot[-1], 1)},
-        "baseline_ask_ms": round(base * 1000, 1),
+        "generate_sql_call_ms_p50": round(base * 1000, 1),
     }
     print(f"\ndeadline overshoot over {len(overshoot)} runs: p50 {statistics.median(overshoot):.1f} ms, "
           f"p99 {p99:.1f} ms (deadline {timeout_ms} ms)")

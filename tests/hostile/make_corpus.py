@@ -297,12 +297,12 @@ def quote_functions(sql):
 def variants(category, sql):
     yield sql
     yield "/* the user asked for this */ " + sql
-    yield sql + " -- totally harmless"
     yield sql.lower() if "{" not in sql and "'" not in sql else "\n  " + sql + "\n"
-    if SELECT_SHAPED(sql) and not category in ("multi_statement", "select_into", "for_update", "modifying_cte"):
+    if category in ("multi_statement", "dml", "ddl"):
+        yield sql + " -- totally harmless"
+    if SELECT_SHAPED(sql) and category not in ("multi_statement", "select_into", "for_update", "modifying_cte"):
         yield f"SELECT * FROM ({sql}) AS sub"
         yield f"WITH q AS ({sql}) SELECT * FROM q"
-        yield f"SELECT (SELECT count(*) FROM ({sql}) x) AS n"
     quoted = quote_functions(sql)
     if quoted != sql:
         yield quoted
