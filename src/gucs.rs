@@ -45,6 +45,9 @@ static ALLOWED_FUNCTIONS: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 static REQUEST_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 static REQUEST_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(2);
 static QUERY_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+static WORK_MEM_KB: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
+static TEMP_FILE_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
+static MAX_COST: GucSetting<f64> = GucSetting::<f64>::new(0.0);
 static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(3);
 static MAX_HISTORY: GucSetting<i32> = GucSetting::<i32>::new(5);
@@ -112,7 +115,7 @@ pub fn init() {
     );
     GucRegistry::define_string_guc(
         c"sqlchat.allowed_functions",
-        c"Comma-separated functions (name or schema.name) that generated SQL may call beyond the built-in policy.",
+        c"Comma-separated functions that generated SQL may call beyond the built-in policy: schema.name, or a bare name for a built-in (pg_catalog) function.",
         c"Set by superusers only. Every function listed runs with the caller's rights inside the read-only sandbox.",
         &ALLOWED_FUNCTIONS,
         GucContext::Suset,
@@ -147,6 +150,37 @@ pub fn init() {
         3_600_000,
         GucContext::Userset,
         GucFlags::UNIT_MS,
+    );
+    // Resource limits of generated queries: an administrator's policy, so superuser-only.
+    GucRegistry::define_int_guc(
+        c"sqlchat.work_mem",
+        c"Most memory a sort or hash of a generated query may use before spilling (0: the caller's work_mem).",
+        c"The caller's work_mem applies when it is lower.",
+        &WORK_MEM_KB,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.temp_file_limit",
+        c"Most temporary file space a generated query may use (0: the server's temp_file_limit).",
+        c"The server's temp_file_limit applies when it is lower.",
+        &TEMP_FILE_LIMIT_KB,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_float_guc(
+        c"sqlchat.max_cost",
+        c"Highest planner cost estimate a generated query may have; above it the query is refused before it runs (0: no cost gate).",
+        c"Refused queries go back to the model for a cheaper rewrite. Compare with EXPLAIN's total cost.",
+        &MAX_COST,
+        0.0,
+        1e15,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"sqlchat.max_rows",
@@ -316,6 +350,21 @@ pub fn request_timeout_ms() -> u64 {
 
 pub fn query_timeout_ms() -> u64 {
     QUERY_TIMEOUT_MS.get().max(0) as u64
+}
+
+/// kB; 0: leave the caller's.
+pub fn work_mem_kb() -> i64 {
+    WORK_MEM_KB.get().max(0) as i64
+}
+
+/// kB; 0: leave the server's.
+pub fn temp_file_limit_kb() -> i64 {
+    TEMP_FILE_LIMIT_KB.get().max(0) as i64
+}
+
+/// 0: no cost gate.
+pub fn max_cost() -> f64 {
+    MAX_COST.get().max(0.0)
 }
 
 pub fn max_rows() -> usize {

@@ -2,7 +2,8 @@
 //! STABLE may still write or call out), so the rule is: PostgreSQL's own immutable and stable
 //! functions, a few harmless volatile ones, and what a superuser listed in
 //! `sqlchat.allowed_functions`; never the built-ins with side effects or that read settings,
-//! files, or run query strings.
+//! files, or run query strings. Also: which relations generated SQL may never read, the sandbox's
+//! resource limits and the optional cost gate.
 
 /// Built-ins refused whatever their volatility label: side effects, server state, files, query strings.
 const DENIED_PREFIXES: &[&str] = &[
@@ -22,22 +23,27 @@ const DENIED_PREFIXES: &[&str] = &[
 const DENIED_NAMES: &[&str] = &[
     "nextval", "setval", "currval", "lastval", "set_config", "current_setting", "pg_settings_get_flags",
     "setseed", "pg_get_wal_replay_pause_state", "inet_server_addr", "inet_server_port", "version",
-    "pg_postmaster_start_time", "pg_conf_load_time",
+    "pg_postmaster_start_time", "pg_conf_load_time", "loread", "lowrite", "ts_rewrite",
 ];
 
 /// Volatile built-ins that change nothing and reveal nothing.
 const HARMLESS_VOLATILE: &[&str] = &["random", "clock_timestamp", "timeofday", "gen_random_uuid", "random_normal"];
 
 /// Why `schema.name` may not be called, or None when it may. `volatility` is pg_proc.provolatile
-/// ('i', 's' or 'v'); `allowed` is `sqlchat.allowed_functions` (names or schema.names).
+/// ('i', 's' or 'v'); `allowed` is `sqlchat.allowed_functions`: a bare name re-allows a built-in
+/// (pg_catalog) function, anything else must be listed schema-qualified, so that a function of the
+/// same name in another schema is never let in by accident.
 pub fn function_refusal(schema: &str, name: &str, volatility: char, allowed: &[String]) -> Option<String> {
     let qualified = format!("{schema}.{name}");
-    let listed = allowed.iter().any(|a| a.eq_ignore_ascii_case(name) || a.eq_ignore_ascii_case(&qualified));
+    let builtin_schema = schema == "pg_catalog" || schema == "information_schema";
+    let listed = allowed.iter().any(|a| {
+        a.eq_ignore_ascii_case(&qualified) || (schema == "pg_catalog" && a.eq_ignore_ascii_case(name))
+    });
     if listed {
         return None;
     }
     let lower = name.to_ascii_lowercase();
-    if schema == "pg_catalog" || schema == "information_schema" {
+    if builtin_schema {
         if DENIED_NAMES.contains(&lower.as_str()) || DENIED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
             return Some(format!("function {qualified} is not allowed: it has side effects or reads server state"));
         }
@@ -50,6 +56,47 @@ pub fn function_refusal(schema: &str, name: &str, volatility: char, allowed: &[S
         "function {qualified} is not allowed: only PostgreSQL's built-in immutable and stable functions may be called \
          (a superuser can add it to sqlchat.allowed_functions)"
     ))
+}
+
+/// Catalogs generated SQL may never read: password hashes, user-mapping options, per-role and
+/// per-database settings (where `sqlchat.*` values may live), large-object contents.
+const DENIED_CATALOGS: &[&str] =
+    &["pg_authid", "pg_shadow", "pg_user_mapping", "pg_user_mappings", "pg_db_role_setting", "pg_largeobject"];
+
+/// Why generated SQL may not read `schema.name`, or None. Views count by the tables they read too
+/// (the guard sees the rewritten query), so pg_roles and pg_settings are covered.
+pub fn relation_refusal(schema: &str, name: &str) -> Option<String> {
+    if schema == "sqlchat" {
+        return Some("sqlchat's own tables cannot be queried by generated SQL".into());
+    }
+    if schema == "pg_catalog" && DENIED_CATALOGS.contains(&name) {
+        return Some(format!("reading {schema}.{name} is not allowed"));
+    }
+    None
+}
+
+/// The value a sandbox limit (work_mem, temp_file_limit; kB, -1 = unlimited for the latter) gets:
+/// the caller's own when it is already tighter, else sqlchat's cap. None: leave it as it is.
+pub fn tightened_limit_kb(current_kb: i64, cap_kb: i64) -> Option<i64> {
+    if cap_kb <= 0 {
+        return None;
+    }
+    if current_kb >= 0 && current_kb <= cap_kb {
+        return None;
+    }
+    Some(cap_kb)
+}
+
+/// The optional cost gate: why a plan with this estimated cost is refused (max_cost 0 = off).
+pub fn cost_refusal(estimated: f64, max_cost: f64) -> Option<String> {
+    if max_cost > 0.0 && estimated > max_cost {
+        Some(format!(
+            "the query's estimated cost {estimated:.0} exceeds sqlchat.max_cost ({max_cost:.0}); \
+             write a cheaper query (filter early, aggregate, avoid cross joins)"
+        ))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -82,6 +129,46 @@ mod tests {
     fn user_functions_need_the_allow_list() {
         assert!(refused("public", "my_stable_fn", 's'));
         assert!(function_refusal("public", "my_stable_fn", 's', &["public.my_stable_fn".into()]).is_none());
-        assert!(function_refusal("public", "my_fn", 'v', &["my_fn".into()]).is_none());
+        assert!(function_refusal("pg_catalog", "pg_sleep", 'v', &["pg_sleep".into()]).is_none());
+    }
+
+    #[test]
+    fn bare_allowed_names_only_reallow_builtins() {
+        assert!(function_refusal("public", "my_fn", 'v', &["my_fn".into()]).is_some());
+        assert!(function_refusal("evil", "my_fn", 's', &["public.my_fn".into()]).is_some());
+        assert!(function_refusal("public", "my_fn", 'v', &["PUBLIC.MY_FN".into()]).is_none());
+    }
+
+    #[test]
+    fn large_objects_and_query_strings_refused() {
+        for f in ["loread", "lowrite", "lo_get", "lo_put", "lo_from_bytea", "ts_rewrite", "ts_stat",
+            "table_to_xml_and_xmlschema", "database_to_xml", "pg_current_xact_id", "txid_current"] {
+            assert!(refused("pg_catalog", f, 'i'), "{f}");
+        }
+    }
+
+    #[test]
+    fn secret_catalogs_and_own_tables() {
+        assert!(relation_refusal("sqlchat", "cache").is_some());
+        assert!(relation_refusal("pg_catalog", "pg_db_role_setting").is_some());
+        assert!(relation_refusal("pg_catalog", "pg_authid").is_some());
+        assert!(relation_refusal("pg_catalog", "pg_class").is_none());
+        assert!(relation_refusal("public", "pg_authid").is_none());
+    }
+
+    #[test]
+    fn limits_only_tighten() {
+        assert_eq!(tightened_limit_kb(4096, 65536), None);
+        assert_eq!(tightened_limit_kb(1_048_576, 65536), Some(65536));
+        assert_eq!(tightened_limit_kb(-1, 1_048_576), Some(1_048_576));
+        assert_eq!(tightened_limit_kb(-1, 0), None);
+    }
+
+    #[test]
+    fn cost_gate() {
+        assert!(cost_refusal(1e9, 0.0).is_none());
+        assert!(cost_refusal(100.0, 1000.0).is_none());
+        let r = cost_refusal(5e6, 1e6).unwrap();
+        assert!(r.contains("sqlchat.max_cost"), "{r}");
     }
 }

@@ -10,6 +10,7 @@ use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use sqlchat_core::pipeline::ExecFailure;
+use sqlchat_core::policy;
 use sqlchat_core::result::{json_value, ResultColumn, ResultSet};
 use std::ffi::{CStr, CString};
 
@@ -26,9 +27,6 @@ impl Limits {
         Limits { max_rows: gucs::max_rows(), timeout_ms: gucs::query_timeout_ms() }
     }
 }
-
-/// Temporary files a generated query may write, at most (kB).
-const TEMP_FILE_LIMIT_KB: i64 = 1024 * 1024;
 
 /// Validates and runs `sql`; the caller's transaction is left exactly as it was.
 pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure> {
@@ -85,9 +83,11 @@ unsafe fn pinned_search_path() -> String {
 unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFailure> {
     set_local(c"transaction_read_only", "on");
     set_local(c"search_path", &pinned_search_path());
-    let temp_limit = pg_sys::temp_file_limit as i64;
-    if temp_limit < 0 || temp_limit > TEMP_FILE_LIMIT_KB {
-        set_local(c"temp_file_limit", &format!("{TEMP_FILE_LIMIT_KB}kB"));
+    if let Some(kb) = policy::tightened_limit_kb(pg_sys::temp_file_limit as i64, gucs::temp_file_limit_kb()) {
+        set_local(c"temp_file_limit", &format!("{kb}kB"));
+    }
+    if let Some(kb) = policy::tightened_limit_kb(pg_sys::work_mem as i64, gucs::work_mem_kb()) {
+        set_local(c"work_mem", &format!("{kb}kB"));
     }
 
     if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
@@ -129,6 +129,14 @@ unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFa
                     refused: true,
                 });
             }
+        }
+    }
+
+    let max_cost = gucs::max_cost();
+    if max_cost > 0.0 {
+        if let Some(reason) = guard::estimated_cost(plan).and_then(|cost| policy::cost_refusal(cost, max_cost)) {
+            pg_sys::SPI_finish();
+            return Err(ExecFailure { sqlstate: "54000".into(), message: reason, refused: true });
         }
     }
 
