@@ -340,18 +340,12 @@ fn answer_step<H: Host + ?Sized>(
     result: &ResultSet,
     opts: &Options,
 ) -> Result<(String, Vec<String>)> {
-    let sample = if opts.send_rows {
-        Some(result.sample_for_prompt(opts.send_rows_max, opts.send_rows_max_bytes))
-    } else {
-        None
-    };
-    let msgs = prompt::answer_messages(
-        question,
-        sql,
-        sample.as_ref().map(|(t, n)| (t.as_str(), *n)),
-        result.rows.len(),
-        result.truncated,
-    );
+    // sqlchat.send_rows = none: no row leaves the database, and the answer comes from a template.
+    if !opts.send_rows {
+        return Ok((prompt::template_answer(question, result), vec![]));
+    }
+    let (sample, shown) = result.sample_for_prompt(opts.send_rows_max, opts.send_rows_max_bytes);
+    let msgs = prompt::answer_messages(question, sql, Some((sample.as_str(), shown)), result.rows.len(), result.truncated);
     match ctr.chat(Purpose::Answer, &msgs, opts.summary_temperature) {
         Ok(reply) => match prompt::parse_answer_reply(&reply) {
             Some(a) => Ok((a.answer, a.followups)),
@@ -527,6 +521,16 @@ mod tests {
         let out = run(&mut h, &req(&c), &Options::default()).unwrap();
         assert!(out.result.is_some());
         assert!(!out.answer.is_empty());
+    }
+
+    #[test]
+    fn send_rows_none_answers_from_a_template() {
+        let c = catalog();
+        let mut h = Script { replies: vec![Ok("SELECT count(*) FROM orders".into())], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
+        let out = run(&mut h, &req(&c), &Options { send_rows: false, ..Options::default() }).unwrap();
+        assert_eq!(h.purposes, vec![Purpose::GenerateSql]);
+        assert_eq!(out.llm_calls, 1);
+        assert!(out.answer.contains('3'), "{}", out.answer);
     }
 
     #[test]

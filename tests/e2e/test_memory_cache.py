@@ -226,7 +226,7 @@ def test_hot_standby_answers(db, gw, cluster, connect):
     as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     subprocess.run(
         as_pg + [str(harness.PGBIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
-                 "-D", data, "-R", "-X", "stream", "--no-sync"],
+                 "-D", data, "-R", "-X", "stream", "--no-sync", "--checkpoint=fast"],
         check=True, capture_output=True, timeout=300,
     )
     try:
