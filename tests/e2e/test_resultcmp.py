@@ -147,3 +147,15 @@ def test_fetch_result_of_an_ordered_query_keeps_order(cluster):
     with cluster.connect() as conn:
         res = fetch_result(conn, "SELECT g FROM generate_series(3, 1, -1) g ORDER BY g DESC")
     assert res.rows == [(3,), (2,), (1,)]
+
+
+def test_order_among_ties_is_free():
+    from resultcmp import rows_equal
+
+    def rows(*raw):
+        return [tuple(canon(v) for v in r) for r in raw]
+
+    gold = rows(("a", 3), ("b", 2), ("c", 2), ("d", 1))
+    assert rows_equal(gold, rows(("a", 3), ("c", 2), ("b", 2), ("d", 1)), ordered=True)
+    assert not rows_equal(gold, rows(("d", 1), ("c", 2), ("b", 2), ("a", 3)), ordered=True)
+    assert not rows_equal(gold, rows(("b", 2), ("a", 3), ("c", 2), ("d", 1)), ordered=True)
