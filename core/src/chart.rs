@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use serde_json::{json, Map, Value};
 
+use crate::catalog::identifier_words;
 use crate::error::{Error, Result};
 use hints::QuestionHints;
 use profile::{ColumnProfile, Role, TimeKind};
@@ -217,7 +218,7 @@ fn is_ranking(column: &ColumnProfile, rows: usize, ordered_by: bool) -> bool {
         && column.min == 1.0
         && column.max <= rows as f64
         && column.distinct * 2 >= rows;
-    let rank_name = profile::name_tokens(&column.name).iter().any(|t| {
+    let rank_name = identifier_words(&column.name).iter().any(|t| {
         [
             "rank", "rnk", "rn", "ranking", "position", "pos", "row", "place",
         ]
@@ -363,7 +364,7 @@ fn order_measures(
     });
     let named_in_question = || {
         let score = |m: usize| {
-            profile::name_tokens(&columns[m].name)
+            identifier_words(&columns[m].name)
                 .iter()
                 .filter(|t| t.len() >= 3 && question.contains(t.as_str()))
                 .count()
@@ -614,7 +615,7 @@ fn is_additive(name: &str) -> bool {
         "stddev",
         "variance",
     ];
-    !profile::name_tokens(name)
+    !identifier_words(name)
         .iter()
         .any(|t| EXACT.contains(&t.as_str()) || PREFIXES.iter().any(|p| t.starts_with(p)))
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use crate::catalog::identifier_words;
 use serde_json::{Map, Value};
 
 /// What a column is for, as far as charts are concerned.
@@ -212,7 +213,7 @@ fn decide_role(name: &str, t: &Tally, temporal_hint: bool) -> Role {
 /// Whole numbers that are points in time: years under a name that says so, or month/quarter/week/
 /// day/hour numbers in their range under such a name.
 fn time_bucket(name: &str, min: f64, max: f64, temporal_hint: bool) -> Option<TimeKind> {
-    let tokens = name_tokens(name);
+    let tokens = identifier_words(name);
     let has = |words: &[&str]| tokens.iter().any(|t| words.contains(&t.as_str()));
     let within = |lo: f64, hi: f64| min >= lo && max <= hi;
     let year_name = tokens.iter().any(|t| t.contains("year")) || has(&["yr", "yyyy", "fy"]);
@@ -227,30 +228,6 @@ fn time_bucket(name: &str, min: f64, max: f64, temporal_hint: bool) -> Option<Ti
     (bucket || temporal_hint).then_some(TimeKind::Bucket)
 }
 
-/// Lower-case words of a column name: split at non-alphanumerics and camelCase humps.
-pub fn name_tokens(name: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut current = String::new();
-    let mut prev_lower = false;
-    for c in name.chars() {
-        if !c.is_alphanumeric() {
-            if !current.is_empty() {
-                tokens.push(std::mem::take(&mut current));
-            }
-            prev_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && prev_lower && !current.is_empty() {
-            tokens.push(std::mem::take(&mut current));
-        }
-        prev_lower = c.is_lowercase() || c.is_numeric();
-        current.extend(c.to_lowercase());
-    }
-    if !current.is_empty() {
-        tokens.push(current);
-    }
-    tokens
-}
 
 /// Words ending in "id" that are not identifiers.
 const NOT_ID_WORDS: &[&str] = &[
@@ -260,7 +237,7 @@ const NOT_ID_WORDS: &[&str] = &[
 ];
 
 pub fn is_id_name(name: &str) -> bool {
-    let tokens = name_tokens(name);
+    let tokens = identifier_words(name);
     let Some(last) = tokens.last() else {
         return false;
     };
@@ -598,7 +575,7 @@ mod tests {
         assert_eq!(month_index("Marchx"), None);
         assert!(is_period("2023-Q1") && is_period("2023 q4") && is_period("2023-W07"));
         assert!(!is_period("2023-Q5") && !is_period("Q1 2023") && !is_period("2023-W7"));
-        assert_eq!(name_tokens("orderMonth_total"), ["order", "month", "total"]);
+        assert_eq!(identifier_words("orderMonth_total"), ["order", "month", "total"]);
         assert!(
             is_id_name("sbCustId")
                 && is_id_name("customer_id")

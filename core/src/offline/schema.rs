@@ -2,6 +2,7 @@
 //! plural and reworded forms ("food_type" is also "type of food"), and without the prefixes some
 //! schemas put on every name (`sbcustname` in `sbcustomer` is "name").
 
+use crate::catalog::identifier_words;
 use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
@@ -49,30 +50,6 @@ pub(crate) fn key<S: AsRef<str>>(words: &[S]) -> String {
     words.iter().map(|w| stem(w.as_ref())).collect()
 }
 
-/// Splits an identifier into lowercase words at `_`, other separators and camelCase humps.
-pub(crate) fn split_ident(name: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut prev_lower = false;
-    for c in name.chars() {
-        if !c.is_alphanumeric() {
-            if !cur.is_empty() {
-                words.push(std::mem::take(&mut cur));
-            }
-            prev_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && prev_lower && !cur.is_empty() {
-            words.push(std::mem::take(&mut cur));
-        }
-        prev_lower = c.is_lowercase() || c.is_ascii_digit();
-        cur.extend(c.to_lowercase());
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    words
-}
 
 /// The longest prefix shared by all names when removing it leaves at least `min_rest` characters
 /// of each (e.g. `sb` of `sbcustomer`, `sbticker`).
@@ -96,7 +73,7 @@ fn shared_prefix(names: &[String], min_rest: usize) -> usize {
 }
 
 fn strip_prefix_words(name: &str, prefix: usize) -> Vec<String> {
-    split_ident(name.get(prefix..).unwrap_or(name))
+    identifier_words(name.get(prefix..).unwrap_or(name))
 }
 
 thread_local! {
@@ -151,7 +128,7 @@ impl Vocab {
         }
         for (ti, table) in catalog.tables.iter().enumerate() {
             let tprefix = schema_prefix.get(table.schema.as_str()).copied().unwrap_or(0);
-            let full = split_ident(&table.name);
+            let full = identifier_words(&table.name);
             let stripped = strip_prefix_words(&table.name.to_lowercase(), tprefix);
             vocab.add(&full, Target::Table(ti));
             vocab.add(&stripped, Target::Table(ti));
@@ -165,7 +142,7 @@ impl Vocab {
             for (ci, col) in table.columns.iter().enumerate() {
                 let target = Target::Column(ti, ci);
                 let lower = col.name.to_lowercase();
-                vocab.add(&split_ident(&col.name), target);
+                vocab.add(&identifier_words(&col.name), target);
                 vocab.add(&strip_prefix_words(&lower, tprefix), target);
                 let words = strip_prefix_words(&lower, cprefix);
                 vocab.add(&words, target);
@@ -348,9 +325,9 @@ mod tests {
 
     #[test]
     fn identifiers_split() {
-        assert_eq!(split_ident("food_type"), vec!["food", "type"]);
-        assert_eq!(split_ident("sbCustName"), vec!["sb", "cust", "name"]);
-        assert_eq!(split_ident("HTTPStatus"), vec!["httpstatus"]);
+        assert_eq!(identifier_words("food_type"), vec!["food", "type"]);
+        assert_eq!(identifier_words("sbCustName"), vec!["sb", "cust", "name"]);
+        assert_eq!(identifier_words("HTTPStatus"), vec!["httpstatus"]);
     }
 
     #[test]
