@@ -117,6 +117,40 @@ def baseline_ask(gw, conn, q):
     return one_call, (time.monotonic() - started) * 1000.0
 
 
+# ---- the offline engine against one gateway round trip -----------------------------------------------
+
+
+def offline_timing(gw, connections, questions, latency_ms=100):
+    """Time per offline answer (ask_full's elapsed_ms, questions it answers) against one chat round trip
+    to the fake gateway at `latency_ms`, measured from Python."""
+    gw.reset()
+    gw.rule(purpose="generate_sql", content="SELECT 1", delay_ms=latency_ms)
+    round_trips = []
+    for _ in range(5):
+        started = time.monotonic()
+        chat(gw, "generate_sql", "a question")
+        round_trips.append((time.monotonic() - started) * 1000.0)
+    answered = []
+    for conn in connections.values():
+        conn.execute("SET sqlchat.engine = 'offline'")
+    for q in questions:
+        row, error, _ = kit.ask_full(connections[q["db_name"]], asked_text(q))
+        if row is not None and row["sql"] is not None:
+            answered.append(row["elapsed_ms"])
+    for conn in connections.values():
+        conn.execute("RESET sqlchat.engine")
+    offline_ms = kit.median(answered) if answered else None
+    round_trip_ms = kit.median(round_trips)
+    return {
+        "answered": len(answered),
+        "questions": len(questions),
+        "offline_answer_ms_median": None if offline_ms is None else round(offline_ms, 2),
+        "gateway_round_trip_ms_median": round(round_trip_ms, 2),
+        "latency_ms": latency_ms,
+        "ratio": None if offline_ms is None else round(offline_ms / round_trip_ms, 4),
+    }
+
+
 # ---- (a) and (b): overhead and baseline -------------------------------------------------------------
 
 
@@ -431,6 +465,11 @@ def markdown(report):
          "ratio to it", "execution match", "errors"], rows))
     lines += ["", "Waiting = LLM calls x latency. Baseline: one chat call (HTTP POST from Python) plus running the returned",
               "SQL over psycopg; ask_full also makes a second call to word the answer, hence the second baseline.", ""]
+    o = report["offline"]
+    lines += ["## Offline engine", "",
+              f"{o['answered']} of {o['questions']} questions answered with no LLM; time per answer (ask_full's elapsed_ms, "
+              f"median) {o['offline_answer_ms_median']} ms against {o['gateway_round_trip_ms_median']} ms for one round trip "
+              f"to the fake gateway at {o['latency_ms']} ms: ratio {o['ratio']}.", ""]
     lines += ["## Catalog scale", ""]
     rows = [
         [f["tables"], f["catalog_json_kb"], f["introspection_query_ms"]["cold"], f["introspection_query_ms"]["warm"],
@@ -483,6 +522,8 @@ def main(argv=None):
         connections = {db: kit.connect(cluster, name) for db, name in names.items()}
         report = {"command": "python3 tools/bench.py" + (" --quick" if args.quick else ""), "plan": plan}
         report["overhead"] = overhead(gw, connections, questions, plan["latencies_ms"], plan["every_nth_at_500"])
+        log("offline engine")
+        report["offline"] = offline_timing(gw, connections, questions)
         for conn in connections.values():
             conn.close()
         log("concurrency")

@@ -68,9 +68,25 @@ unsafe fn set_local(name: &CStr, value: &str) {
 }
 
 /// The caller's search_path with pg_temp moved last, so temporary objects cannot shadow real ones.
+unsafe fn current_setting(name: &CStr) -> String {
+    let value = pg_sys::GetConfigOptionByName(name.as_ptr(), std::ptr::null_mut(), false);
+    if value.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(value).to_string_lossy().into_owned()
+    }
+}
+
+/// ISO output for dates and times, so that rows read the same whatever the caller's DateStyle;
+/// the caller's field order (used to read ambiguous literals in the query) is kept.
+unsafe fn iso_datestyle() -> String {
+    let current = current_setting(c"DateStyle");
+    let order = current.split(',').nth(1).map(str::trim).filter(|o| !o.is_empty()).unwrap_or("MDY");
+    format!("ISO, {order}")
+}
+
 unsafe fn pinned_search_path() -> String {
-    let current = pg_sys::GetConfigOptionByName(c"search_path".as_ptr(), std::ptr::null_mut(), false);
-    let current = if current.is_null() { String::new() } else { CStr::from_ptr(current).to_string_lossy().into_owned() };
+    let current = current_setting(c"search_path");
     let mut parts: Vec<&str> = current
         .split(',')
         .map(str::trim)
@@ -83,6 +99,7 @@ unsafe fn pinned_search_path() -> String {
 unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFailure> {
     set_local(c"transaction_read_only", "on");
     set_local(c"search_path", &pinned_search_path());
+    set_local(c"DateStyle", &iso_datestyle());
     if let Some(kb) = policy::tightened_limit_kb(pg_sys::temp_file_limit as i64, gucs::temp_file_limit_kb()) {
         set_local(c"temp_file_limit", &format!("{kb}kB"));
     }
