@@ -1,5 +1,20 @@
 -- Objects the functions depend on; created before them.
 
+-- CREATE EXTENSION reuses a schema named sqlchat that already exists; one owned by another role
+-- would let that role drop or shadow the extension's objects.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_namespace n
+               WHERE n.nspname OPERATOR(pg_catalog.=) 'sqlchat'
+                 AND n.nspowner OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                        WHERE r.rolname OPERATOR(pg_catalog.=) pg_catalog.current_user())) THEN
+        RAISE EXCEPTION 'schema sqlchat already exists and belongs to another role'
+            USING ERRCODE = '42P06',
+                  HINT = 'Drop or rename that schema, or create the extension as its owner.';
+    END IF;
+END
+$$;
+
 COMMENT ON SCHEMA sqlchat IS 'sqlchat: ask your database questions in plain language';
 -- Everyone may call the functions (they run with the caller's rights); the tables stay private.
 GRANT USAGE ON SCHEMA sqlchat TO PUBLIC;
@@ -29,7 +44,7 @@ CREATE TABLE sqlchat.turn (
     question    text NOT NULL,
     sql         text,
     answer      text,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 CREATE INDEX turn_session_idx ON sqlchat.turn (role_name, session_id, id);
 COMMENT ON TABLE sqlchat.turn IS 'sqlchat conversation memory: questions, SQL and answers per role and session';
@@ -40,7 +55,7 @@ CREATE TABLE sqlchat.session_summary (
     session_id   text NOT NULL,
     summary      text NOT NULL,
     through_turn bigint NOT NULL,
-    updated_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (role_name, session_id)
 );
 COMMENT ON TABLE sqlchat.session_summary IS 'sqlchat: summaries of older conversation turns';
@@ -51,7 +66,7 @@ CREATE TABLE sqlchat.cache (
     role_name   name NOT NULL,
     model       text NOT NULL,
     sql         text NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now(),
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     expires_at  timestamptz NOT NULL
 );
 CREATE INDEX cache_expires_idx ON sqlchat.cache (expires_at);
