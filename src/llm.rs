@@ -34,6 +34,8 @@ pub const MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Longest response head (status line and headers) accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// ureq's output buffer: the request head must fit in it (the body is sent through it in pieces).
+const OUTPUT_BUFFER: usize = 16 * 1024;
 /// Each attempt ends this long after the statement's own deadline, so that when both apply
 /// PostgreSQL's statement_timeout fires first and the caller gets its 57014.
 const STATEMENT_MARGIN: Duration = Duration::from_millis(250);
@@ -390,6 +392,10 @@ fn exchange(target: &Target, purpose: Purpose, body: &[u8], deadline: Instant, t
         .max_redirects(0)
         .max_idle_connections(0)
         .max_response_header_size(MAX_HEAD_BYTES)
+        // Room for the longest head read and a request head; ureq's 128 KiB defaults cost a
+        // quarter megabyte of zeroing per call.
+        .input_buffer_size(MAX_HEAD_BYTES)
+        .output_buffer_size(OUTPUT_BUFFER)
         .user_agent(concat!("sqlchat/", env!("CARGO_PKG_VERSION")))
         .accept("application/json")
         .timeout_global(Some(left))
