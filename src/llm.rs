@@ -36,6 +36,8 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// ureq's output buffer: the request head must fit in it (the body is sent through it in pieces).
 const OUTPUT_BUFFER: usize = 16 * 1024;
+/// Longest Authorization value, so that the request head fits in the output buffer.
+const MAX_AUTHORIZATION: usize = 8 * 1024;
 /// Each attempt ends this long after the statement's own deadline, so that when both apply
 /// PostgreSQL's statement_timeout fires first and the caller gets its 57014.
 const STATEMENT_MARGIN: Duration = Duration::from_millis(250);
@@ -65,7 +67,7 @@ struct Tls {
 
 fn target() -> Result<Target> {
     let base = gucs::api_base().ok_or(Error::NotConfigured)?;
-    let url = url::Url::parse(&format!("{base}/chat/completions")).map_err(|e| Error::InvalidArgument {
+    let mut url = url::Url::parse(&format!("{base}/chat/completions")).map_err(|e| Error::InvalidArgument {
         what: format!("sqlchat.api_base is not a valid URL ({e})"),
         hint: "For example: ALTER SYSTEM SET sqlchat.api_base = 'https://api.openai.com/v1'; SELECT pg_reload_conf();".into(),
     })?;
@@ -89,6 +91,10 @@ fn target() -> Result<Target> {
         _ => return Err(bad_scheme()),
     };
     let port = url.port_or_known_default().ok_or_else(bad_scheme)?;
+    // Credentials in the URL are not sent (ureq would send them as Basic auth): the key travels
+    // only as sqlchat.api_key or sqlchat.auth_header.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     let authorization = match gucs::auth_header().or_else(|| gucs::api_key().map(|k| format!("Bearer {k}"))) {
         // A header value never carries a line break into the request.
         Some(a) => Some(header_value(a.chars().filter(|c| *c != '\r' && *c != '\n').collect())?),
@@ -114,6 +120,12 @@ fn bad_scheme() -> Error {
 
 /// The Authorization value, refused here (without echoing it) when HTTP cannot carry it.
 fn header_value(v: String) -> Result<String> {
+    if v.len() > MAX_AUTHORIZATION {
+        return Err(Error::InvalidArgument {
+            what: format!("sqlchat.api_key or sqlchat.auth_header is longer than {MAX_AUTHORIZATION} bytes"),
+            hint: "Set the key the gateway issued, without anything around it.".into(),
+        });
+    }
     if ureq::http::HeaderValue::from_str(&v).is_ok() {
         return Ok(v);
     }
