@@ -1,10 +1,10 @@
 //! The gateway client. Each HTTP attempt runs through ureq on a helper thread (all signals
-//! blocked; it never calls PostgreSQL) over a socket sqlchat's connector opens and owns, while the backend sleeps on its latch and a
-//! wake-up socket the helper writes to when done. The reply wakes the backend at once; an
-//! interrupt (Ctrl-C, pg_cancel_backend, statement_timeout: 57014; pg_terminate_backend: 57P01)
-//! ends the wait at once, and unwinding shuts the gateway socket down so the gateway stops
-//! generating. Retries with back-off and the fallback models are driven from the backend, so the
-//! back-off sleep is an interruptible latch wait too.
+//! blocked; it never calls PostgreSQL) over a socket sqlchat's own connector opens, while the
+//! backend sleeps on its latch and a wake-up socket the helper writes to when done. The reply
+//! wakes the backend at once; an interrupt (Ctrl-C, pg_cancel_backend, statement_timeout: 57014;
+//! pg_terminate_backend: 57P01) ends the wait at once, and unwinding shuts the gateway socket
+//! down so the gateway stops generating. Retries with back-off and the fallback models are
+//! driven from the backend, so the back-off sleep is an interruptible latch wait too.
 
 use crate::gucs;
 use pgrx::pg_sys;
