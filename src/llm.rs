@@ -1,20 +1,19 @@
-//! The gateway client. Each HTTP attempt runs on a helper thread (all signals blocked; it never
-//! calls PostgreSQL) over a socket sqlchat owns, while the backend sleeps on its latch and a
-//! wake-up socket the helper writes to when done. The reply wakes the backend at once; an
-//! interrupt (Ctrl-C, pg_cancel_backend, statement_timeout: 57014; pg_terminate_backend: 57P01)
-//! ends the wait at once, and unwinding shuts the gateway socket down so the gateway stops
-//! generating. Retries with back-off and the fallback models are driven from the backend, so the
-//! back-off sleep is an interruptible latch wait too.
+//! The gateway client. Each HTTP attempt runs through ureq on a helper thread (all signals
+//! blocked; it never calls PostgreSQL) over a socket sqlchat's own connector opens, while the
+//! backend sleeps on its latch and a wake-up socket the helper writes to when done. The reply
+//! wakes the backend at once; an interrupt (Ctrl-C, pg_cancel_backend, statement_timeout: 57014;
+//! pg_terminate_backend: 57P01) ends the wait at once, and unwinding shuts the gateway socket
+//! down so the gateway stops generating. Retries with back-off and the fallback models are
+//! driven from the backend, so the back-off sleep is an interruptible latch wait too.
 
 use crate::gucs;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use rustls::pki_types::ServerName;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use sqlchat_core::error::{scrub, Error, Result};
-use sqlchat_core::http::{self, HttpError};
 use sqlchat_core::openai::{self, Message, Purpose};
 use sqlchat_core::retry;
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
@@ -23,11 +22,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use ureq::http::Uri;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, RustlsConnector, Transport};
+use ureq::Agent;
 
 /// Largest reply body read from the gateway.
 pub const MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
 /// Largest error body kept for a message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Longest response head (status line and headers) accepted.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// ureq's output buffer: the request head must fit in it (the body is sent through it in pieces).
+const OUTPUT_BUFFER: usize = 16 * 1024;
+/// Longest Authorization value, so that the request head fits in the output buffer.
+const MAX_AUTHORIZATION: usize = 8 * 1024;
 /// Each attempt ends this long after the statement's own deadline, so that when both apply
 /// PostgreSQL's statement_timeout fires first and the caller gets its 57014.
 const STATEMENT_MARGIN: Duration = Duration::from_millis(250);
@@ -38,19 +48,26 @@ const JOIN_GRACE_MS: i32 = 200;
 /// Where and how to call the gateway, read from the settings on the backend's thread.
 #[derive(Clone)]
 struct Target {
+    url: String,
     host: String,
     port: u16,
-    path: String,
-    host_header: String,
     loopback_only: bool,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    tls: Option<Tls>,
     authorization: Option<String>,
     request_timeout: Duration,
 }
 
+/// TLS for one CA setting: ureq's settings and its rustls connector, which builds the rustls
+/// configuration once and keeps it.
+#[derive(Clone)]
+struct Tls {
+    config: TlsConfig,
+    connector: Arc<RustlsConnector>,
+}
+
 fn target() -> Result<Target> {
     let base = gucs::api_base().ok_or(Error::NotConfigured)?;
-    let url = url::Url::parse(&format!("{base}/chat/completions")).map_err(|e| Error::InvalidArgument {
+    let mut url = url::Url::parse(&format!("{base}/chat/completions")).map_err(|e| Error::InvalidArgument {
         what: format!("sqlchat.api_base is not a valid URL ({e})"),
         hint: "For example: ALTER SYSTEM SET sqlchat.api_base = 'https://api.openai.com/v1'; SELECT pg_reload_conf();".into(),
     })?;
@@ -74,20 +91,19 @@ fn target() -> Result<Target> {
         _ => return Err(bad_scheme()),
     };
     let port = url.port_or_known_default().ok_or_else(bad_scheme)?;
-    let mut path = url.path().to_string();
-    if let Some(q) = url.query() {
-        path = format!("{path}?{q}");
-    }
-    let host_header = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
-        None => url.host_str().unwrap_or(&host).to_string(),
+    // Credentials in the URL are not sent (ureq would send them as Basic auth): the key travels
+    // only as sqlchat.api_key or sqlchat.auth_header.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let authorization = match gucs::auth_header().or_else(|| gucs::api_key().map(|k| format!("Bearer {k}"))) {
+        // A header value never carries a line break into the request.
+        Some(a) => Some(header_value(a.chars().filter(|c| *c != '\r' && *c != '\n').collect())?),
+        None => None,
     };
-    let authorization = gucs::auth_header().or_else(|| gucs::api_key().map(|k| format!("Bearer {k}")));
     Ok(Target {
+        url: url.to_string(),
         host,
         port,
-        path,
-        host_header,
         loopback_only: tls.is_none(),
         tls,
         authorization,
@@ -102,6 +118,23 @@ fn bad_scheme() -> Error {
     }
 }
 
+/// The Authorization value, refused here (without echoing it) when HTTP cannot carry it.
+fn header_value(v: String) -> Result<String> {
+    if v.len() > MAX_AUTHORIZATION {
+        return Err(Error::InvalidArgument {
+            what: format!("sqlchat.api_key or sqlchat.auth_header is longer than {MAX_AUTHORIZATION} bytes"),
+            hint: "Set the key the gateway issued, without anything around it.".into(),
+        });
+    }
+    if ureq::http::HeaderValue::from_str(&v).is_ok() {
+        return Ok(v);
+    }
+    Err(Error::InvalidArgument {
+        what: "sqlchat.api_key or sqlchat.auth_header holds characters an HTTP header cannot carry".into(),
+        hint: "Set the key again without control characters.".into(),
+    })
+}
+
 fn is_loopback_name(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<std::net::IpAddr>().map(|a| a.is_loopback()).unwrap_or(false)
@@ -109,42 +142,46 @@ fn is_loopback_name(host: &str) -> bool {
 
 /// TLS settings: the system's roots plus, when a superuser set sqlchat.ca_file, that file's
 /// certificates; built once per backend and per CA file.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>> {
-    static CONFIG: Mutex<Option<(Option<String>, Arc<rustls::ClientConfig>)>> = Mutex::new(None);
+fn tls_config() -> Result<Tls> {
+    static CONFIG: Mutex<Option<(Option<String>, Tls)>> = Mutex::new(None);
     let ca_file = gucs::ca_file();
     let mut cached = lock(&CONFIG);
-    if let Some((file, config)) = cached.as_ref() {
+    if let Some((file, tls)) = cached.as_ref() {
         if *file == ca_file {
-            return Ok(Arc::clone(config));
+            return Ok(tls.clone());
         }
     }
-    let mut roots = rustls::RootCertStore::empty();
-    if let Ok(native) = rustls_native_certs::load_native_certs() {
-        roots.add_parsable_certificates(native);
-    }
+    let mut roots: Vec<Certificate<'static>> = Vec::new();
+    // A system store that cannot be read in part still gives the roots it could read.
+    let native = rustls_native_certs::load_native_certs();
+    roots.extend(native.certs.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()));
     if let Some(path) = &ca_file {
         let bad = |why: String| Error::InvalidArgument {
             what: format!("sqlchat.ca_file could not be used: {why}"),
             hint: "Point sqlchat.ca_file at a readable PEM file of CA certificates, or reset it to use the system's roots only.".into(),
         };
-        let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
-        let certs: Vec<_> = rustls_pemfile::certs(&mut io::BufReader::new(file))
-            .collect::<io::Result<_>>()
-            .map_err(|e| bad(e.to_string()))?;
-        let (added, _) = roots.add_parsable_certificates(certs);
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let mut extra = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            if let PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+                extra.push(c);
+            }
+        }
+        // Counted as rustls will take them: a block that is no certificate is not a root.
+        let (added, _) = rustls::RootCertStore::empty()
+            .add_parsable_certificates(extra.iter().map(|c| rustls::pki_types::CertificateDer::from(c.der())));
         if added == 0 {
             return Err(bad("it holds no PEM certificate".into()));
         }
+        roots.extend(extra);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Internal { detail: e.to_string() })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let config = Arc::new(config);
-    *cached = Some((ca_file, Arc::clone(&config)));
-    Ok(config)
+    let config = TlsConfig::builder()
+        .root_certs(RootCerts::from(roots))
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .build();
+    let tls = Tls { config, connector: Arc::new(RustlsConnector::default()) };
+    *cached = Some((ca_file, tls.clone()));
+    Ok(tls)
 }
 
 /// One chat call: the configured model with bounded retries, then each fallback model in turn.
@@ -351,71 +388,165 @@ impl Drop for HelperGuard {
     }
 }
 
-/// Runs on the helper thread: sockets, TLS and bytes only.
-fn exchange(target: &Target, purpose: Purpose, body: &[u8], deadline: Instant, timeout_ms: u64, shared: &Mutex<Shared>) -> Attempt {
-    let stream = match connect(target, deadline, timeout_ms, shared) {
-        Ok(s) => s,
-        Err(e) => return (Err(e), None),
-    };
-    let mut headers = vec![("Content-Type", "application/json"), ("Accept", "application/json"), ("X-Sqlchat-Purpose", purpose.as_str())];
-    let user_agent = concat!("sqlchat/", env!("CARGO_PKG_VERSION"));
-    headers.push(("User-Agent", user_agent));
-    if let Some(a) = &target.authorization {
-        headers.push(("Authorization", a));
+/// Runs on the helper thread: one POST through ureq, over a socket this module opens and
+/// registers so that the backend can shut it down.
+fn exchange(target: &Target, purpose: Purpose, body: &[u8], deadline: Instant, timeout_ms: u64, shared: &Arc<Mutex<Shared>>) -> Attempt {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return (Err(Error::GatewayTimeout { timeout_ms }), None);
     }
-    let request = http::post_request(&target.host_header, &target.path, &headers, body);
-    let io = DeadlineStream { tcp: stream, deadline };
-    let result = match &target.tls {
-        None => send_and_read(io, &request),
-        Some(config) => {
-            let name = match ServerName::try_from(target.host.clone()) {
-                Ok(n) => n,
-                Err(e) => return (Err(Error::GatewayTls { detail: e.to_string() }), None),
-            };
-            match rustls::ClientConnection::new(Arc::clone(config), name) {
-                Ok(conn) => send_and_read(rustls::StreamOwned::new(conn, io), &request),
-                Err(e) => Err(HttpError::Io(io::Error::other(e))),
+    let (tls_config, tls) = match &target.tls {
+        Some(t) => (t.config.clone(), Arc::clone(&t.connector)),
+        None => (TlsConfig::default(), Arc::new(RustlsConnector::default())),
+    };
+    let config = Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_idle_connections(0)
+        .max_response_header_size(MAX_HEAD_BYTES)
+        // Room for the longest head read and a request head; ureq's 128 KiB defaults cost a
+        // quarter megabyte of zeroing per call.
+        .input_buffer_size(MAX_HEAD_BYTES)
+        .output_buffer_size(OUTPUT_BUFFER)
+        .user_agent(concat!("sqlchat/", env!("CARGO_PKG_VERSION")))
+        .accept("application/json")
+        .timeout_global(Some(left))
+        .tls_config(tls_config)
+        .build();
+    let tcp = OwnedTcp { shared: Arc::clone(shared), deadline, timeout_ms };
+    let resolver = Resolve { host: target.host.clone(), port: target.port, loopback_only: target.loopback_only };
+    let agent = Agent::with_parts(config, tcp.chain(SharedTls(tls)), resolver);
+    let mut request = agent
+        .post(&target.url)
+        .header("Content-Type", "application/json")
+        .header("X-Sqlchat-Purpose", purpose.as_str())
+        // Every attempt opens its own socket; nothing is kept for another call.
+        .header("Connection", "close");
+    if let Some(a) = &target.authorization {
+        request = request.header("Authorization", a);
+    }
+    let mut response = match request.send(body) {
+        Ok(r) => r,
+        Err(e) => return (Err(gateway_error(e, timeout_ms)), None),
+    };
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let retry_after = header("Retry-After").and_then(|v| {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        retry::parse_retry_after(&v, now)
+    });
+    let status = response.status().as_u16();
+    let location = header("Location");
+    if (200..300).contains(&status) {
+        let reply = response.body_mut().with_config().limit(MAX_REPLY_BYTES as u64).read_to_vec();
+        return (reply.map_err(|e| gateway_error(e, timeout_ms)), retry_after);
+    }
+    // Only the start of an error body is read: it becomes a message, not data.
+    let mut text = Vec::new();
+    if let Err(e) = response.body_mut().as_reader().take(MAX_ERROR_BODY as u64).read_to_end(&mut text) {
+        return (Err(gateway_error(ureq::Error::from(e), timeout_ms)), retry_after);
+    }
+    let text = String::from_utf8_lossy(&text);
+    (Err(openai::status_error(status, &text, location.as_deref())), retry_after)
+}
+
+/// ureq's errors as sqlchat's; errors raised by this module's connector and resolver travel
+/// through ureq as `Other` and come back unchanged.
+fn gateway_error(e: ureq::Error, timeout_ms: u64) -> Error {
+    match e {
+        ureq::Error::Other(inner) => match inner.downcast::<Error>() {
+            Ok(e) => *e,
+            Err(other) => Error::GatewayConnectionLost { detail: other.to_string() },
+        },
+        ureq::Error::Timeout(_) => Error::GatewayTimeout { timeout_ms },
+        ureq::Error::Io(e) if is_timeout(&e) => Error::GatewayTimeout { timeout_ms },
+        ureq::Error::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Error::GatewayConnectionLost { detail: "the connection closed before the reply was complete".into() }
+        }
+        ureq::Error::Io(e) => match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            Some(tls) => Error::GatewayTls { detail: tls.to_string() },
+            None => Error::GatewayConnectionLost { detail: e.to_string() },
+        },
+        ureq::Error::Rustls(e) => Error::GatewayTls { detail: e.to_string() },
+        ureq::Error::Tls(e) => Error::GatewayTls { detail: e.to_string() },
+        ureq::Error::BodyExceedsLimit(_) => Error::GatewayReplyTooLarge { limit: MAX_REPLY_BYTES },
+        ureq::Error::LargeResponseHeader(..) => Error::GatewayReplyTooLarge { limit: MAX_HEAD_BYTES },
+        other => Error::GatewayBadReply { detail: other.to_string() },
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+}
+
+/// Resolves on the helper thread (no thread of its own) and keeps only loopback addresses for
+/// a plain-http gateway.
+struct Resolve {
+    host: String,
+    port: u16,
+    loopback_only: bool,
+}
+
+impl Resolver for Resolve {
+    fn resolve(&self, _uri: &Uri, _config: &ureq::config::Config, _timeout: NextTimeout) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
+        let found = (self.host.as_str(), self.port).to_socket_addrs().map_err(|e| {
+            ours(Error::GatewayUnreachable { detail: format!("cannot resolve {}: {e}", self.host) })
+        })?;
+        let mut addrs = self.empty();
+        for addr in found.filter(|a| !self.loopback_only || a.ip().is_loopback()) {
+            if addrs.try_push(addr).is_err() {
+                break;
             }
         }
-    };
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => return (Err(http_error(e, timeout_ms)), None),
-    };
-    let retry_after = response.header("Retry-After").and_then(|v| {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        retry::parse_retry_after(v, now)
-    });
-    if (200..300).contains(&response.status) {
-        return (Ok(response.body), retry_after);
+        if addrs.is_empty() {
+            return Err(ours(Error::GatewayUnreachable { detail: format!("{} has no usable address", self.host) }));
+        }
+        Ok(addrs)
     }
-    let text = String::from_utf8_lossy(&response.body[..response.body.len().min(MAX_ERROR_BODY)]).into_owned();
-    (Err(openai::status_error(response.status, &text, response.header("Location"))), retry_after)
 }
 
-fn send_and_read<S: Read + Write>(mut s: S, request: &[u8]) -> std::result::Result<http::Response, HttpError> {
-    s.write_all(request)?;
-    s.flush()?;
-    http::read_response(&mut s, MAX_REPLY_BYTES)
+impl fmt::Debug for Resolve {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolve").field("host", &self.host).finish()
+    }
 }
 
-/// Resolves and connects, registering each socket before its connect so a cancel can end it.
-fn connect(target: &Target, deadline: Instant, timeout_ms: u64, shared: &Mutex<Shared>) -> Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = (target.host.as_str(), target.port)
-        .to_socket_addrs()
-        .map_err(|e| Error::GatewayUnreachable { detail: format!("cannot resolve {}: {e}", target.host) })?
-        .filter(|a| !target.loopback_only || a.ip().is_loopback())
-        .collect();
-    if addrs.is_empty() {
-        return Err(Error::GatewayUnreachable { detail: format!("{} has no usable address", target.host) });
+fn ours(e: Error) -> ureq::Error {
+    ureq::Error::Other(Box::new(e))
+}
+
+/// Opens the gateway socket itself, registering each socket in the shared state before its
+/// connect, so that a cancel ends the connect, the TLS handshake and every read and write.
+struct OwnedTcp {
+    shared: Arc<Mutex<Shared>>,
+    deadline: Instant,
+    timeout_ms: u64,
+}
+
+impl Connector for OwnedTcp {
+    type Out = OwnedTransport;
+
+    fn connect(&self, details: &ConnectionDetails, _chained: Option<()>) -> std::result::Result<Option<OwnedTransport>, ureq::Error> {
+        let stream = connect(&details.addrs, self.deadline, self.timeout_ms, &self.shared).map_err(ours)?;
+        let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
+        Ok(Some(OwnedTransport { stream, buffers }))
     }
+}
+
+impl fmt::Debug for OwnedTcp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedTcp").finish()
+    }
+}
+
+/// Tries each address until the deadline.
+fn connect(addrs: &[SocketAddr], deadline: Instant, timeout_ms: u64, shared: &Mutex<Shared>) -> Result<TcpStream> {
     let mut last = String::new();
     for addr in addrs {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(Error::GatewayTimeout { timeout_ms });
         }
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))
             .map_err(|e| Error::GatewayUnreachable { detail: e.to_string() })?;
         {
             let mut s = lock(shared);
@@ -424,7 +555,7 @@ fn connect(target: &Target, deadline: Instant, timeout_ms: u64, shared: &Mutex<S
             }
             s.socket = socket.try_clone().ok();
         }
-        match socket.connect_timeout(&SockAddr::from(addr), left) {
+        match socket.connect_timeout(&SockAddr::from(*addr), left) {
             Ok(()) => {
                 let _ = socket.set_tcp_nodelay(true);
                 return Ok(socket.into());
@@ -436,57 +567,76 @@ fn connect(target: &Target, deadline: Instant, timeout_ms: u64, shared: &Mutex<S
     Err(Error::GatewayUnreachable { detail: last })
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
-}
+/// ureq's rustls connector, shared across calls so its rustls configuration is built once.
+struct SharedTls(Arc<RustlsConnector>);
 
-fn http_error(e: HttpError, timeout_ms: u64) -> Error {
-    match e {
-        HttpError::Io(e) if is_timeout(&e) => Error::GatewayTimeout { timeout_ms },
-        HttpError::Io(e) => match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-            Some(tls) => Error::GatewayTls { detail: tls.to_string() },
-            None => Error::GatewayConnectionLost { detail: e.to_string() },
-        },
-        HttpError::Truncated => Error::GatewayConnectionLost { detail: "the connection closed before the reply was complete".into() },
-        HttpError::TooLarge { limit } => Error::GatewayReplyTooLarge { limit },
-        HttpError::Malformed(detail) => Error::GatewayBadReply { detail },
+impl<In: Transport> Connector<In> for SharedTls {
+    type Out = <RustlsConnector as Connector<In>>::Out;
+
+    fn connect(&self, details: &ConnectionDetails, chained: Option<In>) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+        self.0.connect(details, chained)
     }
 }
 
-/// A TCP stream whose every read and write ends by one deadline, so a reply trickled a byte at
-/// a time cannot outlast it.
-struct DeadlineStream {
-    tcp: TcpStream,
-    deadline: Instant,
-}
-
-impl DeadlineStream {
-    fn left(&self) -> io::Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "deadline reached"))
-        } else {
-            Ok(left)
-        }
+impl fmt::Debug for SharedTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SharedTls").finish()
     }
 }
 
-impl Read for DeadlineStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.tcp.set_read_timeout(Some(left))?;
-        self.tcp.read(buf)
+/// The gateway socket as a ureq transport: blocking reads and writes, each bounded by what is
+/// left of ureq's timeout (the attempt's deadline), so a reply trickled a byte at a time cannot
+/// outlast it.
+struct OwnedTransport {
+    stream: TcpStream,
+    buffers: LazyBuffers,
+}
+
+/// The socket timeout for the next read or write; none left is ureq's timeout error.
+fn io_timeout(t: NextTimeout) -> std::result::Result<Option<Duration>, ureq::Error> {
+    if t.after.is_zero() {
+        return Err(ureq::Error::Timeout(t.reason));
+    }
+    Ok(t.not_zero().map(|d| *d))
+}
+
+fn transport_error(e: io::Error, t: NextTimeout) -> ureq::Error {
+    if is_timeout(&e) {
+        ureq::Error::Timeout(t.reason)
+    } else {
+        ureq::Error::Io(e)
     }
 }
 
-impl Write for DeadlineStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.tcp.set_write_timeout(Some(left))?;
-        self.tcp.write(buf)
+impl Transport for OwnedTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
     }
-    fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
+        let timeout = timeout.for_write();
+        self.stream.set_write_timeout(io_timeout(timeout)?)?;
+        let output = &self.buffers.output()[..amount];
+        (&self.stream).write_all(output).map_err(|e| transport_error(e, timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        let timeout = timeout.for_read();
+        self.stream.set_read_timeout(io_timeout(timeout)?)?;
+        let n = (&self.stream).read(self.buffers.input_append_buf()).map_err(|e| transport_error(e, timeout))?;
+        self.buffers.input_appended(n);
+        Ok(n > 0)
+    }
+
+    /// Never reused: each attempt has its own socket, registered for shutdown.
+    fn is_open(&mut self) -> bool {
+        false
+    }
+}
+
+impl fmt::Debug for OwnedTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedTransport").field("peer", &self.stream.peer_addr().ok()).finish()
     }
 }
 

@@ -5,7 +5,6 @@ pub mod catalog;
 pub mod chart;
 pub mod error;
 pub mod extract;
-pub mod http;
 pub mod offline;
 pub mod openai;
 pub mod pipeline;

@@ -200,6 +200,9 @@ def test_terminate_ends_a_hang_with_57P01(session, gw, admin):
     pid = session.info.backend_pid
     out, done, _ = faults.call_in_thread(session)
     faults.wait_backend_state(admin, pid)
+    # The hang is in progress once the gateway holds the whole request (head and body are
+    # separate writes, and a terminate between them leaves the gateway nothing to answer).
+    gw.wait_for(lambda rs: rs, timeout=3)
     latency = faults.cancel_and_time(admin, pid, out, done, how="terminate")
     assert out.sqlstate == "57P01", out.message
     assert latency < 1.0
@@ -383,6 +386,27 @@ def test_plain_http_to_another_host_is_refused(session, gw):
     out = run(session, gw, None)
     session.execute("RESET sqlchat.api_base")
     assert out.sqlstate == "22023" and "https" in out.message
+
+
+def test_credentials_in_the_url_are_never_sent(session, gw):
+    session.execute("SELECT set_config('sqlchat.api_base', %s, false)", (gw.api_base.replace("://", "://who:pw@", 1),))
+    out = run(session, gw, {"content": SQL})
+    session.execute("RESET sqlchat.api_base")
+    assert out.error is None, out.message
+    assert chat_requests(gw)[-1]["authorization"] == f"Bearer {harness.API_KEY}"
+
+
+def test_unsendable_key_is_refused_before_any_request(gw, cluster, connect, db):
+    try:
+        for key in ("k" * 9000, "bad\x7fkey"):
+            cluster.set_system({"sqlchat.api_key": key})
+            conn = faults.prepare(connect(db))
+            out = run(conn, gw, None)
+            assert out.sqlstate == "22023", out.message
+            assert key not in out.message
+    finally:
+        cluster.set_system({"sqlchat.api_key": harness.API_KEY})
+    assert chat_requests(gw) == []
 
 
 def test_key_in_no_channel_a_plain_role_reads(session, gw, make_role, connect, db, cluster):
