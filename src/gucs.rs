@@ -38,6 +38,7 @@ pub enum RlsBypass {
 static API_BASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static AUTH_HEADER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static API_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"gpt-4o-mini"));
 static FALLBACK_MODELS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -80,6 +81,14 @@ pub fn init() {
         &API_KEY,
         GucContext::Sighup,
         secret,
+    );
+    GucRegistry::define_string_guc(
+        c"sqlchat.api_key_file",
+        c"A file holding the API key (its first line), read at each call, instead of sqlchat.api_key.",
+        c"Keeps the key out of the configuration files and out of the server log. Readable by the server's user only, ideally.",
+        &API_KEY_FILE,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
     );
     GucRegistry::define_string_guc(
         c"sqlchat.auth_header",
@@ -315,8 +324,18 @@ pub fn api_base() -> Option<String> {
     string(&API_BASE).map(|s| s.trim_end_matches('/').to_string())
 }
 
-pub fn api_key() -> Option<String> {
-    string(&API_KEY).or_else(|| std::env::var("SQLCHAT_API_KEY").ok().filter(|k| !k.trim().is_empty()))
+/// The key from sqlchat.api_key, else SQLCHAT_API_KEY in the server's environment, else the first
+/// line of sqlchat.api_key_file (an unreadable file is an error that names the setting).
+pub fn api_key() -> Result<Option<String>, sqlchat_core::Error> {
+    if let Some(k) = string(&API_KEY).or_else(|| std::env::var("SQLCHAT_API_KEY").ok().filter(|k| !k.trim().is_empty())) {
+        return Ok(Some(k));
+    }
+    let Some(path) = string(&API_KEY_FILE) else { return Ok(None) };
+    let text = std::fs::read_to_string(&path).map_err(|e| sqlchat_core::Error::InvalidArgument {
+        what: format!("could not read sqlchat.api_key_file: {e}"),
+        hint: "Point sqlchat.api_key_file at a file the server's user can read, holding the key on its first line.".into(),
+    })?;
+    Ok(text.lines().next().map(|l| l.trim().to_string()).filter(|k| !k.is_empty()))
 }
 
 pub fn auth_header() -> Option<String> {
@@ -424,5 +443,5 @@ pub fn rls_bypass() -> RlsBypass {
 
 /// Every secret a message shown to users must not contain.
 pub fn secrets() -> Vec<String> {
-    [api_key(), auth_header()].into_iter().flatten().collect()
+    [api_key().ok().flatten(), auth_header()].into_iter().flatten().collect()
 }

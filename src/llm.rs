@@ -95,7 +95,11 @@ fn target() -> Result<Target> {
     // only as sqlchat.api_key or sqlchat.auth_header.
     let _ = url.set_username("");
     let _ = url.set_password(None);
-    let authorization = match gucs::auth_header().or_else(|| gucs::api_key().map(|k| format!("Bearer {k}"))) {
+    let credential = match gucs::auth_header() {
+        Some(header) => Some(header),
+        None => gucs::api_key()?.map(|k| format!("Bearer {k}")),
+    };
+    let authorization = match credential {
         // A header value never carries a line break into the request.
         Some(a) => Some(header_value(a.chars().filter(|c| *c != '\r' && *c != '\n').collect())?),
         None => None,

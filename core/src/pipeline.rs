@@ -144,7 +144,14 @@ pub fn run<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
     if req.catalog.tables.is_empty() {
         return Err(Error::NoVisibleTables);
     }
-    if opts.engine != Engine::Llm && req.history.is_empty() {
+    // The offline engine reads each question on its own: in auto mode a question with earlier turns
+    // may be a follow-up, which only the model can resolve; in offline mode there is nobody else.
+    let offline_first = match opts.engine {
+        Engine::Offline => true,
+        Engine::Auto => req.history.is_empty(),
+        Engine::Llm => false,
+    };
+    if offline_first {
         if let Some(out) = try_offline(host, req, opts)? {
             return Ok(out);
         }
@@ -540,6 +547,18 @@ mod tests {
         let out = run(&mut h, &req(&c), &Options { sql_only: true, ..Options::default() }).unwrap();
         assert_eq!(out.llm_calls, 1);
         assert!(h.executed.is_empty());
+    }
+
+    #[test]
+    fn offline_engine_answers_inside_a_session_too() {
+        let c = catalog();
+        let history = [Turn { question: "earlier".into(), sql: None, answer: None }];
+        let request = Request { question: "how many orders are there?", catalog: &c, history: &history, summary: None, unsummarized: &[] };
+        let mut h = Script { replies: vec![], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
+        let out = run(&mut h, &request, &Options { engine: Engine::Offline, ..Options::default() }).unwrap();
+        assert_eq!(out.engine, "offline");
+        assert!(out.sql.is_some(), "{}", out.answer);
+        assert!(h.purposes.is_empty());
     }
 
     #[test]

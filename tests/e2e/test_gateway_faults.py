@@ -6,6 +6,7 @@ canary session are alive, the backend runs no leftover helper thread, and the se
 crash."""
 
 import email.utils
+import os
 import shutil
 import subprocess
 import tempfile
@@ -452,3 +453,27 @@ def test_many_calls_leave_threads_and_fds_flat(session, gw):
     after = faults.proc_status(pid)
     assert after["threads"] == 1 and after["fds"] <= before["fds"], (before, after)
     assert after["rss_kb"] - before["rss_kb"] < 4096, (before, after)
+
+
+def test_key_from_a_file_is_sent_and_never_logged(gw, cluster, connect, db):
+    """sqlchat.api_key_file keeps the key out of the configuration and the server log."""
+    d = Path(tempfile.mkdtemp(prefix="sqlchat-key-"))
+    os.chmod(d, 0o755)
+    key_file = d / "key"
+    file_key = "file-key-0123456789abcdef"
+    key_file.write_text(file_key + "\n")
+    os.chmod(key_file, 0o644)
+    try:
+        cluster.set_system({"sqlchat.api_key": None, "sqlchat.api_key_file": str(key_file)})
+        gw.rule(purpose=GEN, content="SELECT 1 AS one")
+        conn = connect(db)
+        assert conn.execute("SELECT rows FROM sqlchat.ask_full('key file question')").fetchone()[0] == [{"one": 1}]
+        assert chat_requests(gw)[0]["authorization"] == f"Bearer {file_key}"
+        assert file_key not in cluster.server_log()
+        cluster.set_system({"sqlchat.api_key_file": str(d / "missing")})
+        with pytest.raises(psycopg.Error) as e:
+            connect(db).execute("SELECT sqlchat.ask('key file missing')")
+        assert e.value.sqlstate == "22023" and "sqlchat.api_key_file" in str(e.value)
+    finally:
+        cluster.set_system({"sqlchat.api_key_file": None, "sqlchat.api_key": harness.API_KEY})
+        shutil.rmtree(d, ignore_errors=True)
