@@ -216,3 +216,30 @@ def test_suggest_chart_stands_without_the_model(db, gw, connect):
     gw.clear_requests()
     conn.execute("SELECT sqlchat.suggest_chart('revenue per month', '', %s)", (ROWS,))
     assert gw.requests() == []
+
+
+def test_called_from_a_trigger(db, scripted, connect):
+    conn = connect(db)
+    conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, question text, answer text);
+        CREATE OR REPLACE FUNCTION answer_note() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            NEW.answer := sqlchat.ask(NEW.question);
+            RETURN NEW;
+        END $$;
+        DROP TRIGGER IF EXISTS notes_answer ON notes;
+        CREATE TRIGGER notes_answer BEFORE INSERT ON notes FOR EACH ROW EXECUTE FUNCTION answer_note();
+        """
+    )
+    conn.execute("INSERT INTO notes (question) VALUES ('how many customers are there?')")
+    assert conn.execute("SELECT answer FROM notes").fetchone()[0]
+    assert conn.execute("SHOW transaction_read_only").fetchone()[0] == "off"
+
+
+def test_never_runs_in_a_parallel_worker(db, connect):
+    conn = connect(db)
+    row = conn.execute(
+        "SELECT proparallel FROM pg_proc WHERE oid = 'sqlchat.ask(text, text)'::regprocedure"
+    ).fetchone()
+    assert row[0] == "u"

@@ -477,6 +477,17 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// 0-based calendar position of a month name or its abbreviation ("Jan", "Sept", "MARCH").
+const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+
+/// 0 for Monday .. 6 for Sunday, from a full or abbreviated (3+ letters) English day name.
+pub fn weekday_index(text: &str) -> Option<usize> {
+    let lower = text.trim().trim_end_matches('.').to_lowercase();
+    if lower.len() < 3 {
+        return None;
+    }
+    WEEKDAYS.iter().position(|d| *d == lower || d.starts_with(lower.as_str()))
+}
+
 pub fn month_index(text: &str) -> Option<usize> {
     let lower = text.trim().trim_end_matches('.').to_lowercase();
     if lower.len() < 3 {
@@ -490,6 +501,15 @@ pub fn month_index(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weekday_names() {
+        assert_eq!(weekday_index("Mon"), Some(0));
+        assert_eq!(weekday_index("sunday"), Some(6));
+        assert_eq!(weekday_index("Thu."), Some(3));
+        assert_eq!(weekday_index("mo"), None);
+        assert_eq!(weekday_index("moon"), None);
+    }
 
     #[test]
     fn numeric_strings() {

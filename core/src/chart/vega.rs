@@ -353,9 +353,16 @@ fn heatmap(
         }
         c
     } else {
-        channel(x, "nominal")
+        let mut c = channel(x, "nominal");
+        if let Some(order) = calendar_order(x, rows) {
+            c.insert("sort".into(), order);
+        }
+        c
     };
-    let yc = channel(rows_column, "nominal");
+    let mut yc = channel(rows_column, "nominal");
+    if let Some(order) = calendar_order(rows_column, rows) {
+        yc.insert("sort".into(), order);
+    }
     let mut colour = value_channel(plan, Some(measure));
     if measure.has_negative {
         colour.insert("scale".into(), json!({"scheme": "redblue", "domainMid": 0}));
@@ -369,6 +376,27 @@ fn heatmap(
             "color": colour,
         },
     })
+}
+
+/// Day or month names in calendar order (Monday first) when every value of the column is one;
+/// alphabetical order would put Friday first.
+fn calendar_order(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Option<Value> {
+    let values: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.get(&column.name))
+        .filter(|v| !v.is_null())
+        .map(profile::display_text)
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let ranked_by = |index: fn(&str) -> Option<usize>| -> Option<Vec<(usize, String)>> {
+        values.iter().map(|v| index(v).map(|i| (i, v.clone()))).collect()
+    };
+    let mut ranked = ranked_by(profile::weekday_index).or_else(|| ranked_by(profile::month_index))?;
+    ranked.sort();
+    ranked.dedup();
+    Some(json!(ranked.into_iter().map(|(_, v)| v).collect::<Vec<_>>()))
 }
 
 fn kpi(measure: &ColumnProfile) -> Value {
@@ -456,6 +484,25 @@ fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod calendar_tests {
+    use super::*;
+
+    #[test]
+    fn weekdays_sort_in_calendar_order() {
+        let rows: Vec<Map<String, Value>> = ["Fri", "Mon", "Wed", "Mon"]
+            .iter()
+            .map(|d| json!({"day": d}).as_object().cloned().unwrap_or_default())
+            .collect();
+        let refs: Vec<&Map<String, Value>> = rows.iter().collect();
+        let column = profile::profile("day", &refs, false);
+        assert_eq!(calendar_order(&column, &refs), Some(json!(["Mon", "Wed", "Fri"])));
+        let other: Vec<Map<String, Value>> = vec![json!({"day": "Mon"}).as_object().cloned().unwrap_or_default(), json!({"day": "x"}).as_object().cloned().unwrap_or_default()];
+        let refs: Vec<&Map<String, Value>> = other.iter().collect();
+        assert_eq!(calendar_order(&profile::profile("day", &refs, false), &refs), None);
+    }
 }
 
 #[cfg(test)]
