@@ -64,7 +64,7 @@ pub fn spec(
             col(plan.series).map_or_else(|| bar(plan, x, Some(y)), |s| heatmap(plan, x, y, s, rows))
         }
         (ChartType::Kpi, _, Some(y)) => kpi(y),
-        _ => table(columns, rows.len(), &mut description),
+        _ => table(columns, rows, &mut description),
     };
     let mut spec = json!({
         "$schema": SCHEMA,
@@ -378,6 +378,21 @@ fn heatmap(
     })
 }
 
+/// The text channel of a table column: dates and times printed short (the data holds them in the
+/// long browser-safe form), everything else as it is.
+fn table_text(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Value {
+    if column.role != Role::Temporal(TimeKind::Instant) {
+        return json!({"field": field_ref(&column.name), "type": "nominal"});
+    }
+    let midnight_only = rows
+        .iter()
+        .filter_map(|r| r.get(&column.name).and_then(Value::as_str))
+        .filter_map(profile::normalize_instant)
+        .all(|t| t.ends_with("T00:00:00"));
+    let format = if midnight_only { "%Y-%m-%d" } else { "%Y-%m-%d %H:%M" };
+    json!({"field": field_ref(&column.name), "type": "temporal", "format": format})
+}
+
 /// Day or month names in calendar order (Monday first) when every value of the column is one;
 /// alphabetical order would put Friday first.
 fn calendar_order(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Option<Value> {
@@ -418,7 +433,8 @@ fn kpi(measure: &ColumnProfile) -> Value {
 }
 
 /// A text table: one text column per result column, one line per row (first 100 rows).
-fn table(columns: &[ColumnProfile], rows: usize, description: &mut String) -> Value {
+fn table(columns: &[ColumnProfile], data: &[&Map<String, Value>], description: &mut String) -> Value {
+    let rows = data.len();
     let shown: Vec<&ColumnProfile> = columns
         .iter()
         .filter(|c| !c.name.is_empty())
@@ -458,7 +474,7 @@ fn table(columns: &[ColumnProfile], rows: usize, description: &mut String) -> Va
                 "encoding": {
                     "x": {"value": 0},
                     "y": {"field": row_field, "type": "ordinal", "axis": null},
-                    "text": {"field": field_ref(&c.name), "type": "nominal"},
+                    "text": table_text(c, data),
                 },
             })
         })
