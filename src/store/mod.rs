@@ -5,11 +5,10 @@
 pub mod cache;
 pub mod memory;
 
-use crate::subxact::{self, Failure, OnSuccess};
+use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use sqlchat_core::error::Error;
-use std::cell::Cell;
 use std::ffi::CStr;
 
 /// False on a hot standby and in a read-only transaction: writes are skipped there, never fatal.
@@ -25,24 +24,16 @@ pub fn caller_role() -> String {
     }
 }
 
-thread_local! {
-    static OWNER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
-}
-
-/// The owner of sqlchat's tables (the role that created the extension).
+/// The owner of sqlchat's tables (the role that created the extension). Looked up on each use:
+/// the extension can be dropped and created again by another role in the same session.
 fn owner() -> Result<pg_sys::Oid, Error> {
-    if let Some(o) = OWNER.with(Cell::get) {
-        return Ok(o);
-    }
-    let owner = Spi::connect(|c| {
-        c.select("SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'sqlchat.turn'::regclass", None, &[])?
+    Spi::connect(|c| {
+        c.select("SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'sqlchat.turn'::pg_catalog.regclass", None, &[])?
             .first()
             .get_one::<pg_sys::Oid>()
     })
     .map_err(|e| Error::Internal { detail: format!("sqlchat's tables are missing: {e}") })?
-    .ok_or_else(|| Error::Internal { detail: "sqlchat.turn has no owner".into() })?;
-    OWNER.with(|c| c.set(Some(owner)));
-    Ok(owner)
+    .ok_or_else(|| Error::Internal { detail: "sqlchat.turn has no owner".into() })
 }
 
 /// True when the caller may administer sqlchat's tables: a superuser or a member of the owner.
@@ -53,7 +44,7 @@ pub fn caller_is_admin() -> bool {
     }
 }
 
-/// Runs `work` as the tables' owner in a subtransaction (committed on success). A cancel is
+/// Runs `work` as the tables' owner in a subtransaction, committed when `work` succeeds. A cancel is
 /// raised at once; any other failure is reported as a WARNING and gives None, so memory or cache
 /// trouble never costs the caller an answer.
 pub fn as_owner<R>(what: &str, work: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Option<R> {
@@ -68,23 +59,35 @@ pub fn as_owner<R>(what: &str, work: impl FnOnce() -> Result<R, pgrx::spi::Error
         let mut caller: pg_sys::Oid = pg_sys::InvalidOid;
         let mut context: i32 = 0;
         pg_sys::GetUserIdAndSecContext(&mut caller, &mut context);
+        // As fmgr_security_definer does: a search_path of our own while running as the owner, so
+        // that no operator or function the caller created can be picked up with the owner's rights.
+        let nest_level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
         pg_sys::SetUserIdAndSecContext(
             owner,
             context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
         );
-        let r = work();
+        let outcome = work();
         pg_sys::SetUserIdAndSecContext(caller, context);
-        r
+        pg_sys::AtEOXact_GUC(true, nest_level);
+        match outcome {
+            Ok(r) => r,
+            // An ERROR rolls the subtransaction back: half of a failed change is never kept.
+            Err(e) => pgrx::error!("{e}"),
+        }
     });
     match result {
-        Ok(Ok(r)) => Some(r),
-        Ok(Err(e)) => {
-            pgrx::warning!("sqlchat: {what} failed: {e}");
-            None
-        }
-        Err(Failure { sqlstate, message }) if sqlstate == "57014" => {
-            crate::error::raise(Error::Cancelled { message })
-        }
+        Ok(r) => Some(r),
+        Err(f) if f.is_cancel() => crate::error::raise(Error::Cancelled { message: f.message }),
         Err(f) => {
             pgrx::warning!("sqlchat: {what} failed: {} (SQLSTATE {})", f.message, f.sqlstate);
             None

@@ -245,3 +245,38 @@ def test_hot_standby_answers(db, gw, cluster, connect):
     finally:
         subprocess.run(["bash", str(harness.CLUSTER_SCRIPT), "stop", standby_dir], capture_output=True, timeout=120)
         subprocess.run(["rm", "-rf", standby_dir])
+
+
+def test_callers_operators_never_run_as_the_owner(db, gw, make_role, connect):
+    """The store runs as the tables' owner: a caller's own `=` operator on its search_path must not
+    be picked up there (that would run the caller's code with the owner's rights)."""
+    gw.rule(purpose="generate_sql", content="SELECT count(*) AS n FROM customers")
+    attacker = make_role("mem_attacker")
+    admin = connect(db)
+    admin.execute(f"DROP SCHEMA IF EXISTS evil CASCADE; CREATE SCHEMA evil AUTHORIZATION {attacker}")
+    admin.execute(f"GRANT SELECT ON customers TO {attacker}")
+    conn = connect(db, user=attacker)
+    conn.execute(
+        """
+        CREATE TABLE evil.log (who text);
+        CREATE FUNCTION evil.eq(name, text) RETURNS bool LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO evil.log VALUES (current_user);
+            RETURN $1::text OPERATOR(pg_catalog.=) $2;
+        END $$;
+        CREATE OPERATOR evil.= (LEFTARG = name, RIGHTARG = text, FUNCTION = evil.eq);
+        CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO evil.log VALUES (current_user);
+            RETURN pg_catalog.now();
+        END $$;
+        """
+    )
+    conn.execute("SET search_path = evil, public, pg_catalog")
+    conn.execute("SELECT sqlchat.ask('count the customers', 'evil-session')")
+    conn.execute("SELECT sqlchat.ask('count the customers again', 'evil-session')")
+    conn.execute("SELECT * FROM sqlchat.history('evil-session')")
+    conn.execute("SELECT sqlchat.forget('evil-session')")
+    ran_as = {r[0] for r in admin.execute("SELECT who FROM evil.log")}
+    assert "postgres" not in ran_as, ran_as
+    admin.execute("DROP SCHEMA evil CASCADE")
