@@ -132,10 +132,17 @@ fn filter(full: &Catalog, visible: &HashMap<u32, Option<Vec<String>>>) -> Catalo
             Some(t)
         })
         .collect();
-    let names: std::collections::HashSet<(String, String)> =
-        tables.iter().map(|t| (t.schema.clone(), t.name.clone())).collect();
+    // A key to a hidden table, or to columns of it the role cannot read, would name them.
+    let readable: HashMap<(String, String), std::collections::HashSet<String>> = tables
+        .iter()
+        .map(|t| ((t.schema.clone(), t.name.clone()), t.columns.iter().map(|c| c.name.clone()).collect()))
+        .collect();
     for t in &mut tables {
-        t.foreign_keys.retain(|fk| names.contains(&(fk.ref_schema.clone(), fk.ref_table.clone())));
+        t.foreign_keys.retain(|fk| {
+            readable
+                .get(&(fk.ref_schema.clone(), fk.ref_table.clone()))
+                .is_some_and(|cols| fk.ref_columns.iter().all(|c| cols.contains(c)))
+        });
     }
     Catalog { tables }
 }
@@ -186,6 +193,10 @@ mod tests {
              CREATE TABLE hidden_t (id int);
              CREATE TABLE partial_t (id int, salary int);
              CREATE TABLE refs_hidden (id int PRIMARY KEY);
+             CREATE TABLE keyed (id int PRIMARY KEY, secret_key int UNIQUE);
+             CREATE TABLE pointer (id int, k int REFERENCES keyed (secret_key));
+             GRANT SELECT ON pointer TO reader;
+             GRANT SELECT (id) ON keyed TO reader;
              GRANT SELECT ON open_t TO reader;
              GRANT SELECT (id) ON partial_t TO reader;
              COMMENT ON TABLE hidden_t IS 'top secret'",
@@ -202,5 +213,6 @@ mod tests {
         let text = serde_json::to_string(&c).unwrap();
         assert!(!text.contains("top secret"));
         assert!(!text.contains("salary"));
+        assert!(!text.contains("secret_key"), "a key to a hidden column names it");
     }
 }

@@ -47,6 +47,7 @@ static REQUEST_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 static REQUEST_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(2);
 static QUERY_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 static WORK_MEM_KB: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
+static MAX_RESULT_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 static TEMP_FILE_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 static MAX_COST: GucSetting<f64> = GucSetting::<f64>::new(0.0);
 static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
@@ -161,6 +162,16 @@ pub fn init() {
         GucFlags::UNIT_MS,
     );
     // Resource limits of generated queries: an administrator's policy, so superuser-only.
+    GucRegistry::define_int_guc(
+        c"sqlchat.max_result_bytes",
+        c"Most bytes of result values (as text) a generated query returns; rows past it are cut off.",
+        c"Bounds the backend's memory for one answer whatever sqlchat.max_rows allows.",
+        &MAX_RESULT_KB,
+        64,
+        1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
     GucRegistry::define_int_guc(
         c"sqlchat.work_mem",
         c"Most memory a sort or hash of a generated query may use before spilling (0: the caller's work_mem).",
@@ -372,6 +383,10 @@ pub fn query_timeout_ms() -> u64 {
 }
 
 /// kB; 0: leave the caller's.
+pub fn max_result_bytes() -> usize {
+    MAX_RESULT_KB.get().max(1) as usize * 1024
+}
+
 pub fn work_mem_kb() -> i64 {
     WORK_MEM_KB.get().max(0) as i64
 }

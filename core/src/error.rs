@@ -39,7 +39,7 @@ pub enum Error {
     #[error("the generated SQL failed after {attempts} attempt(s): {message}")]
     QueryFailed { sqlstate: String, message: String, sql: String, attempts: u32 },
     #[error("the generated SQL was refused after {attempts} attempt(s): {reason}")]
-    QueryRefused { reason: String, sql: String, attempts: u32 },
+    QueryRefused { sqlstate: String, reason: String, sql: String, attempts: u32 },
     #[error("{message}")]
     Cancelled { message: String },
     #[error("the caller can read no table or view")]
@@ -71,7 +71,7 @@ impl Error {
             Error::GatewayBadReply { .. } => "58000",
             Error::NoSql { .. } => "22000",
             Error::QueryFailed { sqlstate, .. } => sqlstate.as_str(),
-            Error::QueryRefused { .. } => "42501",
+            Error::QueryRefused { sqlstate, .. } => sqlstate.as_str(),
             Error::Cancelled { .. } => "57014",
             Error::NoVisibleTables => "42501",
             Error::Privileged { .. } => "42501",
@@ -119,6 +119,7 @@ impl Error {
             Error::GatewayBadReply { .. } => "Check that sqlchat.api_base points at an OpenAI-compatible chat-completions API.",
             Error::NoSql { .. } => "Rephrase the question, or name the tables and columns it is about.",
             Error::QueryFailed { .. } => "Rephrase the question, name the tables and columns it is about, or raise sqlchat.max_attempts.",
+            Error::QueryRefused { sqlstate, .. } if sqlstate == "54000" => "The query's estimated cost is above sqlchat.max_cost: ask a narrower question, or have a superuser raise the limit.",
             Error::QueryRefused { .. } => "sqlchat runs only one read-only SELECT that calls allowed functions; a superuser can allow more in sqlchat.allowed_functions.",
             Error::Cancelled { .. } => return None,
             Error::NoVisibleTables => "GRANT SELECT on the tables the question is about, and USAGE on their schemas, to this role.",

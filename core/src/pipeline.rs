@@ -157,13 +157,12 @@ pub fn run<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
         }
     }
     if opts.engine == Engine::Offline {
-        return Ok(offline_decline(req, opts));
+        return Ok(offline_decline(req));
     }
     run_llm(host, req, opts)
 }
 
-fn offline_decline(req: &Request, opts: &Options) -> Outcome {
-    let _ = opts;
+fn offline_decline(req: &Request) -> Outcome {
     Outcome {
         answer: format!(
             "The offline engine cannot answer \"{}\" with confidence; this question needs an LLM gateway. \
@@ -176,16 +175,35 @@ fn offline_decline(req: &Request, opts: &Options) -> Outcome {
     }
 }
 
-struct ProbeHost<'h, H: Host + ?Sized>(&'h mut H);
+/// The planner's window on the data; remembers a cancel so that it ends the request instead of
+/// reading as "no such value".
+struct ProbeHost<'h, H: Host + ?Sized> {
+    host: &'h mut H,
+    cancel: Option<ExecFailure>,
+}
 
 impl<H: Host + ?Sized> offline::Probe for ProbeHost<'_, H> {
     fn query(&mut self, sql: &str) -> std::result::Result<ResultSet, String> {
-        self.0.execute(sql).map_err(|f| f.message)
+        if let Some(f) = &self.cancel {
+            return Err(f.message.clone());
+        }
+        self.host.execute(sql).map_err(|f| {
+            let message = f.message.clone();
+            if f.is_cancel() {
+                self.cancel = Some(f);
+            }
+            message
+        })
     }
 }
 
 fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Result<Option<Outcome>> {
-    let decision = offline::plan(req.catalog, req.question, &mut ProbeHost(host));
+    let mut probe = ProbeHost { host, cancel: None };
+    let decision = offline::plan(req.catalog, req.question, &mut probe);
+    if let Some(f) = probe.cancel {
+        return Err(Error::Cancelled { message: f.message });
+    }
+    let host = probe.host;
     let plan = match decision {
         offline::Decision::Answer(p) => p,
         offline::Decision::Decline(_) => return Ok(None),
@@ -267,9 +285,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
     };
 
     if opts.sql_only {
-        if !from_cache {
-            ctr.host.store_sql(&cache_key, &sql);
-        }
+        // Nothing ran: only SQL that ran is cached.
         return Ok(Outcome {
             sql: Some(sql),
             tables,
@@ -296,7 +312,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
                 from_cache = false;
                 let give_up = |sql: String, f: ExecFailure, attempts: u32| {
                     if f.refused {
-                        Error::QueryRefused { reason: f.message, sql, attempts }
+                        Error::QueryRefused { sqlstate: f.sqlstate, reason: f.message, sql, attempts }
                     } else {
                         Error::QueryFailed { sqlstate: f.sqlstate, message: f.message, sql, attempts }
                     }
@@ -559,6 +575,26 @@ mod tests {
         assert_eq!(out.engine, "offline");
         assert!(out.sql.is_some(), "{}", out.answer);
         assert!(h.purposes.is_empty());
+    }
+
+    #[test]
+    fn a_cancel_during_a_value_lookup_ends_the_request() {
+        let mut c = catalog();
+        c.tables[0].columns.push(Column {
+            name: "city".into(),
+            data_type: "text".into(),
+            category: 'S',
+            not_null: false,
+            default: None,
+            comment: None,
+            enum_labels: vec![],
+        });
+        let request = Request { question: "how many orders are in Oslo?", catalog: &c, history: &[], summary: None, unsummarized: &[] };
+        let cancel = ExecFailure { sqlstate: "57014".into(), message: "canceling statement due to user request".into(), refused: false };
+        let mut h = Script { replies: vec![], exec: vec![Err(cancel.clone()), Err(cancel)], purposes: vec![], executed: vec![] };
+        let err = run(&mut h, &request, &Options { engine: Engine::Auto, ..Options::default() }).unwrap_err();
+        assert_eq!(err.sqlstate(), "57014");
+        assert!(h.purposes.is_empty(), "no model call after a cancel");
     }
 
     #[test]

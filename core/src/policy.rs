@@ -30,12 +30,14 @@ const DENIED_NAMES: &[&str] = &[
 const HARMLESS_VOLATILE: &[&str] = &["random", "clock_timestamp", "timeofday", "gen_random_uuid", "random_normal"];
 
 /// Why `schema.name` may not be called, or None when it may. `volatility` is pg_proc.provolatile
-/// ('i', 's' or 'v'); `allowed` is `sqlchat.allowed_functions`: a bare name re-allows a built-in
+/// ('i', 's' or 'v'); `builtin` says the function came with PostgreSQL (its oid is below
+/// FirstNormalObjectId); `allowed` is `sqlchat.allowed_functions`: a bare name re-allows a built-in
 /// (pg_catalog) function, anything else must be listed schema-qualified, so that a function of the
 /// same name in another schema is never let in by accident.
-pub fn function_refusal(schema: &str, name: &str, volatility: char, allowed: &[String]) -> Option<String> {
+pub fn function_refusal(schema: &str, name: &str, volatility: char, builtin: bool, allowed: &[String]) -> Option<String> {
     let qualified = format!("{schema}.{name}");
-    let builtin_schema = schema == "pg_catalog" || schema == "information_schema";
+    // An extension may install functions into pg_catalog: only what initdb created counts as built-in.
+    let builtin_schema = builtin && (schema == "pg_catalog" || schema == "information_schema");
     let listed = allowed.iter().any(|a| {
         a.eq_ignore_ascii_case(&qualified) || (schema == "pg_catalog" && a.eq_ignore_ascii_case(name))
     });
@@ -104,7 +106,7 @@ mod tests {
     use super::*;
 
     fn refused(schema: &str, name: &str, vol: char) -> bool {
-        function_refusal(schema, name, vol, &[]).is_some()
+        function_refusal(schema, name, vol, true, &[]).is_some()
     }
 
     #[test]
@@ -126,17 +128,23 @@ mod tests {
     }
 
     #[test]
+    fn functions_an_extension_put_in_pg_catalog_are_not_builtins() {
+        assert!(function_refusal("pg_catalog", "pg_file_write_stable", 's', false, &[]).is_some());
+        assert!(function_refusal("pg_catalog", "lower", 'i', true, &[]).is_none());
+    }
+
+    #[test]
     fn user_functions_need_the_allow_list() {
         assert!(refused("public", "my_stable_fn", 's'));
-        assert!(function_refusal("public", "my_stable_fn", 's', &["public.my_stable_fn".into()]).is_none());
-        assert!(function_refusal("pg_catalog", "pg_sleep", 'v', &["pg_sleep".into()]).is_none());
+        assert!(function_refusal("public", "my_stable_fn", 's', true, &["public.my_stable_fn".into()]).is_none());
+        assert!(function_refusal("pg_catalog", "pg_sleep", 'v', true, &["pg_sleep".into()]).is_none());
     }
 
     #[test]
     fn bare_allowed_names_only_reallow_builtins() {
-        assert!(function_refusal("public", "my_fn", 'v', &["my_fn".into()]).is_some());
-        assert!(function_refusal("evil", "my_fn", 's', &["public.my_fn".into()]).is_some());
-        assert!(function_refusal("public", "my_fn", 'v', &["PUBLIC.MY_FN".into()]).is_none());
+        assert!(function_refusal("public", "my_fn", 'v', true, &["my_fn".into()]).is_some());
+        assert!(function_refusal("evil", "my_fn", 's', true, &["public.my_fn".into()]).is_some());
+        assert!(function_refusal("public", "my_fn", 'v', true, &["PUBLIC.MY_FN".into()]).is_none());
     }
 
     #[test]

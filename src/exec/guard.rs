@@ -189,7 +189,7 @@ unsafe fn check_function(funcid: pg_sys::Oid, walk: &mut Walk) -> bool {
     let name = cstr(pg_sys::get_func_name(funcid));
     let schema = cstr(pg_sys::get_namespace_name(pg_sys::get_func_namespace(funcid)));
     let volatility = pg_sys::func_volatile(funcid) as u8 as char;
-    match sqlchat_core::policy::function_refusal(&schema, &name, volatility, walk.allowed) {
+    match sqlchat_core::policy::function_refusal(&schema, &name, volatility, is_builtin(funcid), walk.allowed) {
         Some(reason) => walk.refuse(reason),
         None => false,
     }

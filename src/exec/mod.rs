@@ -18,13 +18,15 @@ use std::ffi::{CStr, CString};
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_rows: usize,
+    /// Bytes of result values (as text) read at most; later rows are cut off.
+    pub max_bytes: usize,
     /// 0: none of sqlchat's own (statement_timeout still applies).
     pub timeout_ms: u64,
 }
 
 impl Limits {
     pub fn from_settings() -> Self {
-        Limits { max_rows: gucs::max_rows(), timeout_ms: gucs::query_timeout_ms() }
+        Limits { max_rows: gucs::max_rows(), max_bytes: gucs::max_result_bytes(), timeout_ms: gucs::query_timeout_ms() }
     }
 }
 
@@ -39,7 +41,14 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
     let result = subxact::run(OnSuccess::Rollback, || unsafe { run_in_sandbox(&c_sql, limits) });
     let timed_out = deadline.disarm();
     match result {
-        Ok(inner) => inner,
+        Ok(inner) => {
+            if timed_out && inner.is_ok() {
+                // The deadline fired after the query had finished: its cancel request must not
+                // end the rest of the call.
+                unsafe { pg_sys::QueryCancelPending = 0 };
+            }
+            inner
+        }
         Err(f) if timed_out && f.is_cancel() => Err(ExecFailure {
             sqlstate: "57014".into(),
             message: format!(
@@ -67,7 +76,6 @@ unsafe fn set_local(name: &CStr, value: &str) {
     );
 }
 
-/// The caller's search_path with pg_temp moved last, so temporary objects cannot shadow real ones.
 unsafe fn current_setting(name: &CStr) -> String {
     let value = pg_sys::GetConfigOptionByName(name.as_ptr(), std::ptr::null_mut(), false);
     if value.is_null() {
@@ -85,13 +93,17 @@ unsafe fn iso_datestyle() -> String {
     format!("ISO, {order}")
 }
 
+/// The caller's search_path with pg_catalog first and pg_temp last: neither temporary objects nor
+/// the caller's own functions and operators can shadow real tables or PostgreSQL's built-ins.
 unsafe fn pinned_search_path() -> String {
     let current = current_setting(c"search_path");
-    let mut parts: Vec<&str> = current
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("pg_temp"))
-        .collect();
+    let mut parts: Vec<&str> = vec!["pg_catalog"];
+    parts.extend(
+        current
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("pg_temp") && !p.eq_ignore_ascii_case("pg_catalog")),
+    );
     parts.push("pg_temp");
     parts.join(", ")
 }
@@ -100,6 +112,8 @@ unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFa
     set_local(c"transaction_read_only", "on");
     set_local(c"search_path", &pinned_search_path());
     set_local(c"DateStyle", &iso_datestyle());
+    // Backslashes in string literals are data, whatever the caller's setting.
+    set_local(c"standard_conforming_strings", "on");
     if let Some(kb) = policy::tightened_limit_kb(pg_sys::temp_file_limit as i64, gucs::temp_file_limit_kb()) {
         set_local(c"temp_file_limit", &format!("{kb}kB"));
     }
@@ -166,12 +180,12 @@ unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFa
             refused: true,
         });
     }
-    let rs = read_rows(limits.max_rows);
+    let rs = read_rows(limits.max_rows, limits.max_bytes);
     pg_sys::SPI_finish();
     Ok(rs)
 }
 
-unsafe fn read_rows(max_rows: usize) -> ResultSet {
+unsafe fn read_rows(max_rows: usize, max_bytes: usize) -> ResultSet {
     let table = pg_sys::SPI_tuptable;
     let processed = pg_sys::SPI_processed as usize;
     if table.is_null() {
@@ -192,12 +206,25 @@ unsafe fn read_rows(max_rows: usize) -> ResultSet {
     }
     let take = processed.min(max_rows);
     let mut rows = Vec::with_capacity(take);
-    for r in 0..take {
+    let mut bytes = 0usize;
+    let mut cut = false;
+    'rows: for r in 0..take {
         let tuple = *(*table).vals.add(r);
         let mut row = Vec::with_capacity(columns.len());
         for (i, col) in columns.iter().enumerate() {
             let v = pg_sys::SPI_getvalue(tuple, tupdesc, (i + 1) as i32);
-            let text = if v.is_null() { None } else { Some(CStr::from_ptr(v).to_string_lossy().into_owned()) };
+            let text = if v.is_null() {
+                None
+            } else {
+                let value = CStr::from_ptr(v);
+                // Measured before it is copied: one huge value must not reach Rust's heap.
+                bytes += value.to_bytes().len();
+                if bytes > max_bytes {
+                    cut = true;
+                    break 'rows;
+                }
+                Some(value.to_string_lossy().into_owned())
+            };
             row.push(json_value(text.as_deref(), &col.type_name, col.category));
         }
         rows.push(row);
@@ -205,7 +232,7 @@ unsafe fn read_rows(max_rows: usize) -> ResultSet {
             check_for_interrupts!();
         }
     }
-    ResultSet { columns, rows, truncated: processed > max_rows }
+    ResultSet { columns, rows, truncated: cut || processed > max_rows }
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -214,7 +241,7 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits { max_rows: 5, timeout_ms: 2000 }
+        Limits { max_rows: 5, max_bytes: 1 << 20, timeout_ms: 2000 }
     }
 
     fn refused(sql: &str) -> bool {
@@ -226,6 +253,14 @@ mod tests {
         let rs = run_readonly("SELECT 1 AS a, 'x'::text AS b, true AS c, NULL::int AS d, '{\"k\":1}'::jsonb AS e", limits()).unwrap();
         assert_eq!(rs.columns.len(), 5);
         assert_eq!(rs.to_objects(), serde_json::json!([{"a": 1, "b": "x", "c": true, "d": null, "e": {"k": 1}}]));
+    }
+
+    #[pg_test]
+    fn caps_bytes_before_copying() {
+        let limits = Limits { max_rows: 100, max_bytes: 3000, timeout_ms: 2000 };
+        let rs = run_readonly("SELECT repeat('x', 1000) AS x FROM generate_series(1, 10)", limits).unwrap();
+        assert_eq!(rs.rows.len(), 3);
+        assert!(rs.truncated);
     }
 
     #[pg_test]
@@ -278,7 +313,7 @@ mod tests {
         let started = std::time::Instant::now();
         let f = run_readonly(
             "SELECT count(*) FROM generate_series(1, 1000000000)",
-            Limits { max_rows: 5, timeout_ms: 200 },
+            Limits { max_rows: 5, max_bytes: 1 << 20, timeout_ms: 200 },
         )
         .unwrap_err();
         assert_eq!(f.sqlstate, "57014");

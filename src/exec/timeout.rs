@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 // utils/timeout.h
 #[allow(non_camel_case_types)]
 type TimeoutId = i32;
+/// The first user-definable id in PostgreSQL 15's TimeoutId enum (it moves between major versions).
+#[cfg(feature = "pg15")]
 const USER_TIMEOUT: TimeoutId = 12;
 type TimeoutHandler = unsafe extern "C" fn();
 

@@ -5,14 +5,20 @@ use super::{as_owner, writable};
 use pgrx::prelude::*;
 use sqlchat_core::prompt::Turn;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 /// Turns read at most per question; a longer session is summarised beyond these.
 const MAX_TURNS_READ: i64 = 200;
 
+/// Sessions and turns per session kept in a backend that cannot write (bounded: a long session
+/// on a standby keeps its latest turns).
+const LOCAL_SESSIONS: usize = 256;
+const LOCAL_TURNS: usize = 50;
+
 thread_local! {
     /// Turns remembered only in this backend because the transaction could not write them.
-    static LOCAL: RefCell<HashMap<(String, String), Vec<Turn>>> = RefCell::new(HashMap::new());
+    static LOCAL: RefCell<lru::LruCache<(String, String), Vec<Turn>>> =
+        RefCell::new(lru::LruCache::new(NonZeroUsize::new(LOCAL_SESSIONS).expect("non-zero")));
 }
 
 /// What a question needs from the session's past.
@@ -56,11 +62,16 @@ pub fn load(role: &str, session: &str, max_history: usize) -> Context {
     let (summary, mut turns) = stored.unwrap_or((None, Vec::new()));
     let key = (role.to_string(), session.to_string());
     LOCAL.with(|l| {
-        if let Some(local) = l.borrow().get(&key) {
+        if let Some(local) = l.borrow_mut().get(&key) {
             turns.extend(local.iter().cloned().map(|t| (i64::MAX, t)));
         }
     });
     let split = turns.len().saturating_sub(max_history);
+    if !writable() {
+        // A summary could not be stored here: older turns are left out rather than summarised
+        // again on every question.
+        return Context { recent: turns[split..].iter().map(|(_, t)| t.clone()).collect(), summary, ..Context::default() };
+    }
     let recent: Vec<Turn> = turns[split..].iter().map(|(_, t)| t.clone()).collect();
     let older = &turns[..split];
     Context {
@@ -73,7 +84,14 @@ pub fn load(role: &str, session: &str, max_history: usize) -> Context {
 
 pub fn append(role: &str, session: &str, turn: &Turn) {
     if !writable() {
-        LOCAL.with(|l| l.borrow_mut().entry((role.to_string(), session.to_string())).or_default().push(turn.clone()));
+        LOCAL.with(|l| {
+            let mut l = l.borrow_mut();
+            let turns = l.get_or_insert_mut((role.to_string(), session.to_string()), Vec::new);
+            turns.push(turn.clone());
+            if turns.len() > LOCAL_TURNS {
+                turns.remove(0);
+            }
+        });
         return;
     }
     as_owner("remembering the turn", || {
@@ -125,7 +143,7 @@ pub fn history(role: &str, session: &str) -> Vec<HistoryRow> {
     })
     .unwrap_or_default();
     LOCAL.with(|l| {
-        if let Some(local) = l.borrow().get(&(role.to_string(), session.to_string())) {
+        if let Some(local) = l.borrow_mut().get(&(role.to_string(), session.to_string())) {
             rows.extend(local.iter().map(|t| (0, t.question.clone(), t.sql.clone(), t.answer.clone(), None)));
         }
     });
@@ -137,7 +155,7 @@ pub fn history(role: &str, session: &str) -> Vec<HistoryRow> {
 
 /// Deletes the caller's session; the number of turns forgotten.
 pub fn forget(role: &str, session: &str) -> i64 {
-    let local = LOCAL.with(|l| l.borrow_mut().remove(&(role.to_string(), session.to_string())).map(|v| v.len()).unwrap_or(0));
+    let local = LOCAL.with(|l| l.borrow_mut().pop(&(role.to_string(), session.to_string())).map(|v| v.len()).unwrap_or(0));
     if !writable() {
         return local as i64;
     }

@@ -556,7 +556,7 @@ def test_resource_abuse(hostile_db, gw, connect):
     # Cost gate: refused before running, with a message the repair step can act on.
     conn.execute("SET sqlchat.max_cost = 1000000")
     row, err, seconds = ask_full(conn, "abuse-cartesian: do it")
-    assert err is not None and err.sqlstate == "42501" and "max_cost" in str(err), err
+    assert err is not None and err.sqlstate == "54000" and "max_cost" in str(err), err
     assert seconds < 1.0
     results["cost gate"] = {"sqlstate": err.sqlstate, "seconds": round(seconds, 3)}
     conn.execute("SET sqlchat.max_cost = 0")
