@@ -101,6 +101,11 @@ pub fn full_catalog() -> Result<Arc<Catalog>> {
 /// schemas it has USAGE on; hidden columns, and foreign keys to hidden tables or through
 /// hidden columns, are removed.
 pub fn visible_catalog() -> Result<Catalog> {
+    // The privilege checks must be PostgreSQL's own, not functions the caller put on its path.
+    crate::gucs::with_search_path(crate::gucs::SYSTEM_SEARCH_PATH, visible_catalog_inner)
+}
+
+fn visible_catalog_inner() -> Result<Catalog> {
     let full = full_catalog()?;
     let oids: Vec<i64> = full.tables.iter().map(|t| t.oid as i64).collect();
     let visible: HashMap<u32, Option<Vec<String>>> = Spi::connect(|c| {

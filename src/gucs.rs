@@ -460,3 +460,29 @@ pub fn rls_bypass() -> RlsBypass {
 pub fn secrets() -> Vec<String> {
     [api_key().ok().flatten(), auth_header()].into_iter().flatten().collect()
 }
+
+/// Runs `work` with `search_path` set to `path` and restores it afterwards, as
+/// fmgr_security_definer does: sqlchat's own queries then resolve functions and operators in
+/// pg_catalog only, whatever objects the caller put on its search_path. On ERROR the transaction's
+/// abort restores it.
+pub fn with_search_path<R>(path: &std::ffi::CStr, work: impl FnOnce() -> R) -> R {
+    unsafe {
+        let nest_level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            path.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let r = work();
+        pg_sys::AtEOXact_GUC(true, nest_level);
+        r
+    }
+}
+
+/// The search_path of sqlchat's own queries.
+pub const SYSTEM_SEARCH_PATH: &std::ffi::CStr = c"pg_catalog, pg_temp";

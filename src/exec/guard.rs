@@ -200,7 +200,8 @@ unsafe fn check_function(funcid: pg_sys::Oid, walk: &mut Walk) -> bool {
 unsafe fn check_aggregate_support(aggfnoid: pg_sys::Oid, walk: &mut Walk) {
     const SUPPORT: &CStr = c"SELECT f::pg_catalog.oid FROM pg_catalog.pg_aggregate, LATERAL (VALUES \
         (aggtransfn), (aggfinalfn), (aggcombinefn), (aggserialfn), (aggdeserialfn), (aggmtransfn), \
-        (aggminvtransfn), (aggmfinalfn)) v(f) WHERE aggfnoid = $1 AND f <> 0";
+        (aggminvtransfn), (aggmfinalfn)) v(f) \
+        WHERE aggfnoid OPERATOR(pg_catalog.=) $1 AND f::pg_catalog.oid OPERATOR(pg_catalog.<>) 0";
     let mut types = [pg_sys::OIDOID];
     let mut values = [pg_sys::Datum::from(aggfnoid)];
     let rc = pg_sys::SPI_execute_with_args(

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod memory;
 
+use crate::gucs;
 use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -59,26 +60,14 @@ pub fn as_owner<R>(what: &str, work: impl FnOnce() -> Result<R, pgrx::spi::Error
         let mut caller: pg_sys::Oid = pg_sys::InvalidOid;
         let mut context: i32 = 0;
         pg_sys::GetUserIdAndSecContext(&mut caller, &mut context);
-        // As fmgr_security_definer does: a search_path of our own while running as the owner, so
-        // that no operator or function the caller created can be picked up with the owner's rights.
-        let nest_level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
         pg_sys::SetUserIdAndSecContext(
             owner,
             context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
         );
-        let outcome = work();
+        // A search_path of our own while running as the owner: no operator or function the caller
+        // created can be picked up with the owner's rights.
+        let outcome = gucs::with_search_path(gucs::SYSTEM_SEARCH_PATH, work);
         pg_sys::SetUserIdAndSecContext(caller, context);
-        pg_sys::AtEOXact_GUC(true, nest_level);
         match outcome {
             Ok(r) => r,
             // An ERROR rolls the subtransaction back: half of a failed change is never kept.

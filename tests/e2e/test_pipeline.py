@@ -243,3 +243,27 @@ def test_never_runs_in_a_parallel_worker(db, connect):
         "SELECT proparallel FROM pg_proc WHERE oid = 'sqlchat.ask(text, text)'::regprocedure"
     ).fetchone()
     assert row[0] == "u"
+
+
+def test_shadowed_privilege_functions_reveal_nothing(db, gw, make_role, connect):
+    """The catalog filter uses PostgreSQL's own privilege functions, not look-alikes the caller put
+    first on its search_path."""
+    gw.rule(purpose="generate_sql", content="SELECT count(*) AS n FROM customers")
+    role = make_role("e2e_shadow")
+    admin = connect(db)
+    admin.execute("CREATE TABLE IF NOT EXISTS payroll_secret (id int, salary int)")
+    admin.execute(f"DROP SCHEMA IF EXISTS shadow CASCADE; CREATE SCHEMA shadow AUTHORIZATION {role}")
+    admin.execute(f"GRANT SELECT ON customers TO {role}")
+    conn = connect(db, user=role)
+    conn.execute(
+        """
+        CREATE FUNCTION shadow.has_table_privilege(oid, text) RETURNS bool LANGUAGE sql AS 'SELECT true';
+        CREATE FUNCTION shadow.has_any_column_privilege(oid, text) RETURNS bool LANGUAGE sql AS 'SELECT true';
+        CREATE FUNCTION shadow.has_schema_privilege(oid, text) RETURNS bool LANGUAGE sql AS 'SELECT true';
+        """
+    )
+    conn.execute("SET search_path = shadow, public, pg_catalog")
+    conn.execute("SELECT sqlchat.ask('what is the total salary in the payroll secret table?')")
+    prompt = "\n".join(m["content"] for m in gw.requests(purpose="generate_sql")[-1]["messages"])
+    assert "payroll_secret" not in prompt
+    admin.execute("DROP SCHEMA shadow CASCADE")
