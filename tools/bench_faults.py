@@ -61,20 +61,20 @@ def main():
         latencies = {}
         sqlstates = {}
         disconnects = {}
-        for kind in ("hang_before_headers", "hang_mid_body", "drip", "backoff", "connect", "tls_handshake"):
+        for kind in faults.HANGS:
             values, states, seen = [], {}, 0
             for _ in range(reps):
                 gw.reset()
                 conn = faults.prepare(cluster.connect(db))
                 closers = []
-                check = setup_hang(kind, gw, conn, closers)
+                check = faults.setup_hang(kind, gw, conn, closers)
                 pid = conn.info.backend_pid
                 out, done, _ = faults.call_in_thread(conn)
                 faults.wait_backend_state(admin, pid)
                 time.sleep(0.05)
                 values.append(faults.cancel_and_time(admin, pid, out, done))
                 states[out.sqlstate] = states.get(out.sqlstate, 0) + 1
-                seen += bool(check())
+                seen += bool(check and check())
                 conn.close()
                 for c in closers:
                     c()
@@ -146,39 +146,6 @@ def main():
     out.write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
     print(f"written to {out}")
-
-
-def setup_hang(kind, gw, conn, closers):
-    """Returns a function telling whether the peer saw the client go away."""
-    if kind in ("hang_before_headers", "hang_mid_body", "drip"):
-        gw.rule(purpose=GEN, fault=kind, drip_ms=1000)
-
-        def seen():
-            try:
-                gw.wait_for(lambda rs: rs and rs[-1]["client_disconnected"], timeout=1)
-                return True
-            except harness.GatewayError:
-                return False
-        return seen
-    if kind == "backoff":
-        gw.rule(purpose=GEN, status=429, headers={"Retry-After": "30"})
-        faults.prepare(conn, {"sqlchat.request_retries": 2})
-        return lambda: False
-    if kind == "connect":
-        hole = faults.BlackholeListener()
-        closers.append(hole.close)
-        faults.prepare(conn, {"sqlchat.api_base": f"http://127.0.0.1:{hole.port}/v1"})
-        return lambda: False
-    silent = faults.SilentServer()
-    closers.append(silent.close)
-    faults.prepare(conn, {"sqlchat.api_base": f"https://127.0.0.1:{silent.port}/v1"})
-
-    def closed():
-        deadline = time.monotonic() + 1
-        while silent.closed_by_client < 1 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return silent.closed_by_client >= 1
-    return closed
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import psycopg
 
+import harness
+
 TABLE_SQL = "CREATE TABLE IF NOT EXISTS widgets (id int PRIMARY KEY, name text, price numeric)"
 SESSION_SETTINGS = {
     "sqlchat.engine": "llm",
@@ -189,3 +191,46 @@ class SilentServer:
     def close(self):
         self.stopping = True
         self.sock.close()
+
+
+HANGS = ["hang_before_headers", "hang_mid_body", "drip", "backoff", "connect", "tls_handshake"]
+
+
+def setup_hang(kind, gw, conn, closers, wait_s=1.0):
+    """Makes the next generate_sql call of `conn` hang in the way `kind` names. Returns a function
+    telling whether the peer saw the client go away after a cancel, or None where the peer cannot
+    tell (a 429 back-off, a connect that never completes). Servers it starts are closed by the
+    functions it appends to `closers`."""
+    if kind in ("hang_before_headers", "hang_mid_body", "drip"):
+        gw.rule(purpose="generate_sql", fault=kind, drip_ms=1000)
+
+        def gateway_saw_close():
+            try:
+                gw.wait_for(lambda rs: rs and rs[-1]["client_disconnected"], timeout=wait_s)
+                return True
+            except harness.GatewayError:
+                return False
+
+        return gateway_saw_close
+    if kind == "backoff":
+        gw.rule(purpose="generate_sql", status=429, headers={"Retry-After": "30"})
+        prepare(conn, {"sqlchat.request_retries": 2})
+        return None
+    if kind == "connect":
+        hole = BlackholeListener()
+        closers.append(hole.close)
+        prepare(conn, {"sqlchat.api_base": f"http://127.0.0.1:{hole.port}/v1"})
+        return None
+    if kind == "tls_handshake":
+        silent = SilentServer()
+        closers.append(silent.close)
+        prepare(conn, {"sqlchat.api_base": f"https://127.0.0.1:{silent.port}/v1"})
+
+        def server_saw_close():
+            deadline = time.monotonic() + wait_s
+            while silent.closed_by_client < 1 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            return silent.closed_by_client >= 1
+
+        return server_saw_close
+    raise ValueError(f"unknown hang: {kind}")
