@@ -1,7 +1,8 @@
 -- The catalog introspection query (not installed; compiled into the extension).
 -- Returns one json value shaped like sqlchat_core::Catalog, for every table, view, materialized view,
 -- foreign table and partitioned table outside the system schemas and sqlchat's own. It is NOT
--- filtered by privileges: the extension caches it per backend and filters on every call.
+-- filtered by privileges: the extension caches it per backend and filters on every call. The comment
+-- line "-- only the relations in $1" is where the extension adds a condition to reload some relations.
 SELECT json_build_object('tables', coalesce(json_agg(t ORDER BY t.schema, t.name), '[]'::json))::text
 FROM (
     SELECT
@@ -65,4 +66,5 @@ FROM (
       AND NOT c.relispartition
       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'sqlchat')
       AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'
+      -- only the relations in $1 (when reloading those that changed)
 ) t

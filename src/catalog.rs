@@ -7,8 +7,7 @@ use pgrx::prelude::*;
 use sqlchat_core::catalog::Catalog;
 use sqlchat_core::error::{Error, Result};
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 const CATALOG_SQL: &str = include_str!("../sql/catalog.sql");
@@ -26,38 +25,62 @@ const VISIBLE_SQL: &str = "SELECT c.oid::int8, has_table_privilege(c.oid, 'SELEC
      WHERE c.oid::int8 = ANY($1) AND has_schema_privilege(c.relnamespace, 'USAGE') \
        AND has_any_column_privilege(c.oid, 'SELECT')";
 
-/// Bumped by relcache and syscache invalidation callbacks (they also fire on standbys).
-static GENERATION: AtomicU64 = AtomicU64::new(1);
+/// Where sql/catalog.sql takes the condition that reloads only some relations.
+const RELATIONS_MARKER: &str = "-- only the relations in $1 (when reloading those that changed)";
+
+/// What changed since the catalog was cached, as invalidation callbacks (which also fire on
+/// standbys) report it: a table's ANALYZE, ALTER or CREATE reads that table again only, while a
+/// schema or enum change, a comment, or an invalidation of everything reads all again.
+#[derive(Debug, Default)]
+enum Changed {
+    #[default]
+    Nothing,
+    Relations(HashSet<u32>),
+    Everything,
+}
 
 struct Cached {
-    generation: u64,
     comments: String,
     catalog: Arc<Catalog>,
 }
 
 thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+    // Only ever borrowed for a moment: callbacks run inside any PostgreSQL call.
+    static CHANGED: RefCell<Changed> = RefCell::new(Changed::Nothing);
+}
+
+fn note_change(relid: Option<u32>) {
+    CHANGED.with(|c| {
+        let mut c = c.borrow_mut();
+        match (&mut *c, relid) {
+            (Changed::Everything, _) => {}
+            (_, None) => *c = Changed::Everything,
+            (Changed::Relations(set), Some(r)) => {
+                set.insert(r);
+            }
+            (Changed::Nothing, Some(r)) => *c = Changed::Relations(HashSet::from([r])),
+        }
+    });
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
-    GENERATION.fetch_add(1, Ordering::Relaxed);
+unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    note_change((relid != pg_sys::InvalidOid).then(|| u32::from(relid)));
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_syscache(_arg: pg_sys::Datum, _cache_id: i32, _hash: u32) {
-    GENERATION.fetch_add(1, Ordering::Relaxed);
+    note_change(None);
 }
 
 /// Called once from _PG_init.
 pub fn register_invalidation() {
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0));
-        for cache in [
-            pg_sys::SysCacheIdentifier::NAMESPACEOID,
-            pg_sys::SysCacheIdentifier::TYPEOID,
-            pg_sys::SysCacheIdentifier::ENUMOID,
-        ] {
+        // Not TYPEOID: every CREATE TABLE (temporary ones too) makes a row type, and a full reload
+        // for each would cost a large catalog dearly; enum labels come through ENUMOID.
+        for cache in [pg_sys::SysCacheIdentifier::NAMESPACEOID, pg_sys::SysCacheIdentifier::ENUMOID] {
             pg_sys::CacheRegisterSyscacheCallback(cache as i32, Some(on_syscache), pg_sys::Datum::from(0));
         }
     }
@@ -73,27 +96,65 @@ fn comments_fingerprint() -> Result<String> {
         .map(|s| s.unwrap_or_default())
 }
 
-/// The whole catalog, unfiltered: from the backend's cache when nothing changed.
-pub fn full_catalog() -> Result<Arc<Catalog>> {
-    let generation = GENERATION.load(Ordering::Relaxed);
-    let comments = comments_fingerprint()?;
-    let fresh = CACHE.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|cached| cached.generation == generation && cached.comments == comments)
-            .map(|cached| Arc::clone(&cached.catalog))
-    });
-    if let Some(catalog) = fresh {
-        return Ok(catalog);
+#[cfg(any(test, feature = "pg_test"))]
+static FULL_LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Runs the introspection query, for every relation or only for `relids`.
+fn introspect(relids: Option<&HashSet<u32>>) -> Result<Catalog> {
+    #[cfg(any(test, feature = "pg_test"))]
+    if relids.is_none() {
+        FULL_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    let json = Spi::connect(|c| c.select(CATALOG_SQL, None, &[])?.first().get_one::<String>())
-        .map_err(spi_error)?
-        .unwrap_or_else(|| "{\"tables\":[]}".into());
-    let catalog: Catalog = serde_json::from_str(&json).map_err(|e| Error::Internal { detail: format!("catalog JSON: {e}") })?;
-    let catalog = Arc::new(catalog);
-    CACHE.with(|c| {
-        *c.borrow_mut() = Some(Cached { generation, comments, catalog: Arc::clone(&catalog) });
+    let json = Spi::connect(|c| match relids {
+        None => c.select(CATALOG_SQL, None, &[])?.first().get_one::<String>(),
+        Some(set) => {
+            let sql = CATALOG_SQL.replace(RELATIONS_MARKER, "AND c.oid::pg_catalog.int8 OPERATOR(pg_catalog.=) ANY ($1)");
+            let oids: Vec<i64> = set.iter().map(|&o| i64::from(o)).collect();
+            c.select(sql.as_str(), None, &[oids.into()])?.first().get_one::<String>()
+        }
+    })
+    .map_err(spi_error)?
+    .unwrap_or_else(|| "{\"tables\":[]}".into());
+    serde_json::from_str(&json).map_err(|e| Error::Internal { detail: format!("catalog JSON: {e}") })
+}
+
+/// The cached catalog with the relations in `relids` read again: changed ones replaced, new ones
+/// added, dropped ones (or ones that no longer qualify, such as indexes) removed.
+fn patch(cached: &Catalog, relids: &HashSet<u32>) -> Result<Catalog> {
+    let fresh = introspect(Some(relids))?;
+    let mut tables: Vec<_> = cached.tables.iter().filter(|t| !relids.contains(&t.oid)).cloned().collect();
+    tables.extend(fresh.tables);
+    tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    Ok(Catalog { tables })
+}
+
+/// Marks everything changed unless disarmed: a reload that fails part-way must not leave the
+/// changes it had taken forgotten.
+struct ReloadGuard(bool);
+
+impl Drop for ReloadGuard {
+    fn drop(&mut self) {
+        if !self.0 {
+            note_change(None);
+        }
+    }
+}
+
+/// The whole catalog, unfiltered: from the backend's cache, with what changed since read again.
+pub fn full_catalog() -> Result<Arc<Catalog>> {
+    let comments = comments_fingerprint()?;
+    let changed = CHANGED.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    let mut guard = ReloadGuard(false);
+    let cached = CACHE.with(|c| {
+        c.borrow().as_ref().filter(|cached| cached.comments == comments).map(|cached| Arc::clone(&cached.catalog))
     });
+    let catalog = match (cached, changed) {
+        (Some(catalog), Changed::Nothing) => catalog,
+        (Some(catalog), Changed::Relations(relids)) => Arc::new(patch(&catalog, &relids)?),
+        _ => Arc::new(introspect(None)?),
+    };
+    CACHE.with(|c| *c.borrow_mut() = Some(Cached { comments, catalog: Arc::clone(&catalog) }));
+    guard.0 = true;
     Ok(catalog)
 }
 
@@ -188,6 +249,26 @@ mod tests {
         assert!(visible_catalog().unwrap().find("public", "a").unwrap().column("b").is_some());
         Spi::run("DROP TABLE a").unwrap();
         assert!(visible_catalog().unwrap().find("public", "a").is_none());
+    }
+
+    #[pg_test]
+    fn a_changed_table_is_read_again_alone() {
+        use std::sync::atomic::Ordering;
+        Spi::run("CREATE TABLE grows (id int PRIMARY KEY, v text)").unwrap();
+        visible_catalog().unwrap();
+        let loads = FULL_LOADS.load(Ordering::Relaxed);
+        Spi::run("INSERT INTO grows SELECT g, 'x' FROM generate_series(1, 500) g; ANALYZE grows").unwrap();
+        let c = visible_catalog().unwrap();
+        assert!(c.find("public", "grows").unwrap().row_estimate >= 500.0);
+        Spi::run("CREATE TABLE newcomer (id int)").unwrap();
+        assert!(visible_catalog().unwrap().find("public", "newcomer").is_some());
+        Spi::run("CREATE INDEX ON grows (v)").unwrap();
+        let c = visible_catalog().unwrap();
+        assert!(c.find("public", "grows").is_some());
+        assert_eq!(FULL_LOADS.load(Ordering::Relaxed), loads, "only the changed relations were read again");
+        Spi::run("CREATE TYPE mood2 AS ENUM ('a')").unwrap();
+        visible_catalog().unwrap();
+        assert_eq!(FULL_LOADS.load(Ordering::Relaxed), loads + 1, "a new type reloads everything");
     }
 
     #[pg_test]
