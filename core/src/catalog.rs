@@ -71,6 +71,21 @@ pub struct ForeignKey {
 }
 
 impl Table {
+    /// A plain table with these columns and no keys, comment or statistics.
+    pub fn new(schema: &str, name: &str, columns: Vec<Column>) -> Table {
+        Table {
+            oid: 0,
+            schema: schema.into(),
+            name: name.into(),
+            kind: TableKind::Table,
+            comment: None,
+            columns,
+            primary_key: vec![],
+            foreign_keys: vec![],
+            row_estimate: -1.0,
+        }
+    }
+
     /// `schema.name`, each part quoted only when PostgreSQL needs it.
     pub fn qualified_name(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
@@ -93,6 +108,19 @@ impl Table {
 }
 
 impl Column {
+    /// A nullable column without default, comment or enum labels.
+    pub fn new(name: &str, data_type: &str, category: char) -> Column {
+        Column {
+            name: name.into(),
+            data_type: data_type.into(),
+            category,
+            not_null: false,
+            default: None,
+            comment: None,
+            enum_labels: vec![],
+        }
+    }
+
     pub fn is_numeric(&self) -> bool {
         self.category == 'N'
     }

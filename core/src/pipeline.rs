@@ -397,7 +397,7 @@ pub fn normalize_sql(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Column, Table, TableKind};
+    use crate::catalog::{Column, Table};
     use crate::result::ResultColumn;
     use serde_json::json;
 
@@ -423,25 +423,13 @@ mod tests {
     }
 
     fn catalog() -> Catalog {
+        let id = Column { not_null: true, ..Column::new("id", "integer", 'N') };
         Catalog {
             tables: vec![Table {
                 oid: 1,
-                schema: "public".into(),
-                name: "orders".into(),
-                kind: TableKind::Table,
-                comment: None,
-                columns: vec![Column {
-                    name: "id".into(),
-                    data_type: "integer".into(),
-                    category: 'N',
-                    not_null: true,
-                    default: None,
-                    comment: None,
-                    enum_labels: vec![],
-                }],
                 primary_key: vec!["id".into()],
-                foreign_keys: vec![],
                 row_estimate: 10.0,
+                ..Table::new("public", "orders", vec![id])
             }],
         }
     }
@@ -580,15 +568,7 @@ mod tests {
     #[test]
     fn a_cancel_during_a_value_lookup_ends_the_request() {
         let mut c = catalog();
-        c.tables[0].columns.push(Column {
-            name: "city".into(),
-            data_type: "text".into(),
-            category: 'S',
-            not_null: false,
-            default: None,
-            comment: None,
-            enum_labels: vec![],
-        });
+        c.tables[0].columns.push(Column::new("city", "text", 'S'));
         let request = Request { question: "how many orders are in Oslo?", catalog: &c, history: &[], summary: None, unsummarized: &[] };
         let cancel = ExecFailure { sqlstate: "57014".into(), message: "canceling statement due to user request".into(), refused: false };
         let mut h = Script { replies: vec![], exec: vec![Err(cancel.clone()), Err(cancel)], purposes: vec![], executed: vec![] };

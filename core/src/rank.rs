@@ -854,29 +854,11 @@ mod tests {
     use std::time::Instant;
 
     fn col(name: &str, data_type: &str) -> Column {
-        Column {
-            name: name.into(),
-            data_type: data_type.into(),
-            category: 'U',
-            not_null: false,
-            default: None,
-            comment: None,
-            enum_labels: vec![],
-        }
+        Column::new(name, data_type, 'U')
     }
 
     fn table(name: &str, columns: &[&str]) -> Table {
-        Table {
-            oid: 0,
-            schema: "public".into(),
-            name: name.into(),
-            kind: TableKind::Table,
-            comment: None,
-            columns: columns.iter().map(|c| col(c, "integer")).collect(),
-            primary_key: vec![],
-            foreign_keys: vec![],
-            row_estimate: -1.0,
-        }
+        Table::new("public", name, columns.iter().map(|c| col(c, "integer")).collect())
     }
 
     fn fk(column: &str, ref_table: &str) -> ForeignKey {

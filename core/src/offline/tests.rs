@@ -3,25 +3,15 @@
 use serde_json::json;
 
 use super::*;
-use crate::catalog::{Column, ForeignKey, Table, TableKind};
+use crate::catalog::{Column, ForeignKey, Table};
 use crate::result::ResultColumn;
 
 fn col(name: &str, data_type: &str, category: char) -> Column {
-    Column { name: name.into(), data_type: data_type.into(), category, not_null: false, default: None, comment: None, enum_labels: vec![] }
+    Column::new(name, data_type, category)
 }
 
 fn table(name: &str, columns: Vec<Column>) -> Table {
-    Table {
-        oid: 0,
-        schema: "public".into(),
-        name: name.into(),
-        kind: TableKind::Table,
-        comment: None,
-        columns,
-        primary_key: vec![],
-        foreign_keys: vec![],
-        row_estimate: 100.0,
-    }
+    Table { row_estimate: 100.0, ..Table::new("public", name, columns) }
 }
 
 fn shop() -> Catalog {
