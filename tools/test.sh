@@ -2,9 +2,9 @@
 # Runs every test layer on a fresh machine: installs what is missing, builds, then
 #   1. core unit tests (cargo test -p sqlchat-core)
 #   2. #[pg_test]s of the extension (cargo pgrx test)
-#   3. pg_regress cases of the SQL surface, and
-#   4. end-to-end tests (pytest) against a cluster of its own and the fake gateway, and
-#   5. suggested charts rendered with vega-embed in headless Chromium.
+#   3. suggested charts rendered with vega-embed in headless Chromium,
+#   4. pg_regress cases of the SQL surface, and
+#   5. end-to-end tests (pytest) against a cluster of its own and the fake gateway.
 # Public eval data is read from $SQLCHAT_EVAL_DIR or ../shared/eval; tests needing it skip without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,10 +15,10 @@ tools/setup.sh
 command -v sudo >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null; }
 python3 -m pip install -q -r tests/requirements.txt 2>/dev/null || python3 -m pip install -q --break-system-packages -r tests/requirements.txt
 
-echo "== 1/4 core unit tests"
+echo "== core unit tests"
 cargo test -q -p sqlchat-core 2>&1 | tail -n 25
 
-echo "== 2/4 extension #[pg_test]s"
+echo "== extension #[pg_test]s"
 pgtest_dir=$(mktemp -d /tmp/sqlchat-pgtest.XXXXXX)
 chown postgres "$pgtest_dir" 2>/dev/null || true
 if [ "$(id -u)" = 0 ]; then
