@@ -5,17 +5,18 @@ use crate::error::{raise, OrRaise};
 use crate::exec::Limits;
 use crate::gucs;
 use crate::host::Backend;
+use crate::llm;
 use crate::store::{self, cache, memory};
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use crate::llm;
 use sqlchat_core::chart;
 use sqlchat_core::openai::Purpose;
 use sqlchat_core::pipeline::{self, Engine, Options, Outcome, Request};
 use sqlchat_core::prompt::Turn;
 use std::time::Instant;
 
-fn options(sql_only: bool) -> Options {
+/// `cache_scope` makes cache keys differ per model and role: one role never reuses another's SQL.
+fn options(sql_only: bool, cache_scope: String) -> Options {
     Options {
         engine: gucs::engine(),
         generation_temperature: gucs::generation_temperature(),
@@ -24,6 +25,7 @@ fn options(sql_only: bool) -> Options {
         send_rows: gucs::send_rows(),
         schema_budget_tokens: gucs::schema_budget_tokens(),
         sql_only,
+        cache_scope,
         ..Options::default()
     }
 }
@@ -35,9 +37,7 @@ fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outc
     let role = store::caller_role();
     let model = gucs::model();
     let context = session_id.map(|s| memory::load(&role, s, gucs::max_history())).unwrap_or_default();
-    let mut opts = options(sql_only);
-    // The role is part of every cache key: one role never reuses another's generated SQL.
-    opts.cache_scope = format!("{model}\n{role}");
+    let opts = options(sql_only, format!("{model}\n{role}"));
     let mut host = Backend {
         limits: Limits::from_settings(),
         role: role.clone(),

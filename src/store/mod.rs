@@ -25,16 +25,34 @@ pub fn caller_role() -> String {
     }
 }
 
-/// The owner of sqlchat's tables (the role that created the extension). Looked up on each use:
-/// the extension can be dropped and created again by another role in the same session.
+thread_local! {
+    /// The owner, remembered for one transaction (several store accesses per question).
+    static OWNER: std::cell::Cell<Option<(pg_sys::LocalTransactionId, pg_sys::Oid)>> = const { std::cell::Cell::new(None) };
+}
+
+/// The owner of sqlchat's tables (the role that created the extension). Looked up once per
+/// transaction: the extension can be dropped and created again by another role in the session.
 fn owner() -> Result<pg_sys::Oid, Error> {
-    Spi::connect(|c| {
-        c.select("SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'sqlchat.turn'::pg_catalog.regclass", None, &[])?
-            .first()
-            .get_one::<pg_sys::Oid>()
+    let transaction = unsafe { (*pg_sys::MyProc).lxid };
+    if let Some((lxid, owner)) = OWNER.with(|o| o.get()) {
+        if lxid == transaction {
+            return Ok(owner);
+        }
+    }
+    let owner = Spi::connect(|c| {
+        c.select(
+            "SELECT relowner FROM pg_catalog.pg_class \
+             WHERE oid OPERATOR(pg_catalog.=) 'sqlchat.turn'::pg_catalog.regclass",
+            None,
+            &[],
+        )?
+        .first()
+        .get_one::<pg_sys::Oid>()
     })
     .map_err(|e| Error::Internal { detail: format!("sqlchat's tables are missing: {e}") })?
-    .ok_or_else(|| Error::Internal { detail: "sqlchat.turn has no owner".into() })
+    .ok_or_else(|| Error::Internal { detail: "sqlchat.turn has no owner".into() })?;
+    OWNER.with(|o| o.set(Some((transaction, owner))));
+    Ok(owner)
 }
 
 /// True when the caller may administer sqlchat's tables: a superuser or a member of the owner.
