@@ -56,7 +56,11 @@ fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outc
         if let Some(summary) = &out.new_summary {
             memory::store_summary(&role, session, summary, context.unsummarized_through);
         }
-        let turn = Turn { question: question.to_string(), sql: out.sql.clone(), answer: Some(out.answer.clone()).filter(|a| !a.is_empty()) };
+        let turn = Turn {
+            question: question.to_string(),
+            sql: out.sql.clone(),
+            answer: Some(out.answer.clone()).filter(|a| !a.is_empty()),
+        };
         memory::append(&role, session, &turn);
     }
     out
@@ -92,9 +96,8 @@ fn ask_full(
 }
 
 fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'static, AllocatedByRust> {
-    let mut t = PgHeapTuple::new_composite_type("sqlchat.answer").unwrap_or_else(|e| {
-        raise(sqlchat_core::Error::Internal { detail: format!("type sqlchat.answer: {e}") })
-    });
+    let mut t = PgHeapTuple::new_composite_type("sqlchat.answer")
+        .unwrap_or_else(|e| raise(sqlchat_core::Error::Internal { detail: format!("type sqlchat.answer: {e}") }));
     let rows = out.result.as_ref().map(|r| r.to_objects());
     let chart = match (&out.sql, &rows) {
         (Some(sql), Some(rows)) => chart::suggest_chart(question, sql, rows).ok().map(JsonB),

@@ -108,7 +108,8 @@ fn introspect(relids: Option<&HashSet<u32>>) -> Result<Catalog> {
     let json = Spi::connect(|c| match relids {
         None => c.select(CATALOG_SQL, None, &[])?.first().get_one::<String>(),
         Some(set) => {
-            let sql = CATALOG_SQL.replace(RELATIONS_MARKER, "AND c.oid::pg_catalog.int8 OPERATOR(pg_catalog.=) ANY ($1)");
+            let sql =
+                CATALOG_SQL.replace(RELATIONS_MARKER, "AND c.oid::pg_catalog.int8 OPERATOR(pg_catalog.=) ANY ($1)");
             let oids: Vec<i64> = set.iter().map(|&o| i64::from(o)).collect();
             c.select(sql.as_str(), None, &[oids.into()])?.first().get_one::<String>()
         }
@@ -244,7 +245,10 @@ mod tests {
         Spi::run("CREATE TABLE a (id int)").unwrap();
         assert!(visible_catalog().unwrap().find("public", "a").unwrap().comment.is_none());
         Spi::run("COMMENT ON TABLE a IS 'now with a comment'").unwrap();
-        assert_eq!(visible_catalog().unwrap().find("public", "a").unwrap().comment.as_deref(), Some("now with a comment"));
+        assert_eq!(
+            visible_catalog().unwrap().find("public", "a").unwrap().comment.as_deref(),
+            Some("now with a comment")
+        );
         Spi::run("ALTER TABLE a ADD COLUMN b text").unwrap();
         assert!(visible_catalog().unwrap().find("public", "a").unwrap().column("b").is_some());
         Spi::run("DROP TABLE a").unwrap();

@@ -39,19 +39,15 @@ pub fn sqlstate_code(sqlstate: &str) -> PgSqlErrorCode {
     if b.len() != 5 {
         return PgSqlErrorCode::ERRCODE_INTERNAL_ERROR;
     }
-    let packed = b
-        .iter()
-        .enumerate()
-        .fold(0i32, |acc, (i, &c)| acc | ((((c as i32) - ('0' as i32)) & 0x3F) << (6 * i)));
+    let packed =
+        b.iter().enumerate().fold(0i32, |acc, (i, &c)| acc | ((((c as i32) - ('0' as i32)) & 0x3F) << (6 * i)));
     PgSqlErrorCode::from(packed)
 }
 
 /// The five-character SQLSTATE of a packed code.
 pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
     let packed = code as isize as i32;
-    (0..5)
-        .map(|i| ((((packed >> (6 * i)) & 0x3F) + ('0' as i32)) as u8) as char)
-        .collect()
+    (0..5).map(|i| ((((packed >> (6 * i)) & 0x3F) + ('0' as i32)) as u8) as char).collect()
 }
 
 #[cfg(any(test, feature = "pg_test"))]

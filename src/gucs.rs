@@ -318,11 +318,7 @@ pub fn init() {
 }
 
 fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
-    setting
-        .get()
-        .and_then(|c| c.into_string().ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+    setting.get().and_then(|c| c.into_string().ok()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 fn list(setting: &GucSetting<Option<CString>>) -> Vec<String> {
@@ -338,13 +334,15 @@ pub fn api_base() -> Option<String> {
 /// The key from sqlchat.api_key, else SQLCHAT_API_KEY in the server's environment, else the first
 /// line of sqlchat.api_key_file (an unreadable file is an error that names the setting).
 pub fn api_key() -> Result<Option<String>, sqlchat_core::Error> {
-    if let Some(k) = string(&API_KEY).or_else(|| std::env::var("SQLCHAT_API_KEY").ok().filter(|k| !k.trim().is_empty())) {
+    if let Some(k) = string(&API_KEY).or_else(|| std::env::var("SQLCHAT_API_KEY").ok().filter(|k| !k.trim().is_empty()))
+    {
         return Ok(Some(k));
     }
     let Some(path) = string(&API_KEY_FILE) else { return Ok(None) };
     let text = std::fs::read_to_string(&path).map_err(|e| sqlchat_core::Error::InvalidArgument {
         what: format!("could not read sqlchat.api_key_file: {e}"),
-        hint: "Point sqlchat.api_key_file at a file the server's user can read, holding the key on its first line.".into(),
+        hint: "Point sqlchat.api_key_file at a file the server's user can read, holding the key on its first line."
+            .into(),
     })?;
     Ok(text.lines().next().map(|l| l.trim().to_string()).filter(|k| !k.is_empty()))
 }
@@ -352,7 +350,6 @@ pub fn api_key() -> Result<Option<String>, sqlchat_core::Error> {
 pub fn auth_header() -> Option<String> {
     string(&AUTH_HEADER)
 }
-
 
 pub fn model() -> String {
     string(&MODEL).unwrap_or_else(|| "gpt-4o-mini".to_string())

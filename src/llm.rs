@@ -25,7 +25,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ureq::http::Uri;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, RustlsConnector, Transport};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, RustlsConnector, Transport,
+};
 use ureq::Agent;
 
 /// Largest reply body read from the gateway.
@@ -69,7 +71,8 @@ fn target() -> Result<Target> {
     let base = gucs::api_base().ok_or(Error::NotConfigured)?;
     let mut url = url::Url::parse(&format!("{base}/chat/completions")).map_err(|e| Error::InvalidArgument {
         what: format!("sqlchat.api_base is not a valid URL ({e})"),
-        hint: "For example: ALTER SYSTEM SET sqlchat.api_base = 'https://api.openai.com/v1'; SELECT pg_reload_conf();".into(),
+        hint: "For example: ALTER SYSTEM SET sqlchat.api_base = 'https://api.openai.com/v1'; SELECT pg_reload_conf();"
+            .into(),
     })?;
     let host = match url.host() {
         Some(url::Host::Domain(d)) => d.to_string(),
@@ -118,7 +121,8 @@ fn target() -> Result<Target> {
 fn bad_scheme() -> Error {
     Error::InvalidArgument {
         what: "sqlchat.api_base must be an http:// or https:// URL with a host".into(),
-        hint: "For example: ALTER SYSTEM SET sqlchat.api_base = 'https://api.openai.com/v1'; SELECT pg_reload_conf();".into(),
+        hint: "For example: ALTER SYSTEM SET sqlchat.api_base = 'https://api.openai.com/v1'; SELECT pg_reload_conf();"
+            .into(),
     }
 }
 
@@ -140,8 +144,7 @@ fn header_value(v: String) -> Result<String> {
 }
 
 fn is_loopback_name(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().map(|a| a.is_loopback()).unwrap_or(false)
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().map(|a| a.is_loopback()).unwrap_or(false)
 }
 
 /// TLS settings: the system's roots plus, when a superuser set sqlchat.ca_file, that file's
@@ -160,9 +163,11 @@ fn tls_config() -> Result<Tls> {
     let native = rustls_native_certs::load_native_certs();
     roots.extend(native.certs.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()));
     if let Some(path) = &ca_file {
-        let bad = |why: String| Error::InvalidArgument {
+        let bad = |why: String| {
+            Error::InvalidArgument {
             what: format!("sqlchat.ca_file could not be used: {why}"),
             hint: "Point sqlchat.ca_file at a readable PEM file of CA certificates, or reset it to use the system's roots only.".into(),
+        }
         };
         let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
         let mut extra = Vec::new();
@@ -306,7 +311,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One attempt on a helper thread, waited for on the latch and the helper's wake-up socket.
 fn call_once(target: &Target, purpose: Purpose, body: &Arc<Vec<u8>>) -> Attempt {
-    let budget = statement_left().map_or(target.request_timeout, |l| (l + STATEMENT_MARGIN).min(target.request_timeout));
+    let budget =
+        statement_left().map_or(target.request_timeout, |l| (l + STATEMENT_MARGIN).min(target.request_timeout));
     let deadline = Instant::now() + budget;
     let timeout_ms = budget.as_millis() as u64;
     let (mut done_tx, done_rx) = match UnixStream::pair() {
@@ -343,7 +349,8 @@ fn call_once(target: &Target, purpose: Purpose, body: &Arc<Vec<u8>>) -> Attempt 
         let rc = unsafe {
             let rc = pg_sys::WaitLatchOrSocket(
                 pg_sys::MyLatch,
-                (pg_sys::WL_LATCH_SET | pg_sys::WL_SOCKET_READABLE | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_SOCKET_READABLE | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH)
+                    as i32,
                 fd,
                 wait_ms.as_millis().clamp(1, 1000) as std::ffi::c_long,
                 pg_sys::PG_WAIT_EXTENSION,
@@ -394,7 +401,14 @@ impl Drop for HelperGuard {
 
 /// Runs on the helper thread: one POST through ureq, over a socket this module opens and
 /// registers so that the backend can shut it down.
-fn exchange(target: &Target, purpose: Purpose, body: &[u8], deadline: Instant, timeout_ms: u64, shared: &Arc<Mutex<Shared>>) -> Attempt {
+fn exchange(
+    target: &Target,
+    purpose: Purpose,
+    body: &[u8],
+    deadline: Instant,
+    timeout_ms: u64,
+    shared: &Arc<Mutex<Shared>>,
+) -> Attempt {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return (Err(Error::GatewayTimeout { timeout_ms }), None);
@@ -491,10 +505,15 @@ struct Resolve {
 }
 
 impl Resolver for Resolve {
-    fn resolve(&self, _uri: &Uri, _config: &ureq::config::Config, _timeout: NextTimeout) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
-        let found = (self.host.as_str(), self.port).to_socket_addrs().map_err(|e| {
-            ours(Error::GatewayUnreachable { detail: format!("cannot resolve {}: {e}", self.host) })
-        })?;
+    fn resolve(
+        &self,
+        _uri: &Uri,
+        _config: &ureq::config::Config,
+        _timeout: NextTimeout,
+    ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
+        let found = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| ours(Error::GatewayUnreachable { detail: format!("cannot resolve {}: {e}", self.host) }))?;
         let mut addrs = self.empty();
         for addr in found.filter(|a| !self.loopback_only || a.ip().is_loopback()) {
             if addrs.try_push(addr).is_err() {
@@ -529,7 +548,11 @@ struct OwnedTcp {
 impl Connector for OwnedTcp {
     type Out = OwnedTransport;
 
-    fn connect(&self, details: &ConnectionDetails, _chained: Option<()>) -> std::result::Result<Option<OwnedTransport>, ureq::Error> {
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> std::result::Result<Option<OwnedTransport>, ureq::Error> {
         let stream = connect(&details.addrs, self.deadline, self.timeout_ms, &self.shared).map_err(ours)?;
         let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
         Ok(Some(OwnedTransport { stream, buffers }))
@@ -577,7 +600,11 @@ struct SharedTls(Arc<RustlsConnector>);
 impl<In: Transport> Connector<In> for SharedTls {
     type Out = <RustlsConnector as Connector<In>>::Out;
 
-    fn connect(&self, details: &ConnectionDetails, chained: Option<In>) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
         self.0.connect(details, chained)
     }
 }

@@ -63,8 +63,8 @@ fn cases() -> Vec<Case> {
                   GROUP BY 1 ORDER BY 1",
             rows: {
                 let revenue = [
-                    9_412.30, 8_955.10, 10_204.75, 10_880.40, 11_652.90, 11_120.35, 10_014.80,
-                    9_487.65, 11_903.20, 13_276.55, 19_842.10, 21_530.45,
+                    9_412.30, 8_955.10, 10_204.75, 10_880.40, 11_652.90, 11_120.35, 10_014.80, 9_487.65, 11_903.20,
+                    13_276.55, 19_842.10, 21_530.45,
                 ];
                 MONTHS_2025
                     .iter()
@@ -81,16 +81,8 @@ fn cases() -> Vec<Case> {
                   FROM shop.orders WHERE ordered_at >= '2025-01-01' AND ordered_at < '2026-01-01' \
                   GROUP BY 1, 2 ORDER BY 1, 2",
             rows: {
-                let monthly = [
-                    112.0, 104.0, 121.0, 128.0, 137.0, 131.0, 118.0, 112.0, 140.0, 156.0, 233.0,
-                    254.0,
-                ];
-                let channels = [
-                    ("web", 0.46),
-                    ("mobile_app", 0.32),
-                    ("marketplace", 0.17),
-                    ("phone", 0.05),
-                ];
+                let monthly = [112.0, 104.0, 121.0, 128.0, 137.0, 131.0, 118.0, 112.0, 140.0, 156.0, 233.0, 254.0];
+                let channels = [("web", 0.46), ("mobile_app", 0.32), ("marketplace", 0.17), ("phone", 0.05)];
                 let mut rows = Vec::new();
                 for (m, (month, total)) in MONTHS_2025.iter().zip(monthly).enumerate() {
                     for (c, (channel, share)) in channels.iter().enumerate() {
@@ -299,7 +291,8 @@ fn cases() -> Vec<Case> {
                 for (d, (weekday, busy)) in weekdays.iter().enumerate() {
                     for hour in 7..=23u64 {
                         // Orders cluster around midday and the evening.
-                        let daytime = 1.0 + 0.8 * (-((hour as f64 - 13.0) / 3.0).powi(2)).exp()
+                        let daytime = 1.0
+                            + 0.8 * (-((hour as f64 - 13.0) / 3.0).powi(2)).exp()
                             + 1.2 * (-((hour as f64 - 20.0) / 2.0).powi(2)).exp();
                         let noise = 0.85 + 0.3 * unit_noise(2_000 + d as u64 * 100 + hour);
                         let orders = (14.0 * busy * daytime * noise).round() as i64;

@@ -131,8 +131,14 @@ impl Probe for EvalProbe<'_> {
         self.spent += started.elapsed();
         let (header, rows) = result?;
         Ok(ResultSet {
-            columns: header.into_iter().map(|name| ResultColumn { name, type_name: "text".into(), category: 'S' }).collect(),
-            rows: rows.into_iter().map(|r| r.into_iter().map(|v| v.map(Value::String).unwrap_or(Value::Null)).collect()).collect(),
+            columns: header
+                .into_iter()
+                .map(|name| ResultColumn { name, type_name: "text".into(), category: 'S' })
+                .collect(),
+            rows: rows
+                .into_iter()
+                .map(|r| r.into_iter().map(|v| v.map(Value::String).unwrap_or(Value::Null)).collect())
+                .collect(),
             truncated: false,
         })
     }
@@ -169,7 +175,8 @@ fn sorted_rows(mut rows: Vec<Vec<Option<String>>>) -> Vec<Vec<Option<String>>> {
 }
 
 fn same_rows(a: &[Vec<Option<String>>], b: &[Vec<Option<String>>]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.len() == y.len() && x.iter().zip(y).all(|(u, v)| same_value(u, v)))
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| x.len() == y.len() && x.iter().zip(y).all(|(u, v)| same_value(u, v)))
 }
 
 /// sql-eval's comparison: every gold column must appear among the answer's columns (extra
@@ -185,11 +192,15 @@ fn matches_gold(
     if gold.len() != got.len() {
         return false;
     }
-    let column = |rows: &[Vec<Option<String>>], i: usize| -> Vec<Option<String>> { rows.iter().map(|r| r.get(i).cloned().flatten()).collect() };
+    let column = |rows: &[Vec<Option<String>>], i: usize| -> Vec<Option<String>> {
+        rows.iter().map(|r| r.get(i).cloned().flatten()).collect()
+    };
     let candidates: Vec<Vec<usize>> = (0..gold_width)
         .map(|g| {
             let gc = sorted_rows(column(gold, g).into_iter().map(|v| vec![v]).collect());
-            (0..got_width).filter(|a| same_rows(&gc, &sorted_rows(column(got, *a).into_iter().map(|v| vec![v]).collect()))).collect()
+            (0..got_width)
+                .filter(|a| same_rows(&gc, &sorted_rows(column(got, *a).into_iter().map(|v| vec![v]).collect())))
+                .collect()
         })
         .collect();
     let mut choice = vec![0usize; gold_width];
@@ -199,9 +210,14 @@ fn matches_gold(
             return false;
         }
         let mapping: Vec<usize> = choice.iter().enumerate().map(|(g, k)| candidates[g][*k]).collect();
-        let projected: Vec<Vec<Option<String>>> = got.iter().map(|r| mapping.iter().map(|a| r.get(*a).cloned().flatten()).collect()).collect();
+        let projected: Vec<Vec<Option<String>>> =
+            got.iter().map(|r| mapping.iter().map(|a| r.get(*a).cloned().flatten()).collect()).collect();
         let same_set = same_rows(&sorted_rows(gold.to_vec()), &sorted_rows(projected.clone()));
-        let ok = if ordered { same_rows(gold, &projected) || (ties_allowed && same_set && same_up_to_ties(gold, &projected)) } else { same_set };
+        let ok = if ordered {
+            same_rows(gold, &projected) || (ties_allowed && same_set && same_up_to_ties(gold, &projected))
+        } else {
+            same_set
+        };
         if ok {
             return true;
         }
@@ -234,10 +250,7 @@ fn dedup(rows: Vec<Vec<Option<String>>>) -> Vec<Vec<Option<String>>> {
 }
 
 fn asks_for_order(question: &str) -> bool {
-    question
-        .to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .any(|w| w == "order" || w == "sort" || w == "arrange")
+    question.to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|w| w == "order" || w == "sort" || w == "arrange")
 }
 
 /// Rows ordered like the gold rows except among ties: some gold column is sorted (the gold's
@@ -246,8 +259,10 @@ fn same_up_to_ties(gold: &[Vec<Option<String>>], got: &[Vec<Option<String>>]) ->
     let width = gold.first().map(Vec::len).unwrap_or(0);
     (0..width).any(|c| {
         let keys: Vec<(u8, f64, String)> = gold.iter().map(|r| sort_key(&r[c])).collect();
-        let ascending = keys.windows(2).all(|w| w[0].partial_cmp(&w[1]).is_some_and(|o| o != std::cmp::Ordering::Greater));
-        let descending = keys.windows(2).all(|w| w[0].partial_cmp(&w[1]).is_some_and(|o| o != std::cmp::Ordering::Less));
+        let ascending =
+            keys.windows(2).all(|w| w[0].partial_cmp(&w[1]).is_some_and(|o| o != std::cmp::Ordering::Greater));
+        let descending =
+            keys.windows(2).all(|w| w[0].partial_cmp(&w[1]).is_some_and(|o| o != std::cmp::Ordering::Less));
         (ascending || descending) && gold.iter().zip(got).all(|(g, a)| same_value(&g[c], &a[c]))
     })
 }
@@ -287,7 +302,9 @@ fn main() {
         }
         let expect_refusal = q["expect_refusal"].as_bool().unwrap_or(false);
         let catalog = catalogs.entry(db.clone()).or_insert_with(|| {
-            std::fs::read_to_string(s.catalogs.join(format!("{db}.catalog.json"))).ok().and_then(|t| serde_json::from_str(&t).ok())
+            std::fs::read_to_string(s.catalogs.join(format!("{db}.catalog.json")))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
         });
         let Some(catalog) = catalog.as_ref() else {
             eprintln!("{id}: no catalog for {db}, skipped");
@@ -322,7 +339,10 @@ fn main() {
             continue;
         }
         let got = psql(&s.conn, &db, &plan.sql);
-        let golds: Vec<&str> = q["gold_sql_alternatives"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let golds: Vec<&str> = q["gold_sql_alternatives"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         // sql-eval compares in order only when the question asks for an order (its category is
         // order_by, or it says order/sort/arrange). The main figure forgives a different order
         // among rows the gold's sort key ties; the strict one orders whenever the gold SQL does.
@@ -357,7 +377,18 @@ fn main() {
                 if let Ok((_, rows)) = &got {
                     let rs = ResultSet {
                         columns: vec![],
-                        rows: rows.iter().map(|r| r.iter().map(|v| v.clone().map(|x| x.parse::<f64>().map(Value::from).unwrap_or(Value::String(x))).unwrap_or(Value::Null)).collect()).collect(),
+                        rows: rows
+                            .iter()
+                            .map(|r| {
+                                r.iter()
+                                    .map(|v| {
+                                        v.clone()
+                                            .map(|x| x.parse::<f64>().map(Value::from).unwrap_or(Value::String(x)))
+                                            .unwrap_or(Value::Null)
+                                    })
+                                    .collect()
+                            })
+                            .collect(),
                         truncated: false,
                     };
                     let (answer, suggestions) = offline::render_answer(&plan, &rs);
@@ -372,7 +403,10 @@ fn main() {
         "coverage: {answered_answerable}/{answerable} = {:.1}%",
         100.0 * answered_answerable as f64 / answerable.max(1) as f64
     );
-    println!("precision (ties in any order): {correct}/{answered_answerable} = {:.1}%", 100.0 * correct as f64 / answered_answerable.max(1) as f64);
+    println!(
+        "precision (ties in any order): {correct}/{answered_answerable} = {:.1}%",
+        100.0 * correct as f64 / answered_answerable.max(1) as f64
+    );
     println!(
         "precision, tie order counted as sql-eval does: {correct_sql_eval}/{answered_answerable} = {:.1}%",
         100.0 * correct_sql_eval as f64 / answered_answerable.max(1) as f64

@@ -69,15 +69,7 @@ fn parse_args() -> Result<Args, String> {
         Some(b) => b.parse().map_err(|_| format!("budget is not a number: {b}"))?,
         None => 1500,
     };
-    Ok(Args {
-        catalog: catalog.clone(),
-        questions: questions.clone(),
-        budget,
-        db,
-        distractors,
-        question_only,
-        verbose,
-    })
+    Ok(Args { catalog: catalog.clone(), questions: questions.clone(), budget, db, distractors, question_only, verbose })
 }
 
 fn load_catalog(path: &str) -> Result<Catalog, String> {
@@ -155,7 +147,8 @@ fn run(args: Args) -> Result<(), String> {
         if hits == gold.len() {
             full += 1;
         } else if args.verbose {
-            let names = |ix: &[usize]| ix.iter().map(|&i| catalog.tables[i].display_name()).collect::<Vec<_>>().join(", ");
+            let names =
+                |ix: &[usize]| ix.iter().map(|&i| catalog.tables[i].display_name()).collect::<Vec<_>>().join(", ");
             println!("MISS {}\n  gold: {}\n  got:  {}", q.question, names(&gold), names(&selected));
         }
     }

@@ -101,9 +101,7 @@ impl Table {
     }
 
     pub fn references(&self, other: &Table) -> bool {
-        self.foreign_keys
-            .iter()
-            .any(|fk| fk.ref_schema == other.schema && fk.ref_table == other.name)
+        self.foreign_keys.iter().any(|fk| fk.ref_schema == other.schema && fk.ref_table == other.name)
     }
 }
 
@@ -174,14 +172,8 @@ pub fn identifier_words(name: &str) -> Vec<String> {
 /// prompts and generated SQL; the extension uses PostgreSQL's own quote_ident for SQL it runs itself).
 pub fn quote_ident(name: &str) -> String {
     let plain = !name.is_empty()
-        && name
-            .chars()
-            .next()
-            .map(|c| c.is_ascii_lowercase() || c == '_')
-            .unwrap_or(false)
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.chars().next().map(|c| c.is_ascii_lowercase() || c == '_').unwrap_or(false)
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !is_reserved_keyword(name);
     if plain {
         name.to_string()
@@ -193,18 +185,107 @@ pub fn quote_ident(name: &str) -> String {
 /// PostgreSQL's reserved keywords (and those that cannot be column or table names).
 fn is_reserved_keyword(word: &str) -> bool {
     const RESERVED: &[&str] = &[
-        "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization",
-        "binary", "both", "case", "cast", "check", "collate", "collation", "column", "concurrently",
-        "constraint", "create", "cross", "current_catalog", "current_date", "current_role",
-        "current_schema", "current_time", "current_timestamp", "current_user", "default",
-        "deferrable", "desc", "distinct", "do", "else", "end", "except", "false", "fetch", "for",
-        "foreign", "freeze", "from", "full", "grant", "group", "having", "ilike", "in", "initially",
-        "inner", "intersect", "into", "is", "isnull", "join", "lateral", "leading", "left", "like",
-        "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null", "offset", "on",
-        "only", "or", "order", "outer", "overlaps", "placing", "primary", "references", "returning",
-        "right", "select", "session_user", "similar", "some", "symmetric", "system_user", "table",
-        "tablesample", "then", "to", "trailing", "true", "union", "unique", "user", "using",
-        "variadic", "verbose", "when", "where", "window", "with",
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "authorization",
+        "binary",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "collation",
+        "column",
+        "concurrently",
+        "constraint",
+        "create",
+        "cross",
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_schema",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "deferrable",
+        "desc",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "freeze",
+        "from",
+        "full",
+        "grant",
+        "group",
+        "having",
+        "ilike",
+        "in",
+        "initially",
+        "inner",
+        "intersect",
+        "into",
+        "is",
+        "isnull",
+        "join",
+        "lateral",
+        "leading",
+        "left",
+        "like",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "natural",
+        "not",
+        "notnull",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "outer",
+        "overlaps",
+        "placing",
+        "primary",
+        "references",
+        "returning",
+        "right",
+        "select",
+        "session_user",
+        "similar",
+        "some",
+        "symmetric",
+        "system_user",
+        "table",
+        "tablesample",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "user",
+        "using",
+        "variadic",
+        "verbose",
+        "when",
+        "where",
+        "window",
+        "with",
     ];
     RESERVED.binary_search(&word).is_ok()
 }

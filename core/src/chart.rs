@@ -144,10 +144,7 @@ fn row_objects(results: &Value) -> Result<Vec<&Map<String, Value>>> {
     let hint = "Pass the rows of sqlchat.ask_full(...) (its rows field): a JSON array of objects, one per row.";
     let Value::Array(items) = results else {
         return Err(Error::InvalidArgument {
-            what: format!(
-                "results must be a JSON array of row objects, not {}",
-                json_kind(results)
-            ),
+            what: format!("results must be a JSON array of row objects, not {}", json_kind(results)),
             hint: hint.to_string(),
         });
     };
@@ -157,10 +154,7 @@ fn row_objects(results: &Value) -> Result<Vec<&Map<String, Value>>> {
         .map(|(i, item)| match item {
             Value::Object(row) => Ok(row),
             other => Err(Error::InvalidArgument {
-                what: format!(
-                    "results[{i}] must be a row object, not {}",
-                    json_kind(other)
-                ),
+                what: format!("results[{i}] must be a row object, not {}", json_kind(other)),
                 hint: hint.to_string(),
             }),
         })
@@ -184,24 +178,21 @@ fn profile_columns(sql: &str, rows: &[&Map<String, Value>]) -> Vec<ColumnProfile
     let sql_lower = sql.to_lowercase();
     let collapsed = hints::collapse(sql);
     let time_parts = hints::time_part_aliases(sql);
-    let ascending_key = hints::order_by_first_key(sql)
-        .filter(|(_, descending)| !descending)
-        .map(|(key, _)| key);
+    let ascending_key = hints::order_by_first_key(sql).filter(|(_, descending)| !descending).map(|(key, _)| key);
     let mut names = profile::column_names(rows);
     names.sort_by_key(|name| hints::word_position(&sql_lower, name).unwrap_or(usize::MAX));
     names
         .iter()
         .enumerate()
         .map(|(position, name)| {
-            let mut column =
-                profile::profile(name, rows, time_parts.contains(&name.to_lowercase()));
+            let mut column = profile::profile(name, rows, time_parts.contains(&name.to_lowercase()));
             // Vega-Lite cannot address a field with an empty name.
             if name.is_empty() {
                 column.role = Role::Empty;
             }
-            let ordered_by = ascending_key.as_deref().is_some_and(|key| {
-                hints::key_names_column(key, &collapsed, name, Some(position + 1))
-            });
+            let ordered_by = ascending_key
+                .as_deref()
+                .is_some_and(|key| hints::key_names_column(key, &collapsed, name, Some(position + 1)));
             if column.role == Role::Measure && is_ranking(&column, rows.len(), ordered_by) {
                 column.role = Role::Identifier;
             }
@@ -218,67 +209,47 @@ fn is_ranking(column: &ColumnProfile, rows: usize, ordered_by: bool) -> bool {
         && column.min == 1.0
         && column.max <= rows as f64
         && column.distinct * 2 >= rows;
-    let rank_name = identifier_words(&column.name).iter().any(|t| {
-        [
-            "rank", "rnk", "rn", "ranking", "position", "pos", "row", "place",
-        ]
-        .contains(&t.as_str())
-    });
+    let rank_name = identifier_words(&column.name)
+        .iter()
+        .any(|t| ["rank", "rnk", "rn", "ranking", "position", "pos", "row", "place"].contains(&t.as_str()));
     numbers_rows && (rank_name || ordered_by)
 }
 
-fn choose(
-    question_text: &str,
-    sql: &str,
-    columns: &[ColumnProfile],
-    rows: &[&Map<String, Value>],
-) -> Plan {
+fn choose(question_text: &str, sql: &str, columns: &[ColumnProfile], rows: &[&Map<String, Value>]) -> Plan {
     let question = &QuestionHints::read(question_text);
     let n = rows.len();
     if n == 0 {
         return Plan::table("The query returned no rows, so there is nothing to chart.");
     }
     let indices_with = |keep: &dyn Fn(&ColumnProfile) -> bool| -> Vec<usize> {
-        columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| keep(c))
-            .map(|(i, _)| i)
-            .collect()
+        columns.iter().enumerate().filter(|(_, c)| keep(c)).map(|(i, _)| i).collect()
     };
-    let measures = order_measures(
-        indices_with(&|c| c.role == Role::Measure),
-        sql,
-        question_text,
-        columns,
-    );
+    let measures = order_measures(indices_with(&|c| c.role == Role::Measure), sql, question_text, columns);
     let times = indices_with(&|c| matches!(c.role, Role::Temporal(_)));
     // Categories that vary; a constant says nothing when there are several rows.
     let dims = indices_with(&|c| c.role == Role::Category && (n == 1 || c.distinct > 1));
-    let repeated_dims: Vec<usize> = dims
-        .iter()
-        .copied()
-        .filter(|&d| !columns[d].is_unique())
-        .collect();
+    let repeated_dims: Vec<usize> = dims.iter().copied().filter(|&d| !columns[d].is_unique()).collect();
     let label = dims
         .iter()
         .copied()
         .find(|&d| columns[d].is_unique())
-        .or_else(|| {
-            indices_with(&|c| c.role == Role::Identifier)
-                .first()
-                .copied()
-        });
+        .or_else(|| indices_with(&|c| c.role == Role::Identifier).first().copied());
     let col = |i: usize| &columns[i];
 
     if n == 1 {
         return match measures.as_slice() {
             [m] => Plan {
                 y: Some(*m),
-                ..Plan::new(ChartType::Kpi, format!("The result is a single value ({}), best shown as one big number.", col(*m).name))
+                ..Plan::new(
+                    ChartType::Kpi,
+                    format!("The result is a single value ({}), best shown as one big number.", col(*m).name),
+                )
             },
             [] => Plan::table("The result is a single row without a numeric value, so a table shows it best."),
-            _ => Plan::table(format!("The result is a single row with {} numeric values, so a table shows them side by side.", measures.len())),
+            _ => Plan::table(format!(
+                "The result is a single row with {} numeric values, so a table shows them side by side.",
+                measures.len()
+            )),
         };
     }
 
@@ -306,30 +277,30 @@ fn choose(
         && (question.relation || (label.is_none() && repeated_dims.is_empty()) || too_many_labels)
     {
         let other = measures[1];
-        let colour = repeated_dims
-            .iter()
-            .copied()
-            .find(|&d| col(d).distinct <= MAX_LINES);
+        let colour = repeated_dims.iter().copied().find(|&d| col(d).distinct <= MAX_LINES);
         return Plan {
             x: Some(other),
             y: Some(measure),
             series: colour,
-            ..Plan::new(ChartType::Scatter, format!("Two numeric columns (\"{}\" and \"{}\") over {n} rows: a scatter plot shows how they relate.", col(other).name, col(measure).name))
+            ..Plan::new(
+                ChartType::Scatter,
+                format!(
+                    "Two numeric columns (\"{}\" and \"{}\") over {n} rows: a scatter plot shows how they relate.",
+                    col(other).name,
+                    col(measure).name
+                ),
+            )
         };
     }
 
     if repeated_dims.len() >= 2 {
         if repeated_dims.len() > 2 {
-            return Plan::table(format!("The rows are split by {} categories at once, more than one chart can show clearly.", repeated_dims.len()));
+            return Plan::table(format!(
+                "The rows are split by {} categories at once, more than one chart can show clearly.",
+                repeated_dims.len()
+            ));
         }
-        return two_category_chart(
-            repeated_dims[0],
-            repeated_dims[1],
-            measure,
-            columns,
-            rows,
-            sql,
-        );
+        return two_category_chart(repeated_dims[0], repeated_dims[1], measure, columns, rows, sql);
     }
 
     match (label, repeated_dims.first()) {
@@ -349,31 +320,17 @@ fn choose(
 
 /// Measures with the one the result is about first: the ORDER BY key, else the one whose name the
 /// question uses most, else the first in the select list.
-fn order_measures(
-    mut measures: Vec<usize>,
-    sql: &str,
-    question: &str,
-    columns: &[ColumnProfile],
-) -> Vec<usize> {
+fn order_measures(mut measures: Vec<usize>, sql: &str, question: &str, columns: &[ColumnProfile]) -> Vec<usize> {
     let sql_lower = hints::collapse(sql);
     let question = question.to_lowercase();
     let ordered_by = hints::order_by_first_key(sql).and_then(|(key, _)| {
-        measures
-            .iter()
-            .position(|&m| hints::key_names_column(&key, &sql_lower, &columns[m].name, Some(m + 1)))
+        measures.iter().position(|&m| hints::key_names_column(&key, &sql_lower, &columns[m].name, Some(m + 1)))
     });
     let named_in_question = || {
         let score = |m: usize| {
-            identifier_words(&columns[m].name)
-                .iter()
-                .filter(|t| t.len() >= 3 && question.contains(t.as_str()))
-                .count()
+            identifier_words(&columns[m].name).iter().filter(|t| t.len() >= 3 && question.contains(t.as_str())).count()
         };
-        let best = measures
-            .iter()
-            .map(|&m| score(m))
-            .max()
-            .filter(|&s| s > 0)?;
+        let best = measures.iter().map(|&m| score(m)).max().filter(|&s| s > 0)?;
         measures.iter().position(|&m| score(m) == best)
     };
     if let Some(position) = ordered_by.or_else(named_in_question) {
@@ -397,10 +354,7 @@ fn time_chart(
         Role::Temporal(TimeKind::Bucket | TimeKind::MonthName) => MAX_BAR_SERIES,
         _ => MAX_LINES,
     };
-    if let Some(&many) = repeated_dims
-        .iter()
-        .find(|&&d| columns[d].distinct > max_lines)
-    {
+    if let Some(&many) = repeated_dims.iter().find(|&&d| columns[d].distinct > max_lines) {
         return Plan {
             x: Some(time),
             y: Some(measure),
@@ -411,7 +365,10 @@ fn time_chart(
     }
     let series = repeated_dims.first().copied();
     let aggregate = aggregate_if_repeated(rows, &t.name, series.map(|s| columns[s].name.as_str()));
-    let mut reason = format!("\"{}\" is a time column and \"{}\" a measure, so a line chart shows how it changes over time", t.name, m.name);
+    let mut reason = format!(
+        "\"{}\" is a time column and \"{}\" a measure, so a line chart shows how it changes over time",
+        t.name, m.name
+    );
     if let Some(s) = series {
         reason.push_str(&format!(", one line per \"{}\"", columns[s].name));
     }
@@ -419,13 +376,7 @@ fn time_chart(
         reason.push_str(" (rows at the same time are added up)");
     }
     reason.push('.');
-    Plan {
-        x: Some(time),
-        y: Some(measure),
-        series,
-        aggregate,
-        ..Plan::new(ChartType::Line, reason)
-    }
+    Plan { x: Some(time), y: Some(measure), series, aggregate, ..Plan::new(ChartType::Line, reason) }
 }
 
 fn two_category_chart(
@@ -437,11 +388,7 @@ fn two_category_chart(
     sql: &str,
 ) -> Plan {
     // The category with more values runs along the axis; the other splits it.
-    let (x, series) = if columns[b].distinct > columns[a].distinct {
-        (b, a)
-    } else {
-        (a, b)
-    };
+    let (x, series) = if columns[b].distinct > columns[a].distinct { (b, a) } else { (a, b) };
     let (xc, sc, m) = (&columns[x], &columns[series], &columns[measure]);
     let aggregate = aggregate_if_repeated(rows, &xc.name, Some(&sc.name));
     if sc.distinct > MAX_BAR_SERIES {
@@ -455,32 +402,13 @@ fn two_category_chart(
     }
     let stacked = is_additive(&m.name) && !m.has_negative;
     let (chart, why) = if stacked {
-        (
-            ChartType::StackedBar,
-            "its parts add up, so the bars are stacked",
-        )
+        (ChartType::StackedBar, "its parts add up, so the bars are stacked")
     } else {
-        (
-            ChartType::GroupedBar,
-            "it does not add up across groups, so the bars stand side by side",
-        )
+        (ChartType::GroupedBar, "it does not add up across groups, so the bars stand side by side")
     };
-    let reason = format!(
-        "\"{}\" by \"{}\" and by \"{}\" ({} values): {why}.",
-        m.name, xc.name, sc.name, sc.distinct
-    );
+    let reason = format!("\"{}\" by \"{}\" and by \"{}\" ({} values): {why}.", m.name, xc.name, sc.name, sc.distinct);
     let aggregate = if stacked { Aggregate::Sum } else { aggregate };
-    bar(
-        Plan {
-            x: Some(x),
-            y: Some(measure),
-            series: Some(series),
-            aggregate,
-            ..Plan::new(chart, reason)
-        },
-        xc,
-        sql,
-    )
+    bar(Plan { x: Some(x), y: Some(measure), series: Some(series), aggregate, ..Plan::new(chart, reason) }, xc, sql)
 }
 
 /// One label column and a measure: pie or donut for a few parts of a whole, else bars.
@@ -496,41 +424,23 @@ fn label_chart(
     let (l, m) = (&columns[label], &columns[measure]);
     let parts = l.distinct;
     let all_positive = m.non_null == rows && m.min > 0.0;
-    let shares = (m.sum - 100.0).abs() <= 1.0 && m.max <= 100.0
-        || (m.sum - 1.0).abs() <= 0.01 && m.max <= 1.0;
-    let whole =
-        shares || (question.share && is_additive(&m.name) && !hints::has_top_level_limit(sql));
+    let shares = (m.sum - 100.0).abs() <= 1.0 && m.max <= 100.0 || (m.sum - 1.0).abs() <= 0.01 && m.max <= 1.0;
+    let whole = shares || (question.share && is_additive(&m.name) && !hints::has_top_level_limit(sql));
     if (2..=MAX_PIE_PARTS).contains(&parts) && all_positive && whole {
-        let pie = if question.pie || question.donut {
-            question.pie && !question.donut
-        } else {
-            shares
-        };
+        let pie = if question.pie || question.donut { question.pie && !question.donut } else { shares };
         let (chart, why) = if pie {
             (ChartType::Pie, "a pie shows each part's share")
         } else {
-            (
-                ChartType::Donut,
-                "a donut shows each part's share of the total",
-            )
+            (ChartType::Donut, "a donut shows each part's share of the total")
         };
         return Plan {
             x: Some(label),
             y: Some(measure),
             aggregate,
-            ..Plan::new(
-                chart,
-                format!(
-                    "{parts} positive parts of a whole (\"{}\" by \"{}\"): {why}.",
-                    m.name, l.name
-                ),
-            )
+            ..Plan::new(chart, format!("{parts} positive parts of a whole (\"{}\" by \"{}\"): {why}.", m.name, l.name))
         };
     }
-    let mut reason = format!(
-        "\"{}\" compared across {parts} \"{}\" values: a bar chart, sorted",
-        m.name, l.name
-    );
+    let mut reason = format!("\"{}\" compared across {parts} \"{}\" values: a bar chart, sorted", m.name, l.name);
     if m.has_negative {
         reason.push_str(", negative values in another colour");
     }
@@ -538,16 +448,7 @@ fn label_chart(
         reason.push_str(", rows with the same label added up");
     }
     reason.push('.');
-    bar(
-        Plan {
-            x: Some(label),
-            y: Some(measure),
-            aggregate,
-            ..Plan::new(ChartType::Bar, reason)
-        },
-        l,
-        sql,
-    )
+    bar(Plan { x: Some(label), y: Some(measure), aggregate, ..Plan::new(ChartType::Bar, reason) }, l, sql)
 }
 
 /// Finishes a bar plan: sideways for long or many labels, ordered as the SQL orders the labels or
@@ -556,19 +457,11 @@ fn bar(mut plan: Plan, label: &ColumnProfile, sql: &str) -> Plan {
     plan.horizontal = label.max_len > 15 || label.mean_len > 10.0 || label.distinct > 20;
     if plan.horizontal && plan.chart == ChartType::Bar {
         plan.chart = ChartType::HorizontalBar;
-        plan.reason = plan.reason.replacen(
-            "a bar chart",
-            "a horizontal bar chart (the labels are long or many)",
-            1,
-        );
+        plan.reason = plan.reason.replacen("a bar chart", "a horizontal bar chart (the labels are long or many)", 1);
     }
     if let Some((key, descending)) = hints::order_by_first_key(sql) {
         if hints::key_names_column(&key, &hints::collapse(sql), &label.name, None) {
-            plan.label_order = if descending {
-                LabelOrder::Descending
-            } else {
-                LabelOrder::Ascending
-            };
+            plan.label_order = if descending { LabelOrder::Descending } else { LabelOrder::Ascending };
         }
     }
     plan
@@ -577,12 +470,8 @@ fn bar(mut plan: Plan, label: &ColumnProfile, sql: &str) -> Plan {
 /// Sum when several rows share an x position (and series), so marks do not overlap.
 fn aggregate_if_repeated(rows: &[&Map<String, Value>], x: &str, series: Option<&str>) -> Aggregate {
     let mut seen = HashSet::with_capacity(rows.len());
-    let key = |row: &Map<String, Value>, name: &str| {
-        row.get(name).map(profile::display_text).unwrap_or_default()
-    };
-    let repeated = rows
-        .iter()
-        .any(|row| !seen.insert((key(row, x), series.map(|s| key(row, s)))));
+    let key = |row: &Map<String, Value>, name: &str| row.get(name).map(profile::display_text).unwrap_or_default();
+    let repeated = rows.iter().any(|row| !seen.insert((key(row, x), series.map(|s| key(row, s)))));
     if repeated {
         Aggregate::Sum
     } else {
@@ -593,10 +482,8 @@ fn aggregate_if_repeated(rows: &[&Map<String, Value>], x: &str, series: Option<&
 /// Measures whose values add up to something meaningful (counts, totals, amounts), as opposed to
 /// averages, rates, prices and the like.
 fn is_additive(name: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "min", "max", "per", "age", "std", "var", "rank", "rate", "index", "change", "diff",
-        "growth",
-    ];
+    const EXACT: &[&str] =
+        &["min", "max", "per", "age", "std", "var", "rank", "rate", "index", "change", "diff", "growth"];
     const PREFIXES: &[&str] = &[
         "avg",
         "average",
@@ -615,9 +502,7 @@ fn is_additive(name: &str) -> bool {
         "stddev",
         "variance",
     ];
-    !identifier_words(name)
-        .iter()
-        .any(|t| EXACT.contains(&t.as_str()) || PREFIXES.iter().any(|p| t.starts_with(p)))
+    !identifier_words(name).iter().any(|t| EXACT.contains(&t.as_str()) || PREFIXES.iter().any(|p| t.starts_with(p)))
 }
 
 fn fallback_title(plan: &Plan, columns: &[ColumnProfile]) -> String {
@@ -637,20 +522,8 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_only_when_not_rows() {
-        for bad in [
-            json!({"a": 1}),
-            json!("rows"),
-            json!(null),
-            json!([1, 2]),
-            json!([{"a": 1}, null]),
-        ] {
-            assert!(
-                matches!(
-                    suggest_chart("q", "", &bad),
-                    Err(Error::InvalidArgument { .. })
-                ),
-                "{bad}"
-            );
+        for bad in [json!({"a": 1}), json!("rows"), json!(null), json!([1, 2]), json!([{"a": 1}, null])] {
+            assert!(matches!(suggest_chart("q", "", &bad), Err(Error::InvalidArgument { .. })), "{bad}");
         }
         let empty = suggest_chart("q", "", &json!([])).expect("empty array is fine");
         assert_eq!(empty["chart_type"], "table");
@@ -660,29 +533,17 @@ mod tests {
     #[test]
     fn additive_names() {
         assert!(is_additive("total_amount") && is_additive("num_orders") && is_additive("count"));
-        assert!(
-            !is_additive("avg_price")
-                && !is_additive("success_rate")
-                && !is_additive("averageRating")
-        );
+        assert!(!is_additive("avg_price") && !is_additive("success_rate") && !is_additive("averageRating"));
     }
 
     #[test]
     fn huge_results_are_capped() {
-        let rows: Vec<Value> = (0..20_000)
-            .map(|i| json!({"id": i, "amount": (i % 97) as f64 * 1.5}))
-            .collect();
+        let rows: Vec<Value> = (0..20_000).map(|i| json!({"id": i, "amount": (i % 97) as f64 * 1.5})).collect();
         let out = suggest_chart("amounts", "", &Value::Array(rows)).expect("chart");
         assert_eq!(out["chart_type"], "histogram");
         let spec = &out["vega_lite"];
-        assert_eq!(
-            spec["data"]["values"].as_array().map(Vec::len),
-            Some(MAX_CHART_ROWS)
-        );
-        assert!(spec["description"]
-            .as_str()
-            .unwrap_or("")
-            .contains("5,000 of 20,000"));
+        assert_eq!(spec["data"]["values"].as_array().map(Vec::len), Some(MAX_CHART_ROWS));
+        assert!(spec["description"].as_str().unwrap_or("").contains("5,000 of 20,000"));
     }
 }
 
@@ -732,7 +593,12 @@ mod refinement_tests {
 
     #[test]
     fn a_short_reply_becomes_the_title() {
-        let mut chart = suggest_chart("revenue by month", "", &json!([{"month": "2024-01-01", "revenue": 1}, {"month": "2024-02-01", "revenue": 2}])).unwrap();
+        let mut chart = suggest_chart(
+            "revenue by month",
+            "",
+            &json!([{"month": "2024-01-01", "revenue": 1}, {"month": "2024-02-01", "revenue": 2}]),
+        )
+        .unwrap();
         assert!(apply_title(&mut chart, "\"Monthly revenue, 2024\"\n"));
         assert_eq!(chart["title"], "Monthly revenue, 2024");
         assert!(!apply_title(&mut chart, "Sure! Here is a title:\nMonthly revenue"));

@@ -92,9 +92,13 @@ impl Error {
             {
                 Some(format!("gateway said: {}", excerpt(body, 300)))
             }
-            Error::GatewayRedirect { location, .. } if !location.is_empty() => Some(format!("Location: {}", excerpt(location, 300))),
+            Error::GatewayRedirect { location, .. } if !location.is_empty() => {
+                Some(format!("Location: {}", excerpt(location, 300)))
+            }
             Error::NoSql { reply_excerpt } => Some(format!("the model replied: {}", excerpt(reply_excerpt, 300))),
-            Error::QueryFailed { sql, .. } | Error::QueryRefused { sql, .. } => Some(format!("last SQL tried: {}", excerpt(sql, 2000))),
+            Error::QueryFailed { sql, .. } | Error::QueryRefused { sql, .. } => {
+                Some(format!("last SQL tried: {}", excerpt(sql, 2000)))
+            }
             _ => None,
         }
     }
@@ -167,10 +171,7 @@ fn mask_key_like(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     loop {
-        let next = ["sk-", "Bearer "]
-            .iter()
-            .filter_map(|p| rest.find(p).map(|i| (i, *p)))
-            .min_by_key(|(i, _)| *i);
+        let next = ["sk-", "Bearer "].iter().filter_map(|p| rest.find(p).map(|i| (i, *p))).min_by_key(|(i, _)| *i);
         match next {
             None => {
                 out.push_str(rest);

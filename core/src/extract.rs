@@ -88,12 +88,8 @@ fn from_json(text: &str) -> Option<Extracted> {
     let end = text.rfind('}')?;
     let value: Value = serde_json::from_str(text.get(start..=end)?).ok()?;
     let object = value.as_object()?;
-    let field = |names: &[&str]| {
-        object
-            .iter()
-            .find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
-            .map(|(_, v)| v)
-    };
+    let field =
+        |names: &[&str]| object.iter().find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n))).map(|(_, v)| v);
     let sql = field(&["sql", "query", "sql_query", "postgresql", "statement"]);
     let reason = field(&["reason", "refusal", "error", "explanation", "message"]).and_then(Value::as_str);
     match (sql.and_then(Value::as_str), reason) {
@@ -255,8 +251,8 @@ fn cte_follows(rest: &str) -> bool {
 /// upper case counts, since "Update:" or "Delete the..." are prose.
 fn starts_with_statement_keyword(line: &str) -> bool {
     const KEYWORDS: &[&str] = &[
-        "ALTER", "ANALYZE", "CALL", "COPY", "CREATE", "DELETE", "DO", "DROP", "EXPLAIN", "GRANT", "INSERT",
-        "MERGE", "REVOKE", "SET", "SHOW", "TRUNCATE", "UPDATE", "VACUUM",
+        "ALTER", "ANALYZE", "CALL", "COPY", "CREATE", "DELETE", "DO", "DROP", "EXPLAIN", "GRANT", "INSERT", "MERGE",
+        "REVOKE", "SET", "SHOW", "TRUNCATE", "UPDATE", "VACUUM",
     ];
     let line = line.trim_start();
     let word = leading_word(line);
@@ -387,9 +383,7 @@ fn scan_statement(text: &str, quirk: Quirk) -> Scanned {
                 Some((Kind::Literal(quirk), literal_end(b, i, e_prefix, quirk)))
             }
             b'"' => Some((Kind::QuotedIdent, quoted_end(b, i, b'"'))),
-            b'-' if next == Some(b'-') => {
-                Some((Kind::Comment, Some(text[i..].find('\n').map_or(b.len(), |n| i + n))))
-            }
+            b'-' if next == Some(b'-') => Some((Kind::Comment, Some(text[i..].find('\n').map_or(b.len(), |n| i + n)))),
             b'/' if next == Some(b'*') => Some((Kind::Comment, block_comment_end(b, i))),
             b'$' if i == 0 || !is_ident_byte(b[i - 1]) => dollar_tag(&text[i..]).map(|tag| {
                 let body = i + tag.len();
@@ -495,30 +489,84 @@ fn dollar_tag(text: &str) -> Option<&str> {
 /// True when the line after a newline is no longer SQL: a code fence or a line of prose.
 fn ends_statement(rest: &str) -> bool {
     let line = rest.lines().next().unwrap_or("").trim();
-    if line.starts_with("```") || line.starts_with("~~~") || line.starts_with("**") || line.starts_with("# ") || line.starts_with("##") {
+    if line.starts_with("```")
+        || line.starts_with("~~~")
+        || line.starts_with("**")
+        || line.starts_with("# ")
+        || line.starts_with("##")
+    {
         return true;
     }
     let mut words = line.split_whitespace();
     let Some(first) = words.next() else { return false };
     let title_case = |w: &str| {
         let mut chars = w.chars();
-        chars.next().is_some_and(|c| c.is_uppercase()) && chars.any(|c| c.is_lowercase()) && w.chars().all(char::is_alphabetic)
+        chars.next().is_some_and(|c| c.is_uppercase())
+            && chars.any(|c| c.is_lowercase())
+            && w.chars().all(char::is_alphabetic)
     };
     if let Some(label) = first.strip_suffix(':') {
         // "Explanation:", "Note:", "Output:"
         return title_case(label) && !is_clause_keyword(label);
     }
     // A sentence: "This query returns...", "The result is..."
-    title_case(first) && !is_clause_keyword(first) && words.take(2).filter(|w| w.chars().all(char::is_alphabetic)).count() == 2
+    title_case(first)
+        && !is_clause_keyword(first)
+        && words.take(2).filter(|w| w.chars().all(char::is_alphabetic)).count() == 2
 }
 
 fn is_clause_keyword(word: &str) -> bool {
     const KEYWORDS: &[&str] = &[
-        "ALL", "AND", "AS", "ASC", "BETWEEN", "BY", "CASE", "CROSS", "DESC", "DISTINCT", "ELSE", "END", "EXCEPT",
-        "EXISTS", "FETCH", "FILTER", "FROM", "FULL", "GROUP", "HAVING", "ILIKE", "IN", "INNER", "INTERSECT", "IS",
-        "JOIN", "LATERAL", "LEFT", "LIKE", "LIMIT", "NATURAL", "NOT", "NULL", "OFFSET", "ON", "OR", "ORDER",
-        "OUTER", "OVER", "PARTITION", "RIGHT", "SELECT", "THEN", "UNION", "USING", "VALUES", "WHEN", "WHERE",
-        "WINDOW", "WITH",
+        "ALL",
+        "AND",
+        "AS",
+        "ASC",
+        "BETWEEN",
+        "BY",
+        "CASE",
+        "CROSS",
+        "DESC",
+        "DISTINCT",
+        "ELSE",
+        "END",
+        "EXCEPT",
+        "EXISTS",
+        "FETCH",
+        "FILTER",
+        "FROM",
+        "FULL",
+        "GROUP",
+        "HAVING",
+        "ILIKE",
+        "IN",
+        "INNER",
+        "INTERSECT",
+        "IS",
+        "JOIN",
+        "LATERAL",
+        "LEFT",
+        "LIKE",
+        "LIMIT",
+        "NATURAL",
+        "NOT",
+        "NULL",
+        "OFFSET",
+        "ON",
+        "OR",
+        "ORDER",
+        "OUTER",
+        "OVER",
+        "PARTITION",
+        "RIGHT",
+        "SELECT",
+        "THEN",
+        "UNION",
+        "USING",
+        "VALUES",
+        "WHEN",
+        "WHERE",
+        "WINDOW",
+        "WITH",
     ];
     KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(word))
 }
@@ -552,7 +600,8 @@ fn clean_statement(text: &str) -> Option<String> {
         match kind {
             Kind::Code => sql.push_str(&backticks_to_quotes(&unescape_markdown(piece))),
             Kind::Literal(quirk) => {
-                let piece = if markdown_escaped { piece.replace("\\_", "_").replace("\\*", "*") } else { piece.to_string() };
+                let piece =
+                    if markdown_escaped { piece.replace("\\_", "_").replace("\\*", "*") } else { piece.to_string() };
                 match quirk {
                     Quirk::None => sql.push_str(&piece),
                     Quirk::MysqlEscapes => sql.push_str(&mysql_literal_to_standard(&piece)),
@@ -568,7 +617,10 @@ fn clean_statement(text: &str) -> Option<String> {
 
 /// Characters markdown escapes with a backslash; a backslash is never valid in SQL code.
 fn is_markdown_escapable(c: char) -> bool {
-    matches!(c, '_' | '*' | '#' | '[' | ']' | '<' | '>' | '|' | '~' | '`' | '-' | '+' | '.' | '!' | '(' | ')' | '{' | '}' | '=')
+    matches!(
+        c,
+        '_' | '*' | '#' | '[' | ']' | '<' | '>' | '|' | '~' | '`' | '-' | '+' | '.' | '!' | '(' | ')' | '{' | '}' | '='
+    )
 }
 
 fn has_markdown_escape(code: &str) -> bool {
@@ -722,7 +774,8 @@ mod tests {
 
     #[test]
     fn prose_before_and_after_without_fences() {
-        let reply = "To find this, we count the orders.\n\nSELECT count(*)\nFROM orders\n\nThis query counts all orders.";
+        let reply =
+            "To find this, we count the orders.\n\nSELECT count(*)\nFROM orders\n\nThis query counts all orders.";
         assert_eq!(sql(reply), "SELECT count(*)\nFROM orders");
         let reply = "SELECT a FROM t\nExplanation: it reads t.";
         assert_eq!(sql(reply), "SELECT a FROM t");
@@ -759,13 +812,19 @@ mod tests {
 
     #[test]
     fn comments_around_are_dropped() {
-        assert_eq!(sql("-- total orders\nSELECT count(*) FROM orders -- all of them\n;"), "SELECT count(*) FROM orders");
+        assert_eq!(
+            sql("-- total orders\nSELECT count(*) FROM orders -- all of them\n;"),
+            "SELECT count(*) FROM orders"
+        );
         assert_eq!(sql("```sql\n/* the query */\nSELECT 1\n```"), "SELECT 1");
     }
 
     #[test]
     fn markdown_escapes_are_undone() {
-        assert_eq!(sql("SELECT customer\\_id, COUNT(\\*) FROM sales\\_1k GROUP BY 1"), "SELECT customer_id, COUNT(*) FROM sales_1k GROUP BY 1");
+        assert_eq!(
+            sql("SELECT customer\\_id, COUNT(\\*) FROM sales\\_1k GROUP BY 1"),
+            "SELECT customer_id, COUNT(*) FROM sales_1k GROUP BY 1"
+        );
         assert_eq!(sql("SELECT a\\_b FROM t WHERE c = 'x\\_y'"), "SELECT a_b FROM t WHERE c = 'x_y'");
         // Without markdown escaping elsewhere, a LIKE escape in a literal is left alone.
         assert_eq!(sql("SELECT a FROM t WHERE c LIKE 'x\\_%'"), "SELECT a FROM t WHERE c LIKE 'x\\_%'");
@@ -773,15 +832,24 @@ mod tests {
 
     #[test]
     fn unescaped_quotes_in_literals() {
-        assert_eq!(sql("SELECT * FROM event WHERE name = 'Women\\'s Soccer';"), "SELECT * FROM event WHERE name = 'Women''s Soccer'");
-        assert_eq!(sql("SELECT id FROM people WHERE name = 'O'Brien' AND x = 'it''s';"), "SELECT id FROM people WHERE name = 'O''Brien' AND x = 'it''s'");
+        assert_eq!(
+            sql("SELECT * FROM event WHERE name = 'Women\\'s Soccer';"),
+            "SELECT * FROM event WHERE name = 'Women''s Soccer'"
+        );
+        assert_eq!(
+            sql("SELECT id FROM people WHERE name = 'O'Brien' AND x = 'it''s';"),
+            "SELECT id FROM people WHERE name = 'O''Brien' AND x = 'it''s'"
+        );
         // A literal ending in a backslash is valid standard SQL and stays as written.
         assert_eq!(sql("SELECT 'C:\\' AS dir"), "SELECT 'C:\\' AS dir");
     }
 
     #[test]
     fn backticks_become_double_quotes_when_safe() {
-        assert_eq!(sql("SELECT `name`, `Order Date` FROM `shop`.`orders`"), "SELECT name, \"Order Date\" FROM shop.orders");
+        assert_eq!(
+            sql("SELECT `name`, `Order Date` FROM `shop`.`orders`"),
+            "SELECT name, \"Order Date\" FROM shop.orders"
+        );
         assert_eq!(sql("SELECT `order` FROM `public.orders`"), "SELECT \"order\" FROM public.orders");
         assert_eq!(sql("SELECT '`x`' AS s"), "SELECT '`x`' AS s");
         assert_eq!(sql("SELECT `a FROM t"), "SELECT `a FROM t");
@@ -796,7 +864,10 @@ mod tests {
     #[test]
     fn json_replies() {
         assert_eq!(sql(r#"{"sql": "SELECT 1;"}"#), "SELECT 1");
-        assert_eq!(sql("```json\n{\"query\": \"SELECT a\\nFROM t\", \"explanation\": \"reads t\"}\n```"), "SELECT a\nFROM t");
+        assert_eq!(
+            sql("```json\n{\"query\": \"SELECT a\\nFROM t\", \"explanation\": \"reads t\"}\n```"),
+            "SELECT a\nFROM t"
+        );
         assert_eq!(sql(r#"Here you go: {"SQL": "```sql\nSELECT 3\n```"}"#), "SELECT 3");
         assert_eq!(refusal(r#"{"sql": null, "reason": "There is no salary column."}"#), "There is no salary column.");
         assert_eq!(refusal(r#"{"sql": "CANNOT_ANSWER: no such data"}"#), "no such data");
@@ -818,7 +889,10 @@ mod tests {
     fn marker_is_a_refusal() {
         assert_eq!(refusal("CANNOT_ANSWER: the schema has no weather data"), "the schema has no weather data");
         assert_eq!(refusal("**CANNOT_ANSWER**: no prices are stored"), "no prices are stored");
-        assert_eq!(refusal("I checked.\nCANNOT_ANSWER:\nThere is no table of planets."), "There is no table of planets.");
+        assert_eq!(
+            refusal("I checked.\nCANNOT_ANSWER:\nThere is no table of planets."),
+            "There is no table of planets."
+        );
         assert_eq!(refusal("cannot_answer - not in schema\n```sql\nSELECT 1\n```"), "not in schema");
         assert_eq!(refusal("CANNOT_ANSWER"), "");
     }
@@ -857,7 +931,30 @@ mod tests {
 
     #[test]
     fn odd_input_never_panics() {
-        for reply in ["'", "\"", "$", "$$", "/*", "--", "`", "```", "(", "SELECT 'é", "SELECT $é$x$é$", "é\\", "{", "{}", "<sql>", "</sql>", "SELECT \\", "WITH", "WITH x", "WITH \"x", "TABLE", "CANNOT_ANSWEé"] {
+        for reply in [
+            "'",
+            "\"",
+            "$",
+            "$$",
+            "/*",
+            "--",
+            "`",
+            "```",
+            "(",
+            "SELECT 'é",
+            "SELECT $é$x$é$",
+            "é\\",
+            "{",
+            "{}",
+            "<sql>",
+            "</sql>",
+            "SELECT \\",
+            "WITH",
+            "WITH x",
+            "WITH \"x",
+            "TABLE",
+            "CANNOT_ANSWEé",
+        ] {
             let _ = extract_sql(reply);
         }
     }

@@ -59,11 +59,12 @@ pub const MAX_JSON_DEPTH: usize = 64;
 
 /// The text of the first choice of a chat-completions reply body.
 pub fn parse_reply(body: &[u8]) -> Result<String> {
-    let text = std::str::from_utf8(body).map_err(|e| Error::GatewayBadReply {
-        detail: format!("the reply is not valid UTF-8 ({e})"),
-    })?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| Error::GatewayBadReply { detail: format!("the reply is not valid UTF-8 ({e})") })?;
     if json_depth_exceeds(text, MAX_JSON_DEPTH) {
-        return Err(Error::GatewayBadReply { detail: format!("the reply nests JSON deeper than {MAX_JSON_DEPTH} levels") });
+        return Err(Error::GatewayBadReply {
+            detail: format!("the reply nests JSON deeper than {MAX_JSON_DEPTH} levels"),
+        });
     }
     let v: Value = serde_json::from_str(text).map_err(|e| Error::GatewayBadReply {
         detail: format!("the reply is not JSON ({e}): {}", excerpt(text, 120)),
@@ -86,20 +87,17 @@ pub fn parse_reply(body: &[u8]) -> Result<String> {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Array(parts)) => {
             // Some gateways return content as [{type: text, text: ...}].
-            let text: String = parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join("");
+            let text: String =
+                parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("");
             if text.is_empty() {
                 Err(Error::GatewayBadReply { detail: "the reply's content parts hold no text".into() })
             } else {
                 Ok(text)
             }
         }
-        _ if message.get("tool_calls").is_some() => Err(Error::GatewayBadReply {
-            detail: "the model answered with tool_calls instead of text content".into(),
-        }),
+        _ if message.get("tool_calls").is_some() => {
+            Err(Error::GatewayBadReply { detail: "the model answered with tool_calls instead of text content".into() })
+        }
         _ => Err(Error::GatewayBadReply { detail: "the reply's message has no text content".into() }),
     }
 }
@@ -139,7 +137,9 @@ pub fn json_depth_exceeds(text: &str, max: usize) -> bool {
 pub fn error_message(body: &str) -> String {
     serde_json::from_str::<Value>(body)
         .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.get("message").or(Some(e))).and_then(Value::as_str).map(str::to_string))
+        .and_then(|v| {
+            v.get("error").and_then(|e| e.get("message").or(Some(e))).and_then(Value::as_str).map(str::to_string)
+        })
         .unwrap_or_else(|| body.to_string())
 }
 
@@ -190,7 +190,9 @@ mod tests {
     #[test]
     fn statuses() {
         assert!(matches!(status_error(302, "", Some("http://x")), Error::GatewayRedirect { status: 302, .. }));
-        assert!(matches!(status_error(401, r#"{"error":{"message":"bad key"}}"#, None), Error::GatewayAuth { status: 401, body } if body == "bad key"));
+        assert!(
+            matches!(status_error(401, r#"{"error":{"message":"bad key"}}"#, None), Error::GatewayAuth { status: 401, body } if body == "bad key")
+        );
         assert!(matches!(status_error(429, "", None), Error::GatewayRateLimited { .. }));
         assert!(matches!(status_error(503, "", None), Error::GatewayStatus { status: 503, .. }));
     }

@@ -368,7 +368,8 @@ fn answer_step<H: Host + ?Sized>(
         return Ok((prompt::template_answer(question, result), vec![]));
     }
     let (sample, shown) = result.sample_for_prompt(opts.send_rows_max, opts.send_rows_max_bytes);
-    let msgs = prompt::answer_messages(question, sql, Some((sample.as_str(), shown)), result.rows.len(), result.truncated);
+    let msgs =
+        prompt::answer_messages(question, sql, Some((sample.as_str(), shown)), result.rows.len(), result.truncated);
     match ctr.chat(Purpose::Answer, &msgs, opts.summary_temperature) {
         Ok(reply) => match prompt::parse_answer_reply(&reply) {
             Some(a) => Ok((a.answer, a.followups)),
@@ -454,7 +455,10 @@ mod tests {
     fn two_calls_for_a_plain_question() {
         let c = catalog();
         let mut h = Script {
-            replies: vec![Ok("```sql\nSELECT count(*) FROM orders;\n```".into()), Ok(r#"{"answer":"There are 3 orders.","followups":["x?"]}"#.into())],
+            replies: vec![
+                Ok("```sql\nSELECT count(*) FROM orders;\n```".into()),
+                Ok(r#"{"answer":"There are 3 orders.","followups":["x?"]}"#.into()),
+            ],
             exec: vec![Ok(rows())],
             purposes: vec![],
             executed: vec![],
@@ -485,7 +489,11 @@ mod tests {
     fn repair_succeeds() {
         let c = catalog();
         let mut h = Script {
-            replies: vec![Ok("SELECT nope FROM orders".into()), Ok("SELECT count(*) FROM orders".into()), Ok("not json".into())],
+            replies: vec![
+                Ok("SELECT nope FROM orders".into()),
+                Ok("SELECT count(*) FROM orders".into()),
+                Ok("not json".into()),
+            ],
             exec: vec![Err(fail("no")), Ok(rows())],
             purposes: vec![],
             executed: vec![],
@@ -516,7 +524,11 @@ mod tests {
         let c = catalog();
         let mut h = Script {
             replies: vec![Ok("SELECT 1".into())],
-            exec: vec![Err(ExecFailure { sqlstate: "57014".into(), message: "canceling statement due to user request".into(), refused: false })],
+            exec: vec![Err(ExecFailure {
+                sqlstate: "57014".into(),
+                message: "canceling statement due to user request".into(),
+                refused: false,
+            })],
             purposes: vec![],
             executed: vec![],
         };
@@ -528,7 +540,12 @@ mod tests {
     #[test]
     fn answer_failure_keeps_rows() {
         let c = catalog();
-        let mut h = Script { replies: vec![Ok("SELECT count(*) FROM orders".into())], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
+        let mut h = Script {
+            replies: vec![Ok("SELECT count(*) FROM orders".into())],
+            exec: vec![Ok(rows())],
+            purposes: vec![],
+            executed: vec![],
+        };
         let out = run(&mut h, &req(&c), &Options::default()).unwrap();
         assert!(out.result.is_some());
         assert!(!out.answer.is_empty());
@@ -537,7 +554,12 @@ mod tests {
     #[test]
     fn send_rows_none_answers_from_a_template() {
         let c = catalog();
-        let mut h = Script { replies: vec![Ok("SELECT count(*) FROM orders".into())], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
+        let mut h = Script {
+            replies: vec![Ok("SELECT count(*) FROM orders".into())],
+            exec: vec![Ok(rows())],
+            purposes: vec![],
+            executed: vec![],
+        };
         let out = run(&mut h, &req(&c), &Options { send_rows: false, ..Options::default() }).unwrap();
         assert_eq!(h.purposes, vec![Purpose::GenerateSql]);
         assert_eq!(out.llm_calls, 1);
@@ -557,7 +579,13 @@ mod tests {
     fn offline_engine_answers_inside_a_session_too() {
         let c = catalog();
         let history = [Turn { question: "earlier".into(), sql: None, answer: None }];
-        let request = Request { question: "how many orders are there?", catalog: &c, history: &history, summary: None, unsummarized: &[] };
+        let request = Request {
+            question: "how many orders are there?",
+            catalog: &c,
+            history: &history,
+            summary: None,
+            unsummarized: &[],
+        };
         let mut h = Script { replies: vec![], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
         let out = run(&mut h, &request, &Options { engine: Engine::Offline, ..Options::default() }).unwrap();
         assert_eq!(out.engine, "offline");
@@ -569,9 +597,24 @@ mod tests {
     fn a_cancel_during_a_value_lookup_ends_the_request() {
         let mut c = catalog();
         c.tables[0].columns.push(Column::new("city", "text", 'S'));
-        let request = Request { question: "how many orders are in Oslo?", catalog: &c, history: &[], summary: None, unsummarized: &[] };
-        let cancel = ExecFailure { sqlstate: "57014".into(), message: "canceling statement due to user request".into(), refused: false };
-        let mut h = Script { replies: vec![], exec: vec![Err(cancel.clone()), Err(cancel)], purposes: vec![], executed: vec![] };
+        let request = Request {
+            question: "how many orders are in Oslo?",
+            catalog: &c,
+            history: &[],
+            summary: None,
+            unsummarized: &[],
+        };
+        let cancel = ExecFailure {
+            sqlstate: "57014".into(),
+            message: "canceling statement due to user request".into(),
+            refused: false,
+        };
+        let mut h = Script {
+            replies: vec![],
+            exec: vec![Err(cancel.clone()), Err(cancel)],
+            purposes: vec![],
+            executed: vec![],
+        };
         let err = run(&mut h, &request, &Options { engine: Engine::Auto, ..Options::default() }).unwrap_err();
         assert_eq!(err.sqlstate(), "57014");
         assert!(h.purposes.is_empty(), "no model call after a cancel");

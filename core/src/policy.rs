@@ -7,23 +7,81 @@
 
 /// Built-ins refused whatever their volatility label: side effects, server state, files, query strings.
 const DENIED_PREFIXES: &[&str] = &[
-    "pg_sleep", "dblink", "lo_", "pg_read_", "pg_ls_", "pg_stat_file", "pg_advisory", "pg_try_advisory",
-    "pg_notify", "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
-    "pg_logical_", "pg_replication_", "pg_create_", "pg_drop_", "pg_switch_wal", "pg_backup_",
-    "pg_start_backup", "pg_stop_backup", "pg_promote", "pg_log_backend", "pg_import_system_collations",
-    "pg_copy_", "pg_file_", "pg_wal_replay", "pg_stat_reset", "pg_stat_statements_reset",
-    "query_to_xml", "table_to_xml", "cursor_to_xml", "schema_to_xml", "database_to_xml", "query_to_xmlschema",
-    "table_to_xmlschema", "cursor_to_xmlschema", "schema_to_xmlschema", "database_to_xmlschema",
-    "ts_stat", "http", "net.", "txid_current", "pg_current_xact_id", "pg_snapshot", "txid_snapshot",
-    "pg_export_snapshot", "pg_show_all_settings", "pg_show_all_file_settings", "pg_hba_file_rules",
-    "pg_ident_file_mappings", "pg_config", "pg_current_logfile", "pg_nextoid",
+    "pg_sleep",
+    "dblink",
+    "lo_",
+    "pg_read_",
+    "pg_ls_",
+    "pg_stat_file",
+    "pg_advisory",
+    "pg_try_advisory",
+    "pg_notify",
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_logical_",
+    "pg_replication_",
+    "pg_create_",
+    "pg_drop_",
+    "pg_switch_wal",
+    "pg_backup_",
+    "pg_start_backup",
+    "pg_stop_backup",
+    "pg_promote",
+    "pg_log_backend",
+    "pg_import_system_collations",
+    "pg_copy_",
+    "pg_file_",
+    "pg_wal_replay",
+    "pg_stat_reset",
+    "pg_stat_statements_reset",
+    "query_to_xml",
+    "table_to_xml",
+    "cursor_to_xml",
+    "schema_to_xml",
+    "database_to_xml",
+    "query_to_xmlschema",
+    "table_to_xmlschema",
+    "cursor_to_xmlschema",
+    "schema_to_xmlschema",
+    "database_to_xmlschema",
+    "ts_stat",
+    "http",
+    "net.",
+    "txid_current",
+    "pg_current_xact_id",
+    "pg_snapshot",
+    "txid_snapshot",
+    "pg_export_snapshot",
+    "pg_show_all_settings",
+    "pg_show_all_file_settings",
+    "pg_hba_file_rules",
+    "pg_ident_file_mappings",
+    "pg_config",
+    "pg_current_logfile",
+    "pg_nextoid",
 ];
 
 /// Refused by exact name.
 const DENIED_NAMES: &[&str] = &[
-    "nextval", "setval", "currval", "lastval", "set_config", "current_setting", "pg_settings_get_flags",
-    "setseed", "pg_get_wal_replay_pause_state", "inet_server_addr", "inet_server_port", "version",
-    "pg_postmaster_start_time", "pg_conf_load_time", "loread", "lowrite", "ts_rewrite",
+    "nextval",
+    "setval",
+    "currval",
+    "lastval",
+    "set_config",
+    "current_setting",
+    "pg_settings_get_flags",
+    "setseed",
+    "pg_get_wal_replay_pause_state",
+    "inet_server_addr",
+    "inet_server_port",
+    "version",
+    "pg_postmaster_start_time",
+    "pg_conf_load_time",
+    "loread",
+    "lowrite",
+    "ts_rewrite",
 ];
 
 /// Volatile built-ins that change nothing and reveal nothing.
@@ -34,13 +92,19 @@ const HARMLESS_VOLATILE: &[&str] = &["random", "clock_timestamp", "timeofday", "
 /// FirstNormalObjectId); `allowed` is `sqlchat.allowed_functions`: a bare name re-allows a built-in
 /// (pg_catalog) function, anything else must be listed schema-qualified, so that a function of the
 /// same name in another schema is never let in by accident.
-pub fn function_refusal(schema: &str, name: &str, volatility: char, builtin: bool, allowed: &[String]) -> Option<String> {
+pub fn function_refusal(
+    schema: &str,
+    name: &str,
+    volatility: char,
+    builtin: bool,
+    allowed: &[String],
+) -> Option<String> {
     let qualified = format!("{schema}.{name}");
     // An extension may install functions into pg_catalog: only what initdb created counts as built-in.
     let builtin_schema = builtin && (schema == "pg_catalog" || schema == "information_schema");
-    let listed = allowed.iter().any(|a| {
-        a.eq_ignore_ascii_case(&qualified) || (schema == "pg_catalog" && a.eq_ignore_ascii_case(name))
-    });
+    let listed = allowed
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&qualified) || (schema == "pg_catalog" && a.eq_ignore_ascii_case(name)));
     if listed {
         return None;
     }
@@ -120,9 +184,25 @@ mod tests {
 
     #[test]
     fn side_effects_refused_whatever_the_label() {
-        for f in ["pg_sleep", "pg_sleep_for", "nextval", "setval", "set_config", "current_setting", "pg_read_file",
-            "pg_ls_dir", "pg_advisory_lock", "pg_try_advisory_xact_lock", "pg_notify", "pg_terminate_backend",
-            "pg_cancel_backend", "query_to_xml", "lo_import", "dblink_exec", "pg_show_all_settings"] {
+        for f in [
+            "pg_sleep",
+            "pg_sleep_for",
+            "nextval",
+            "setval",
+            "set_config",
+            "current_setting",
+            "pg_read_file",
+            "pg_ls_dir",
+            "pg_advisory_lock",
+            "pg_try_advisory_xact_lock",
+            "pg_notify",
+            "pg_terminate_backend",
+            "pg_cancel_backend",
+            "query_to_xml",
+            "lo_import",
+            "dblink_exec",
+            "pg_show_all_settings",
+        ] {
             assert!(refused("pg_catalog", f, 's'), "{f}");
         }
     }
@@ -149,8 +229,19 @@ mod tests {
 
     #[test]
     fn large_objects_and_query_strings_refused() {
-        for f in ["loread", "lowrite", "lo_get", "lo_put", "lo_from_bytea", "ts_rewrite", "ts_stat",
-            "table_to_xml_and_xmlschema", "database_to_xml", "pg_current_xact_id", "txid_current"] {
+        for f in [
+            "loread",
+            "lowrite",
+            "lo_get",
+            "lo_put",
+            "lo_from_bytea",
+            "ts_rewrite",
+            "ts_stat",
+            "table_to_xml_and_xmlschema",
+            "database_to_xml",
+            "pg_current_xact_id",
+            "txid_current",
+        ] {
             assert!(refused("pg_catalog", f, 'i'), "{f}");
         }
     }

@@ -237,13 +237,12 @@ fn lenient_string_field(text: &str, name: &str) -> Option<String> {
 /// Prose reply: the text is the answer, and a trailing list after a line that mentions follow-ups
 /// or suggestions becomes the follow-ups.
 fn plain_text_answer(text: &str) -> Option<AnswerReply> {
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("```") && !l.trim_start().starts_with("~~~"))
-        .collect();
+    let lines: Vec<&str> =
+        text.lines().filter(|l| !l.trim_start().starts_with("```") && !l.trim_start().starts_with("~~~")).collect();
     let heading = lines.iter().position(|l| {
         let l = l.to_lowercase();
-        (l.contains("follow") || l.contains("suggest") || l.contains("you could also ask")) && list_item(l.trim()).is_none()
+        (l.contains("follow") || l.contains("suggest") || l.contains("you could also ask"))
+            && list_item(l.trim()).is_none()
     });
     let (answer_lines, followups) = match heading {
         Some(h) => {
@@ -258,25 +257,20 @@ fn plain_text_answer(text: &str) -> Option<AnswerReply> {
     };
     let answer = answer_lines.join("\n");
     let answer = answer.trim();
-    let answer = answer
-        .strip_prefix("Answer:")
-        .or_else(|| answer.strip_prefix("**Answer:**"))
-        .unwrap_or(answer)
-        .trim();
+    let answer = answer.strip_prefix("Answer:").or_else(|| answer.strip_prefix("**Answer:**")).unwrap_or(answer).trim();
     (!answer.is_empty()).then(|| AnswerReply { answer: answer.to_string(), followups: tidy_followups(followups) })
 }
 
 /// The text of a markdown list item (`- x`, `* x`, `1. x`, `2) x`).
 fn list_item(line: &str) -> Option<String> {
-    let rest = line
-        .strip_prefix("- ")
-        .or_else(|| line.strip_prefix("* "))
-        .or_else(|| line.strip_prefix("• "))
-        .or_else(|| {
-            let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-            let after = &line[digits..];
-            (digits > 0).then(|| after.strip_prefix(". ").or_else(|| after.strip_prefix(") "))).flatten()
-        })?;
+    let rest =
+        line.strip_prefix("- ").or_else(|| line.strip_prefix("* ")).or_else(|| line.strip_prefix("• ")).or_else(
+            || {
+                let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                let after = &line[digits..];
+                (digits > 0).then(|| after.strip_prefix(". ").or_else(|| after.strip_prefix(") "))).flatten()
+            },
+        )?;
     let rest = rest.trim();
     (!rest.is_empty()).then(|| rest.to_string())
 }
@@ -319,12 +313,7 @@ pub fn template_answer(_question: &str, result: &ResultSet) -> String {
 fn describe_row(keys: &[String], row: &[Value]) -> String {
     let text = match row {
         [only] => value_text(only),
-        _ => keys
-            .iter()
-            .zip(row)
-            .map(|(k, v)| format!("{k} = {}", value_text(v)))
-            .collect::<Vec<_>>()
-            .join(", "),
+        _ => keys.iter().zip(row).map(|(k, v)| format!("{k} = {}", value_text(v))).collect::<Vec<_>>().join(", "),
     };
     truncate_chars(&text, MAX_ROW_CHARS)
 }
@@ -383,7 +372,16 @@ mod tests {
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].role, "system");
         let system = &messages[0].content;
-        for needle in ["PostgreSQL", "one read-only", "SELECT", "only tables and columns", "qualify", "No LIMIT", "CANNOT_ANSWER: <reason>", "data, never instructions"] {
+        for needle in [
+            "PostgreSQL",
+            "one read-only",
+            "SELECT",
+            "only tables and columns",
+            "qualify",
+            "No LIMIT",
+            "CANNOT_ANSWER: <reason>",
+            "data, never instructions",
+        ] {
             assert!(system.contains(needle), "missing {needle:?} in {system}");
         }
         assert!(!system.contains("<history>"), "no history block to mention");
@@ -412,7 +410,11 @@ mod tests {
 
     #[test]
     fn follow_ups_carry_the_earlier_sql_and_summary() {
-        let history = [turn("Total sales in 2022?", "SELECT sum(total) FROM orders WHERE placed_on >= '2022-01-01' AND placed_on < '2023-01-01'", "Sales were 1,200 in\n2022.")];
+        let history = [turn(
+            "Total sales in 2022?",
+            "SELECT sum(total) FROM orders WHERE placed_on >= '2022-01-01' AND placed_on < '2023-01-01'",
+            "Sales were 1,200 in\n2022.",
+        )];
         let messages = generate_sql_messages("and in 2023?", SCHEMA, &history, Some("The user studies sales by year."));
         let system = &messages[0].content;
         assert!(system.contains("<history>") && system.contains("<summary>") && system.contains("build on their SQL"));
@@ -433,7 +435,14 @@ mod tests {
 
     #[test]
     fn repair_prompt_has_the_failure() {
-        let messages = repair_messages("How many orders?", SCHEMA, &[], None, "SELECT count(*) FROM order", "ERROR: relation \"order\" does not exist (SQLSTATE 42P01)");
+        let messages = repair_messages(
+            "How many orders?",
+            SCHEMA,
+            &[],
+            None,
+            "SELECT count(*) FROM order",
+            "ERROR: relation \"order\" does not exist (SQLSTATE 42P01)",
+        );
         let system = &messages[0].content;
         assert!(system.contains("<failed_sql>") && system.contains("<error>") && system.contains("CANNOT_ANSWER"));
         let user = &messages[1].content;
@@ -447,12 +456,20 @@ mod tests {
         let system = &generate_sql_messages("q", SCHEMA, &[], None)[0].content;
         let line = system.lines().find(|l| l.contains(CANNOT_ANSWER_MARKER)).unwrap();
         let example = &line[line.find(CANNOT_ANSWER_MARKER).unwrap()..];
-        assert!(matches!(extract_sql(&example.replace("<reason>", "no such table")), Extracted::Refusal(r) if r == "no such table"));
+        assert!(
+            matches!(extract_sql(&example.replace("<reason>", "no such table")), Extracted::Refusal(r) if r == "no such table")
+        );
     }
 
     #[test]
     fn answer_prompt_with_rows() {
-        let messages = answer_messages("Top customer?", "SELECT name, total FROM t", Some(("name | total\nAcme | 42\n", 1)), 1, false);
+        let messages = answer_messages(
+            "Top customer?",
+            "SELECT name, total FROM t",
+            Some(("name | total\nAcme | 42\n", 1)),
+            1,
+            false,
+        );
         let system = &messages[0].content;
         for needle in ["\"answer\"", "\"followups\"", "1-3 sentences", "2-3", "data, never instructions"] {
             assert!(system.contains(needle), "missing {needle:?}");
@@ -483,7 +500,10 @@ mod tests {
 
     #[test]
     fn parses_json_replies() {
-        let expected = AnswerReply { answer: "There are 3 orders.".into(), followups: vec!["Which is the largest?".into(), "Who placed them?".into()] };
+        let expected = AnswerReply {
+            answer: "There are 3 orders.".into(),
+            followups: vec!["Which is the largest?".into(), "Who placed them?".into()],
+        };
         for reply in [
             r#"{"answer": "There are 3 orders.", "followups": ["Which is the largest?", "Who placed them?"]}"#,
             "```json\n{\"answer\": \"There are 3 orders.\", \"follow_ups\": [\"Which is the largest?\", \"Who placed them?\"]}\n```",
@@ -504,13 +524,22 @@ mod tests {
 
     #[test]
     fn plain_text_and_cut_off_replies() {
-        assert_eq!(parse_answer_reply("There are 3 orders."), Some(AnswerReply { answer: "There are 3 orders.".into(), followups: vec![] }));
+        assert_eq!(
+            parse_answer_reply("There are 3 orders."),
+            Some(AnswerReply { answer: "There are 3 orders.".into(), followups: vec![] })
+        );
         let reply = "Answer: Acme bought the most.\n\nFollow-up questions:\n1. What did Acme buy?\n2. When?";
         assert_eq!(
             parse_answer_reply(reply),
-            Some(AnswerReply { answer: "Acme bought the most.".into(), followups: vec!["What did Acme buy?".into(), "When?".into()] })
+            Some(AnswerReply {
+                answer: "Acme bought the most.".into(),
+                followups: vec!["What did Acme buy?".into(), "When?".into()]
+            })
         );
-        assert_eq!(parse_answer_reply(r#"{"answer": "There are 3 \"big\" ord"#).unwrap().answer, "There are 3 \"big\" ord");
+        assert_eq!(
+            parse_answer_reply(r#"{"answer": "There are 3 \"big\" ord"#).unwrap().answer,
+            "There are 3 \"big\" ord"
+        );
         assert_eq!(parse_answer_reply("  \n "), None);
         assert_eq!(parse_answer_reply(""), None);
         // JSON without an answer key is still text worth showing.
@@ -519,7 +548,10 @@ mod tests {
 
     fn result(columns: &[&str], rows: Vec<Vec<Value>>, truncated: bool) -> ResultSet {
         ResultSet {
-            columns: columns.iter().map(|c| ResultColumn { name: c.to_string(), type_name: "text".into(), category: 'S' }).collect(),
+            columns: columns
+                .iter()
+                .map(|c| ResultColumn { name: c.to_string(), type_name: "text".into(), category: 'S' })
+                .collect(),
             rows,
             truncated,
         }
@@ -528,7 +560,10 @@ mod tests {
     #[test]
     fn template_answers() {
         assert_eq!(template_answer("q", &result(&["count"], vec![vec![json!(42)]], false)), "The answer is 42.");
-        assert_eq!(template_answer("q", &result(&["name"], vec![vec![json!("Acme Inc.")]], false)), "The answer is Acme Inc.");
+        assert_eq!(
+            template_answer("q", &result(&["name"], vec![vec![json!("Acme Inc.")]], false)),
+            "The answer is Acme Inc."
+        );
         assert_eq!(template_answer("q", &result(&["x"], vec![vec![Value::Null]], false)), "The answer is NULL.");
         assert_eq!(template_answer("q", &result(&["x"], vec![], false)), "The query returned no rows.");
         assert_eq!(
@@ -536,7 +571,10 @@ mod tests {
             "The query returned one row: name = Acme, total = 4.5."
         );
         assert_eq!(
-            template_answer("q", &result(&["name", "n"], vec![vec![json!("a"), json!(1)], vec![json!("b"), json!(2)]], false)),
+            template_answer(
+                "q",
+                &result(&["name", "n"], vec![vec![json!("a"), json!(1)], vec![json!("b"), json!(2)]], false)
+            ),
             "The query returned 2 rows (first: name = a, n = 1)."
         );
         assert_eq!(

@@ -95,12 +95,16 @@ pub fn json_value(text: Option<&str>, type_name: &str, category: char) -> Value 
             "f" => Value::Bool(false),
             other => Value::String(other.to_string()),
         },
-        ('N', _) if !type_name.starts_with("money") && !type_name.starts_with("oid") && !type_name.starts_with("reg") => {
+        ('N', _)
+            if !type_name.starts_with("money") && !type_name.starts_with("oid") && !type_name.starts_with("reg") =>
+        {
             if let Ok(i) = text.parse::<i64>() {
                 Value::from(i)
             } else if let Ok(f) = text.parse::<f64>() {
                 if f.is_finite() {
-                    serde_json::Number::from_f64(f).map(Value::Number).unwrap_or_else(|| Value::String(text.to_string()))
+                    serde_json::Number::from_f64(f)
+                        .map(Value::Number)
+                        .unwrap_or_else(|| Value::String(text.to_string()))
                 } else {
                     Value::String(text.to_string())
                 }
@@ -123,7 +127,11 @@ mod tests {
 
     #[test]
     fn duplicate_names_get_suffixes() {
-        let rs = ResultSet { columns: vec![col("count"), col("count"), col("x")], rows: vec![vec![json!(1), json!(2), json!(3)]], truncated: false };
+        let rs = ResultSet {
+            columns: vec![col("count"), col("count"), col("x")],
+            rows: vec![vec![json!(1), json!(2), json!(3)]],
+            truncated: false,
+        };
         assert_eq!(rs.to_objects(), json!([{"count": 1, "count_2": 2, "x": 3}]));
     }
 
@@ -141,7 +149,8 @@ mod tests {
 
     #[test]
     fn sample_is_bounded() {
-        let rs = ResultSet { columns: vec![col("n")], rows: (0..100).map(|i| vec![json!(i)]).collect(), truncated: false };
+        let rs =
+            ResultSet { columns: vec![col("n")], rows: (0..100).map(|i| vec![json!(i)]).collect(), truncated: false };
         let (text, shown) = rs.sample_for_prompt(20, 4096);
         assert_eq!(shown, 20);
         assert!(text.lines().count() == 21);

@@ -43,7 +43,8 @@ fn every_recorded_output_yields_bare_sql_or_a_refusal() {
     let mut refusals = 0;
     let mut problems = Vec::new();
     for (n, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
-        let record: serde_json::Value = serde_json::from_str(line).expect("recorded_generations.jsonl holds JSON lines");
+        let record: serde_json::Value =
+            serde_json::from_str(line).expect("recorded_generations.jsonl holds JSON lines");
         let output = record["recorded_output"].as_str().expect("every record has recorded_output");
         match extract_sql(output) {
             Extracted::Sql(sql) => {
@@ -83,7 +84,8 @@ fn recorded_statements_survive_every_envelope() {
     };
     let mut problems = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let record: serde_json::Value = serde_json::from_str(line).expect("recorded_generations.jsonl holds JSON lines");
+        let record: serde_json::Value =
+            serde_json::from_str(line).expect("recorded_generations.jsonl holds JSON lines");
         let Extracted::Sql(sql) = extract_sql(record["recorded_output"].as_str().unwrap_or_default()) else { continue };
         for reply in envelopes(&sql) {
             let got = extract_sql(&reply);
@@ -92,5 +94,10 @@ fn recorded_statements_survive_every_envelope() {
             }
         }
     }
-    assert!(problems.is_empty(), "{} of the enveloped statements came back changed:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} of the enveloped statements came back changed:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

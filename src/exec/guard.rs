@@ -66,10 +66,7 @@ pub unsafe fn estimated_cost(plan: pg_sys::SPIPlanPtr) -> Option<f64> {
         return None;
     }
     let stmts = pgrx::PgList::<pg_sys::PlannedStmt>::from_pg((*cplan).stmt_list);
-    let cost = stmts
-        .get_ptr(0)
-        .filter(|s| !(**s).planTree.is_null())
-        .map(|s| (*(*s).planTree).total_cost);
+    let cost = stmts.get_ptr(0).filter(|s| !(**s).planTree.is_null()).map(|s| (*(*s).planTree).total_cost);
     // The plan is not saved, so SPI took the reference without a resource owner.
     pg_sys::ReleaseCachedPlan(cplan, std::ptr::null_mut());
     cost

@@ -51,10 +51,7 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
         }
         Err(f) if timed_out && f.is_cancel() => Err(ExecFailure {
             sqlstate: "57014".into(),
-            message: format!(
-                "the generated query ran longer than sqlchat.query_timeout_ms ({} ms)",
-                limits.timeout_ms
-            ),
+            message: format!("the generated query ran longer than sqlchat.query_timeout_ms ({} ms)", limits.timeout_ms),
             refused: false,
         }),
         Err(f) => Err(ExecFailure { sqlstate: f.sqlstate, message: f.message, refused: false }),
@@ -196,7 +193,8 @@ unsafe fn read_rows(max_rows: usize, max_bytes: usize) -> ResultSet {
     let mut columns = Vec::with_capacity(natts as usize);
     for i in 1..=natts {
         let name = pg_sys::SPI_fname(tupdesc, i);
-        let name = if name.is_null() { format!("column{i}") } else { CStr::from_ptr(name).to_string_lossy().into_owned() };
+        let name =
+            if name.is_null() { format!("column{i}") } else { CStr::from_ptr(name).to_string_lossy().into_owned() };
         let typ = pg_sys::SPI_gettypeid(tupdesc, i);
         let type_name = CStr::from_ptr(pg_sys::format_type_be(typ)).to_string_lossy().into_owned();
         let mut category: std::ffi::c_char = 0;
@@ -250,7 +248,9 @@ mod tests {
 
     #[pg_test]
     fn returns_typed_rows() {
-        let rs = run_readonly("SELECT 1 AS a, 'x'::text AS b, true AS c, NULL::int AS d, '{\"k\":1}'::jsonb AS e", limits()).unwrap();
+        let rs =
+            run_readonly("SELECT 1 AS a, 'x'::text AS b, true AS c, NULL::int AS d, '{\"k\":1}'::jsonb AS e", limits())
+                .unwrap();
         assert_eq!(rs.columns.len(), 5);
         assert_eq!(rs.to_objects(), serde_json::json!([{"a": 1, "b": "x", "c": true, "d": null, "e": {"k": 1}}]));
     }

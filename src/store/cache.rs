@@ -62,7 +62,8 @@ pub fn get(key: &str, role: &str) -> Option<String> {
 
 fn remember(key: &str, role: &str, sql: &str, ttl: Duration) {
     LRU.with(|l| {
-        l.borrow_mut().put(key.to_string(), Entry { role: role.to_string(), sql: sql.to_string(), expires: Instant::now() + ttl })
+        l.borrow_mut()
+            .put(key.to_string(), Entry { role: role.to_string(), sql: sql.to_string(), expires: Instant::now() + ttl })
     });
 }
 
@@ -111,6 +112,8 @@ pub fn clear() -> i64 {
     if !writable() {
         return 0;
     }
-    as_owner("clearing the cache", || Spi::connect_mut(|c| Ok(c.update("DELETE FROM sqlchat.cache", None, &[])?.len() as i64)))
-        .unwrap_or(0)
+    as_owner("clearing the cache", || {
+        Spi::connect_mut(|c| Ok(c.update("DELETE FROM sqlchat.cache", None, &[])?.len() as i64))
+    })
+    .unwrap_or(0)
 }

@@ -70,7 +70,11 @@ pub fn load(role: &str, session: &str, max_history: usize) -> Context {
     if !writable() {
         // A summary could not be stored here: older turns are left out rather than summarised
         // again on every question.
-        return Context { recent: turns[split..].iter().map(|(_, t)| t.clone()).collect(), summary, ..Context::default() };
+        return Context {
+            recent: turns[split..].iter().map(|(_, t)| t.clone()).collect(),
+            summary,
+            ..Context::default()
+        };
     }
     let recent: Vec<Turn> = turns[split..].iter().map(|(_, t)| t.clone()).collect();
     let older = &turns[..split];
@@ -99,7 +103,13 @@ pub fn append(role: &str, session: &str, turn: &Turn) {
             c.update(
                 "INSERT INTO sqlchat.turn (role_name, session_id, question, sql, answer) VALUES ($1, $2, $3, $4, $5)",
                 None,
-                &[role.into(), session.into(), turn.question.as_str().into(), turn.sql.clone().into(), turn.answer.clone().into()],
+                &[
+                    role.into(),
+                    session.into(),
+                    turn.question.as_str().into(),
+                    turn.sql.clone().into(),
+                    turn.answer.clone().into(),
+                ],
             )
             .map(|_| ())
         })
@@ -155,14 +165,23 @@ pub fn history(role: &str, session: &str) -> Vec<HistoryRow> {
 
 /// Deletes the caller's session; the number of turns forgotten.
 pub fn forget(role: &str, session: &str) -> i64 {
-    let local = LOCAL.with(|l| l.borrow_mut().pop(&(role.to_string(), session.to_string())).map(|v| v.len()).unwrap_or(0));
+    let local =
+        LOCAL.with(|l| l.borrow_mut().pop(&(role.to_string(), session.to_string())).map(|v| v.len()).unwrap_or(0));
     if !writable() {
         return local as i64;
     }
     let stored = as_owner("forgetting the session", || {
         Spi::connect_mut(|c| {
-            c.update("DELETE FROM sqlchat.session_summary WHERE role_name = $1 AND session_id = $2", None, &[role.into(), session.into()])?;
-            let t = c.update("DELETE FROM sqlchat.turn WHERE role_name = $1 AND session_id = $2", None, &[role.into(), session.into()])?;
+            c.update(
+                "DELETE FROM sqlchat.session_summary WHERE role_name = $1 AND session_id = $2",
+                None,
+                &[role.into(), session.into()],
+            )?;
+            let t = c.update(
+                "DELETE FROM sqlchat.turn WHERE role_name = $1 AND session_id = $2",
+                None,
+                &[role.into(), session.into()],
+            )?;
             Ok(t.len() as i64)
         })
     })

@@ -16,16 +16,8 @@ const SHARE_WORDS: &[&str] = &[
     "doughnut",
 ];
 /// Words asking how two quantities relate.
-const RELATION_WORDS: &[&str] = &[
-    "correlat",
-    "relationship",
-    "relation",
-    " vs ",
-    " vs.",
-    "versus",
-    "against",
-    "scatter",
-];
+const RELATION_WORDS: &[&str] =
+    &["correlat", "relationship", "relation", " vs ", " vs.", "versus", "against", "scatter"];
 const DISTRIBUTION_WORDS: &[&str] = &["distribution", "histogram", "spread", "frequenc"];
 
 /// Leading phrases that add nothing to a chart title.
@@ -80,26 +72,12 @@ impl QuestionHints {
 /// A chart title from the question: its first sentence, without filler such as "show me" or
 /// "what are the", capitalised, at most 80 characters. None when nothing is left.
 pub fn clean_title(question: &str) -> Option<String> {
-    let first_sentence = question
-        .split(['?', '\n', '!'])
-        .map(str::trim)
-        .find(|s| !s.is_empty())
-        .unwrap_or("");
+    let first_sentence = question.split(['?', '\n', '!']).map(str::trim).find(|s| !s.is_empty()).unwrap_or("");
     let first_sentence = first_sentence.split(". ").next().unwrap_or(first_sentence);
-    let mut title = first_sentence
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let mut title = first_sentence.split_whitespace().collect::<Vec<_>>().join(" ");
     loop {
-        let starts_with = |filler: &str| {
-            title
-                .get(..filler.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(filler))
-        };
-        match TITLE_FILLERS
-            .iter()
-            .find(|f| starts_with(f) && title.len() > f.len())
-        {
+        let starts_with = |filler: &str| title.get(..filler.len()).is_some_and(|p| p.eq_ignore_ascii_case(filler));
+        match TITLE_FILLERS.iter().find(|f| starts_with(f) && title.len() > f.len()) {
             Some(filler) => title = title[filler.len()..].trim_start().to_string(),
             None => break,
         }
@@ -127,10 +105,7 @@ pub fn word_position(sql_lower: &str, name: &str) -> Option<usize> {
     while let Some(found) = sql_lower.get(from..)?.find(&needle) {
         let start = from + found;
         let end = start + needle.len();
-        let before_ok = sql_lower[..start]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !is_word(c));
+        let before_ok = sql_lower[..start].chars().next_back().is_none_or(|c| !is_word(c));
         let after_ok = sql_lower[end..].chars().next().is_none_or(|c| !is_word(c));
         if before_ok && after_ok {
             return Some(start);
@@ -145,14 +120,8 @@ pub fn word_position(sql_lower: &str, name: &str) -> Option<usize> {
 fn top_level_positions(sql_lower: &str, word: &str) -> Vec<usize> {
     let is_word = |c: char| c.is_alphanumeric() || c == '_';
     let whole_word = |i: usize| {
-        sql_lower[..i]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !is_word(c))
-            && sql_lower[i + word.len()..]
-                .chars()
-                .next()
-                .is_none_or(|c| !is_word(c))
+        sql_lower[..i].chars().next_back().is_none_or(|c| !is_word(c))
+            && sql_lower[i + word.len()..].chars().next().is_none_or(|c| !is_word(c))
     };
     let mut depth = 0i32;
     let mut quote: Option<char> = None;
@@ -165,9 +134,7 @@ fn top_level_positions(sql_lower: &str, word: &str) -> Vec<usize> {
                 '\'' | '"' => quote = Some(c),
                 '(' => depth += 1,
                 ')' => depth -= 1,
-                _ if depth == 0 && sql_lower[i..].starts_with(word) && whole_word(i) => {
-                    found.push(i)
-                }
+                _ if depth == 0 && sql_lower[i..].starts_with(word) && whole_word(i) => found.push(i),
                 _ => {}
             },
         }
@@ -194,11 +161,7 @@ pub fn order_by_first_key(sql: &str) -> Option<(String, bool)> {
                 end = i;
                 break;
             }
-            _ if depth == 0
-                && [" limit", " offset", " fetch"]
-                    .iter()
-                    .any(|k| rest[i..].starts_with(k)) =>
-            {
+            _ if depth == 0 && [" limit", " offset", " fetch"].iter().any(|k| rest[i..].starts_with(k)) => {
                 end = i;
                 break;
             }
@@ -212,11 +175,7 @@ pub fn order_by_first_key(sql: &str) -> Option<(String, bool)> {
         }
     }
     let descending = key.ends_with(" desc");
-    let key = key
-        .trim_end_matches(" desc")
-        .trim_end_matches(" asc")
-        .trim()
-        .replace('"', "");
+    let key = key.trim_end_matches(" desc").trim_end_matches(" asc").trim().replace('"', "");
     (!key.is_empty()).then_some((key, descending))
 }
 
@@ -231,22 +190,17 @@ pub fn key_names_column(key: &str, sql_lower: &str, name: &str, position: Option
     if let (Ok(n), Some(p)) = (key.parse::<usize>(), position) {
         return n == p;
     }
-    sql_lower.contains(&format!("{key} as {name}"))
-        || sql_lower.contains(&format!("{key} as \"{name}\""))
+    sql_lower.contains(&format!("{key} as {name}")) || sql_lower.contains(&format!("{key} as \"{name}\""))
 }
 
 pub fn has_top_level_limit(sql: &str) -> bool {
     let lower = collapse(sql);
-    !top_level_positions(&lower, "limit").is_empty()
-        || !top_level_positions(&lower, "fetch first").is_empty()
+    !top_level_positions(&lower, "limit").is_empty() || !top_level_positions(&lower, "fetch first").is_empty()
 }
 
 /// Lower case, with every run of whitespace made one space.
 pub fn collapse(sql: &str) -> String {
-    sql.to_lowercase()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    sql.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Lower-cased aliases of `extract(...)` and `date_part(...)` calls: time parts such as years or
@@ -287,24 +241,16 @@ fn alias_after_call(lower: &str, open: usize) -> Option<String> {
     let mut rest = lower[close? + 1..].trim_start();
     // A cast such as ::int keeps the meaning.
     if let Some(after_cast) = rest.strip_prefix("::") {
-        let end = after_cast
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(after_cast.len());
+        let end = after_cast.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(after_cast.len());
         rest = after_cast[end..].trim_start();
     }
     if let Some(after_as) = rest.strip_prefix("as ") {
         rest = after_as.trim_start();
     }
     if let Some(quoted) = rest.strip_prefix('"') {
-        return quoted
-            .split('"')
-            .next()
-            .map(str::to_string)
-            .filter(|a| !a.is_empty());
+        return quoted.split('"').next().map(str::to_string).filter(|a| !a.is_empty());
     }
-    let end = rest
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len());
+    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
     let alias = &rest[..end];
     let keyword = ["from", "as", "and", "or", "then", "else", "end", "when"].contains(&alias);
     (!alias.is_empty() && !keyword).then(|| alias.to_string())
@@ -320,14 +266,8 @@ mod tests {
             clean_title("what are the top 5 customers by revenue? Return names.").as_deref(),
             Some("Top 5 customers by revenue")
         );
-        assert_eq!(
-            clean_title("  show me   monthly sales.").as_deref(),
-            Some("Monthly sales")
-        );
-        assert_eq!(
-            clean_title("How many orders per day"),
-            Some("How many orders per day".to_string())
-        );
+        assert_eq!(clean_title("  show me   monthly sales.").as_deref(), Some("Monthly sales"));
+        assert_eq!(clean_title("How many orders per day"), Some("How many orders per day".to_string()));
         assert_eq!(clean_title("   ?"), None);
         let long = clean_title(&"word ".repeat(40)).unwrap_or_default();
         assert!(long.chars().count() <= TITLE_MAX_CHARS + 1 && long.ends_with('…'));
@@ -336,38 +276,23 @@ mod tests {
     #[test]
     fn order_by() {
         let sql = "SELECT name, count(*) AS n FROM t GROUP BY name ORDER BY count(*) DESC NULLS LAST LIMIT 5";
-        assert_eq!(
-            order_by_first_key(sql),
-            Some(("count(*)".to_string(), true))
-        );
+        assert_eq!(order_by_first_key(sql), Some(("count(*)".to_string(), true)));
         assert!(key_names_column("count(*)", &sql.to_lowercase(), "n", None));
         let windowed = "SELECT a, rank() OVER (ORDER BY b) FROM t ORDER BY t.a";
-        assert_eq!(
-            order_by_first_key(windowed),
-            Some(("t.a".to_string(), false))
-        );
+        assert_eq!(order_by_first_key(windowed), Some(("t.a".to_string(), false)));
         assert!(key_names_column("t.a", "", "a", None));
         assert!(key_names_column("2", "", "b", Some(2)));
         assert_eq!(order_by_first_key("SELECT 1"), None);
-        assert!(
-            has_top_level_limit(sql) && !has_top_level_limit("SELECT * FROM (SELECT 1 LIMIT 1) s")
-        );
+        assert!(has_top_level_limit(sql) && !has_top_level_limit("SELECT * FROM (SELECT 1 LIMIT 1) s"));
         assert!(!has_top_level_limit("SELECT credit_limit FROM t"));
-        assert_eq!(
-            order_by_first_key("SELECT a FROM t\nORDER\n BY a\nLIMIT 3"),
-            Some(("a".to_string(), false))
-        );
+        assert_eq!(order_by_first_key("SELECT a FROM t\nORDER\n BY a\nLIMIT 3"), Some(("a".to_string(), false)));
     }
 
     #[test]
     fn time_parts_and_words() {
-        let sql =
-            "SELECT EXTRACT(YEAR FROM d)::int AS y, date_part('month', d) \"Mo\", count(*) FROM t";
+        let sql = "SELECT EXTRACT(YEAR FROM d)::int AS y, date_part('month', d) \"Mo\", count(*) FROM t";
         assert_eq!(time_part_aliases(sql), ["y", "mo"]);
-        assert_eq!(
-            word_position("select total, sub_total from t", "total"),
-            Some(7)
-        );
+        assert_eq!(word_position("select total, sub_total from t", "total"), Some(7));
         assert_eq!(word_position("select sub_total from t", "total"), None);
         assert!(QuestionHints::read("Share of revenue by region").share);
         assert!(QuestionHints::read("price vs. volume").relation);

@@ -110,20 +110,14 @@ pub fn column_names(rows: &[&Map<String, Value>]) -> Vec<String> {
 /// Profiles every column over `rows` in one pass per column. `temporal_hint` names columns the SQL
 /// computes with extract/date_part, which are time buckets whatever they are called.
 pub fn profile(name: &str, rows: &[&Map<String, Value>], temporal_hint: bool) -> ColumnProfile {
-    let mut t = Tally {
-        min: f64::INFINITY,
-        max: f64::NEG_INFINITY,
-        ..Tally::default()
-    };
+    let mut t = Tally { min: f64::INFINITY, max: f64::NEG_INFINITY, ..Tally::default() };
     for row in rows {
         let value = row.get(name).unwrap_or(&Value::Null);
         let cell = classify(value);
         if cell == Cell::Null {
             continue;
         }
-        if matches!(value, Value::String(s) if parse_number(s).is_none())
-            && matches!(cell, Cell::Number(_))
-        {
+        if matches!(value, Value::String(s) if parse_number(s).is_none()) && matches!(cell, Cell::Number(_)) {
             t.intervals += 1;
         }
         t.non_null += 1;
@@ -165,11 +159,7 @@ pub fn profile(name: &str, rows: &[&Map<String, Value>], temporal_hint: bool) ->
         has_negative: t.negatives > 0,
         all_integers: t.non_null > 0 && t.integers == t.non_null,
         max_len: t.max_len,
-        mean_len: if t.non_null == 0 {
-            0.0
-        } else {
-            t.total_len as f64 / t.non_null as f64
-        },
+        mean_len: if t.non_null == 0 { 0.0 } else { t.total_len as f64 / t.non_null as f64 },
         in_days: t.intervals > 0,
     }
 }
@@ -187,11 +177,7 @@ fn decide_role(name: &str, t: &Tally, temporal_hint: bool) -> Role {
             }
         }
         if is_id_name(name) {
-            return if unique {
-                Role::Identifier
-            } else {
-                Role::Category
-            };
+            return if unique { Role::Identifier } else { Role::Category };
         }
         return Role::Measure;
     }
@@ -228,12 +214,10 @@ fn time_bucket(name: &str, min: f64, max: f64, temporal_hint: bool) -> Option<Ti
     (bucket || temporal_hint).then_some(TimeKind::Bucket)
 }
 
-
 /// Words ending in "id" that are not identifiers.
 const NOT_ID_WORDS: &[&str] = &[
-    "paid", "unpaid", "prepaid", "valid", "invalid", "bid", "grid", "hybrid", "liquid", "fluid",
-    "solid", "rapid", "avoid", "void", "humid", "mid", "acid", "squid", "kid", "lid", "said",
-    "laid", "maid", "raid", "rid", "covid",
+    "paid", "unpaid", "prepaid", "valid", "invalid", "bid", "grid", "hybrid", "liquid", "fluid", "solid", "rapid",
+    "avoid", "void", "humid", "mid", "acid", "squid", "kid", "lid", "said", "laid", "maid", "raid", "rid", "covid",
 ];
 
 pub fn is_id_name(name: &str) -> bool {
@@ -252,10 +236,7 @@ fn classify(value: &Value) -> Cell {
     match value {
         Value::Null => Cell::Null,
         Value::Bool(_) => Cell::Bool,
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|x| x.is_finite())
-            .map_or(Cell::Text, Cell::Number),
+        Value::Number(n) => n.as_f64().filter(|x| x.is_finite()).map_or(Cell::Text, Cell::Number),
         Value::String(s) => {
             if let Some(x) = parse_quantity(s) {
                 Cell::Number(x)
@@ -293,8 +274,8 @@ pub fn parse_number(text: &str) -> Option<f64> {
     let digits: String = if rest.contains(',') {
         let int_part = rest.split(['.', 'e', 'E']).next().unwrap_or("");
         let groups: Vec<&str> = int_part.split(',').collect();
-        let well_grouped = groups.first().is_some_and(|g| (1..=3).contains(&g.len()))
-            && groups.iter().skip(1).all(|g| g.len() == 3);
+        let well_grouped =
+            groups.first().is_some_and(|g| (1..=3).contains(&g.len())) && groups.iter().skip(1).all(|g| g.len() == 3);
         if !well_grouped {
             return None;
         }
@@ -306,22 +287,14 @@ pub fn parse_number(text: &str) -> Option<f64> {
     if !first_digit.is_ascii_digit() && first_digit != '.' {
         return None;
     }
-    if !digits
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
-    {
+    if !digits.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')) {
         return None;
     }
-    let int_len = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
+    let int_len = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
     if int_len > 1 && digits.starts_with('0') {
         return None;
     }
-    format!("{sign}{digits}")
-        .parse::<f64>()
-        .ok()
-        .filter(|x| x.is_finite())
+    format!("{sign}{digits}").parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
 /// A number, or an interval as PostgreSQL prints it, in days.
@@ -332,25 +305,16 @@ pub fn parse_quantity(text: &str) -> Option<f64> {
 /// PostgreSQL's default interval output ("762 days 12:30:00", "1 year 2 mons -3 days", "-00:30:00"
 /// after a unit) in days. At least one unit word is required: a bare "12:30:00" is a time of day.
 fn parse_interval_days(text: &str) -> Option<f64> {
-    const DAYS_PER_UNIT: [(&str, f64); 6] = [
-        ("years", 365.25),
-        ("year", 365.25),
-        ("mons", 30.0),
-        ("mon", 30.0),
-        ("days", 1.0),
-        ("day", 1.0),
-    ];
+    const DAYS_PER_UNIT: [(&str, f64); 6] =
+        [("years", 365.25), ("year", 365.25), ("mons", 30.0), ("mon", 30.0), ("days", 1.0), ("day", 1.0)];
     let mut words = text.split_whitespace().peekable();
     let mut days = 0.0;
     let mut units = 0;
     while let Some(word) = words.next() {
         if word.contains(':') {
             let negative = word.starts_with('-');
-            let parts: Vec<f64> = word
-                .trim_start_matches(['-', '+'])
-                .split(':')
-                .map(|p| p.parse::<f64>().ok())
-                .collect::<Option<_>>()?;
+            let parts: Vec<f64> =
+                word.trim_start_matches(['-', '+']).split(':').map(|p| p.parse::<f64>().ok()).collect::<Option<_>>()?;
             let [h, m, sec] = match parts.as_slice() {
                 [h, m] => [*h, *m, 0.0],
                 [h, m, sec] => [*h, *m, *sec],
@@ -379,10 +343,7 @@ fn parse_interval_days(text: &str) -> Option<f64> {
 pub fn normalize_instant(text: &str) -> Option<String> {
     let s = text.trim();
     let b = s.as_bytes();
-    let digits = |range: std::ops::Range<usize>| {
-        b.get(range.clone())
-            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
-    };
+    let digits = |range: std::ops::Range<usize>| b.get(range.clone()).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
     let number = |range: std::ops::Range<usize>| s.get(range).and_then(|d| d.parse::<u32>().ok());
     if !(digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7)) {
         return None;
@@ -405,19 +366,13 @@ pub fn normalize_instant(text: &str) -> Option<String> {
     if b.len() == 10 {
         return Some(format!("{date}T00:00:00"));
     }
-    if !(matches!(b.get(10), Some(b'T' | b' '))
-        && digits(11..13)
-        && b.get(13) == Some(&b':')
-        && digits(14..16))
-    {
+    if !(matches!(b.get(10), Some(b'T' | b' ')) && digits(11..13) && b.get(13) == Some(&b':') && digits(14..16)) {
         return None;
     }
     let rest = &s[16..];
     let (seconds, zone) = match rest.strip_prefix(':') {
         Some(r) => {
-            let end = r
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(r.len());
+            let end = r.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(r.len());
             (&r[..end], &r[end..])
         }
         None => ("00", rest),
@@ -450,15 +405,10 @@ fn is_period(text: &str) -> bool {
         return false;
     };
     let rest = rest.trim_start_matches(['-', ' ']);
-    let number =
-        |digits: &str, max: u32| digits.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n));
+    let number = |digits: &str, max: u32| digits.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n));
     year.chars().all(|c| c.is_ascii_digit())
-        && (rest
-            .strip_prefix('Q')
-            .is_some_and(|q| q.len() == 1 && number(q, 4))
-            || rest
-                .strip_prefix('W')
-                .is_some_and(|w| w.len() == 2 && number(w, 53)))
+        && (rest.strip_prefix('Q').is_some_and(|q| q.len() == 1 && number(q, 4))
+            || rest.strip_prefix('W').is_some_and(|w| w.len() == 2 && number(w, 53)))
 }
 
 const MONTHS: [&str; 12] = [
@@ -493,9 +443,7 @@ pub fn month_index(text: &str) -> Option<usize> {
     if lower.len() < 3 {
         return None;
     }
-    MONTHS
-        .iter()
-        .position(|m| *m == lower || (lower.len() <= 4 && m.starts_with(lower.as_str())))
+    MONTHS.iter().position(|m| *m == lower || (lower.len() <= 4 && m.starts_with(lower.as_str())))
 }
 
 #[cfg(test)]
@@ -521,68 +469,24 @@ mod tests {
         assert_eq!(parse_number("0.25"), Some(0.25));
         assert_eq!(parse_number("0"), Some(0.0));
         assert_eq!(parse_quantity("2 days 12:00:00"), Some(2.5));
-        assert_eq!(
-            parse_quantity("1 year 2 mons -3 days"),
-            Some(365.25 + 60.0 - 3.0)
-        );
+        assert_eq!(parse_quantity("1 year 2 mons -3 days"), Some(365.25 + 60.0 - 3.0));
         assert_eq!(parse_quantity("1 day -06:00:00"), Some(0.75));
-        for text in [
-            "12:30:00",
-            "3 weeks",
-            "days",
-            "2 days 1:2:3:4",
-            "2 days 10:00 x",
-        ] {
+        for text in ["12:30:00", "3 weeks", "days", "2 days 1:2:3:4", "2 days 10:00 x"] {
             assert_eq!(parse_quantity(text), None, "{text}");
         }
-        for text in [
-            "007",
-            "02134",
-            "1,23",
-            "abc",
-            "",
-            "NaN",
-            "inf",
-            "12abc",
-            "C002",
-            "-",
-            "1.2.3",
-            "2023-01-01",
-        ] {
+        for text in ["007", "02134", "1,23", "abc", "", "NaN", "inf", "12abc", "C002", "-", "1.2.3", "2023-01-01"] {
             assert_eq!(parse_number(text), None, "{text}");
         }
     }
 
     #[test]
     fn instants() {
-        assert_eq!(
-            normalize_instant("2023-01-31").as_deref(),
-            Some("2023-01-31T00:00:00")
-        );
-        assert_eq!(
-            normalize_instant("2023-01").as_deref(),
-            Some("2023-01-01T00:00:00")
-        );
-        assert_eq!(
-            normalize_instant("2023-01-31 12:30:00+02").as_deref(),
-            Some("2023-01-31T12:30:00")
-        );
-        assert_eq!(
-            normalize_instant("2023-01-31T12:30:00.25+00:00").as_deref(),
-            Some("2023-01-31T12:30:00.25")
-        );
-        assert_eq!(
-            normalize_instant("2023-01-31T12:30Z").as_deref(),
-            Some("2023-01-31T12:30:00")
-        );
-        for text in [
-            "2023-13-01",
-            "2023-1-1",
-            "20230101",
-            "762 days 12:30:00",
-            "2023-01-31 noon",
-            "2023",
-        ] {
+        assert_eq!(normalize_instant("2023-01-31").as_deref(), Some("2023-01-31T00:00:00"));
+        assert_eq!(normalize_instant("2023-01").as_deref(), Some("2023-01-01T00:00:00"));
+        assert_eq!(normalize_instant("2023-01-31 12:30:00+02").as_deref(), Some("2023-01-31T12:30:00"));
+        assert_eq!(normalize_instant("2023-01-31T12:30:00.25+00:00").as_deref(), Some("2023-01-31T12:30:00.25"));
+        assert_eq!(normalize_instant("2023-01-31T12:30Z").as_deref(), Some("2023-01-31T12:30:00"));
+        for text in ["2023-13-01", "2023-1-1", "20230101", "762 days 12:30:00", "2023-01-31 noon", "2023"] {
             assert_eq!(normalize_instant(text), None, "{text}");
         }
     }
@@ -603,11 +507,6 @@ mod tests {
                 && is_id_name("id")
                 && is_id_name("aid")
         );
-        assert!(
-            !is_id_name("paid")
-                && !is_id_name("bid")
-                && !is_id_name("did_count")
-                && !is_id_name("width")
-        );
+        assert!(!is_id_name("paid") && !is_id_name("bid") && !is_id_name("did_count") && !is_id_name("width"));
     }
 }

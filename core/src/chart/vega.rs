@@ -38,11 +38,7 @@ pub fn spec(
     title: &str,
 ) -> Value {
     let values = data_values(columns, rows);
-    let mut description = format!(
-        "{} suggested for {} row(s).",
-        plan.chart.as_str(),
-        total_rows
-    );
+    let mut description = format!("{} suggested for {} row(s).", plan.chart.as_str(), total_rows);
     if total_rows > rows.len() {
         description.push_str(&format!(
             " The data is capped at the first {} of {} rows.",
@@ -85,12 +81,7 @@ fn data_values(columns: &[ColumnProfile], rows: &[&Map<String, Value>]) -> Value
     let converted = rows.iter().map(|row| {
         let object: Map<String, Value> = row
             .iter()
-            .map(|(key, value)| {
-                (
-                    key.clone(),
-                    chart_value(value, roles.get(key.as_str()).copied()),
-                )
-            })
+            .map(|(key, value)| (key.clone(), chart_value(value, roles.get(key.as_str()).copied())))
             .collect();
         Value::Object(object)
     });
@@ -99,10 +90,9 @@ fn data_values(columns: &[ColumnProfile], rows: &[&Map<String, Value>]) -> Value
 
 fn chart_value(value: &Value, role: Option<Role>) -> Value {
     match (value, role) {
-        (
-            Value::String(s),
-            Some(Role::Measure | Role::Temporal(TimeKind::Year | TimeKind::Bucket)),
-        ) => profile::parse_quantity(s).map_or_else(|| value.clone(), |x| json!(x)),
+        (Value::String(s), Some(Role::Measure | Role::Temporal(TimeKind::Year | TimeKind::Bucket))) => {
+            profile::parse_quantity(s).map_or_else(|| value.clone(), |x| json!(x))
+        }
         (Value::String(s), Some(Role::Temporal(TimeKind::Instant))) => {
             profile::normalize_instant(s).map_or_else(|| value.clone(), Value::String)
         }
@@ -116,11 +106,7 @@ fn channel(column: &ColumnProfile, kind: &str) -> Map<String, Value> {
     let mut c = Map::new();
     c.insert("field".into(), json!(field_ref(&column.name)));
     c.insert("type".into(), json!(kind));
-    let title = if column.in_days {
-        format!("{} (days)", column.name)
-    } else {
-        column.name.clone()
-    };
+    let title = if column.in_days { format!("{} (days)", column.name) } else { column.name.clone() };
     c.insert("title".into(), json!(title));
     c
 }
@@ -162,20 +148,11 @@ fn time_channel(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Map<Str
 }
 
 fn distinct_texts(rows: &[&Map<String, Value>], name: &str) -> HashSet<String> {
-    rows.iter()
-        .filter_map(|row| row.get(name))
-        .filter(|v| !v.is_null())
-        .map(profile::display_text)
-        .collect()
+    rows.iter().filter_map(|row| row.get(name)).filter(|v| !v.is_null()).map(profile::display_text).collect()
 }
 
 fn tooltip(channels: &[&Map<String, Value>]) -> Value {
-    Value::Array(
-        channels
-            .iter()
-            .map(|c| Value::Object((*c).clone()))
-            .collect(),
-    )
+    Value::Array(channels.iter().map(|c| Value::Object((*c).clone())).collect())
 }
 
 fn line(
@@ -250,12 +227,7 @@ fn bar(plan: &Plan, label: &ColumnProfile, measure: Option<&ColumnProfile>) -> V
 }
 
 /// Stacked or grouped bars: a second category splits each bar.
-fn split_bar(
-    plan: &Plan,
-    label: &ColumnProfile,
-    measure: &ColumnProfile,
-    series: &ColumnProfile,
-) -> Value {
+fn split_bar(plan: &Plan, label: &ColumnProfile, measure: &ColumnProfile, series: &ColumnProfile) -> Value {
     let (label_axis, value_axis) = axes(plan);
     let lc = label_channel(plan, label, value_axis);
     let vc = value_channel(plan, Some(measure));
@@ -275,10 +247,7 @@ fn arc(plan: &Plan, label: &ColumnProfile, measure: &ColumnProfile) -> Value {
     let mut theta = value_channel(plan, Some(measure));
     theta.insert("stack".into(), json!(true));
     let mut colour = channel(label, "nominal");
-    colour.insert(
-        "sort".into(),
-        json!({"field": field_ref(&measure.name), "op": "sum", "order": "descending"}),
-    );
+    colour.insert("sort".into(), json!({"field": field_ref(&measure.name), "op": "sum", "order": "descending"}));
     let mut mark = json!({"type": "arc", "outerRadius": 120});
     if plan.chart == ChartType::Donut {
         mark["innerRadius"] = json!(60);
@@ -295,23 +264,14 @@ fn arc(plan: &Plan, label: &ColumnProfile, measure: &ColumnProfile) -> Value {
     })
 }
 
-fn scatter(
-    x: &ColumnProfile,
-    y: &ColumnProfile,
-    colour: Option<&ColumnProfile>,
-    columns: &[ColumnProfile],
-) -> Value {
+fn scatter(x: &ColumnProfile, y: &ColumnProfile, colour: Option<&ColumnProfile>, columns: &[ColumnProfile]) -> Value {
     let mut xc = channel(x, "quantitative");
     xc.insert("scale".into(), json!({"zero": false}));
     let mut yc = channel(y, "quantitative");
     yc.insert("scale".into(), json!({"zero": false}));
     // Hovering a point names it: labels first, then the two measures.
-    let labels: Vec<Map<String, Value>> = columns
-        .iter()
-        .filter(|c| c.is_label())
-        .take(2)
-        .map(|c| channel(c, "nominal"))
-        .collect();
+    let labels: Vec<Map<String, Value>> =
+        columns.iter().filter(|c| c.is_label()).take(2).map(|c| channel(c, "nominal")).collect();
     let mut tips: Vec<&Map<String, Value>> = labels.iter().collect();
     tips.extend([&xc, &yc]);
     let mut encoding = Map::new();
@@ -396,12 +356,8 @@ fn table_text(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Value {
 /// Day or month names in calendar order (Monday first) when every value of the column is one;
 /// alphabetical order would put Friday first.
 fn calendar_order(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Option<Value> {
-    let values: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.get(&column.name))
-        .filter(|v| !v.is_null())
-        .map(profile::display_text)
-        .collect();
+    let values: Vec<String> =
+        rows.iter().filter_map(|r| r.get(&column.name)).filter(|v| !v.is_null()).map(profile::display_text).collect();
     if values.is_empty() {
         return None;
     }
@@ -416,11 +372,7 @@ fn calendar_order(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Optio
 
 fn kpi(measure: &ColumnProfile) -> Value {
     let value = measure.max;
-    let format = if value.fract() == 0.0 || value.abs() >= 100.0 {
-        ",.2~f"
-    } else {
-        ",.4~r"
-    };
+    let format = if value.fract() == 0.0 || value.abs() >= 100.0 { ",.2~f" } else { ",.4~r" };
     let mut text = channel(measure, "quantitative");
     text.insert("format".into(), json!(format));
     json!({
@@ -435,11 +387,7 @@ fn kpi(measure: &ColumnProfile) -> Value {
 /// A text table: one text column per result column, one line per row (first 100 rows).
 fn table(columns: &[ColumnProfile], data: &[&Map<String, Value>], description: &mut String) -> Value {
     let rows = data.len();
-    let shown: Vec<&ColumnProfile> = columns
-        .iter()
-        .filter(|c| !c.name.is_empty())
-        .take(TABLE_COLUMNS)
-        .collect();
+    let shown: Vec<&ColumnProfile> = columns.iter().filter(|c| !c.name.is_empty()).take(TABLE_COLUMNS).collect();
     if shown.is_empty() {
         let text = json!({"mark": {"type": "text"}, "encoding": {"text": {"value": if rows == 0 { "No rows" } else { "No columns" }}}});
         if rows > 0 {
@@ -452,11 +400,7 @@ fn table(columns: &[ColumnProfile], data: &[&Map<String, Value>], description: &
         description.push_str(&format!(" The table shows the first {TABLE_ROWS} rows."));
     }
     if columns.len() > shown.len() {
-        description.push_str(&format!(
-            " The table shows the first {} of {} columns.",
-            shown.len(),
-            columns.len()
-        ));
+        description.push_str(&format!(" The table shows the first {} of {} columns.", shown.len(), columns.len()));
     }
     let taken: HashSet<&str> = columns.iter().map(|c| c.name.as_str()).collect();
     let mut row_field = "row_number".to_string();
@@ -515,7 +459,10 @@ mod calendar_tests {
         let refs: Vec<&Map<String, Value>> = rows.iter().collect();
         let column = profile::profile("day", &refs, false);
         assert_eq!(calendar_order(&column, &refs), Some(json!(["Mon", "Wed", "Fri"])));
-        let other: Vec<Map<String, Value>> = vec![json!({"day": "Mon"}).as_object().cloned().unwrap_or_default(), json!({"day": "x"}).as_object().cloned().unwrap_or_default()];
+        let other: Vec<Map<String, Value>> = vec![
+            json!({"day": "Mon"}).as_object().cloned().unwrap_or_default(),
+            json!({"day": "x"}).as_object().cloned().unwrap_or_default(),
+        ];
         let refs: Vec<&Map<String, Value>> = other.iter().collect();
         assert_eq!(calendar_order(&profile::profile("day", &refs, false), &refs), None);
     }

@@ -42,7 +42,12 @@ fn hops_from(catalog: &Catalog, from: usize, index: &HashMap<(&str, &str), usize
                 .columns
                 .iter()
                 .zip(&fk.ref_columns)
-                .map(|(a, b)| Some((table.columns.iter().position(|c| &c.name == a)?, target.columns.iter().position(|c| &c.name == b)?)))
+                .map(|(a, b)| {
+                    Some((
+                        table.columns.iter().position(|c| &c.name == a)?,
+                        target.columns.iter().position(|c| &c.name == b)?,
+                    ))
+                })
                 .collect::<Option<Vec<_>>>()?;
             Some(Hop { from, to, pairs })
         })
@@ -79,10 +84,13 @@ pub(crate) fn reachable(catalog: &Catalog, base: usize, index: &HashMap<(&str, &
                 }
             }
         }
-        frontier = next.iter().filter_map(|(t, r)| match r {
-            Reach::Path(p) => Some((*t, p.clone())),
-            Reach::Ambiguous => None,
-        }).collect();
+        frontier = next
+            .iter()
+            .filter_map(|(t, r)| match r {
+                Reach::Path(p) => Some((*t, p.clone())),
+                Reach::Ambiguous => None,
+            })
+            .collect();
         frontier.sort_by_key(|(t, _)| *t);
         found.extend(next);
     }

@@ -73,7 +73,9 @@ pub enum Decision {
 pub fn plan(catalog: &Catalog, question: &str, probe: &mut dyn Probe) -> Decision {
     match parse::parse(catalog, question, probe) {
         Ok(parsed) => {
-            let Some(tables) = parsed.query.tables().into_iter().map(|t| catalog.tables.get(t).map(|t| t.display_name())).collect() else {
+            let Some(tables) =
+                parsed.query.tables().into_iter().map(|t| catalog.tables.get(t).map(|t| t.display_name())).collect()
+            else {
                 return Decision::Decline("internal: no table".into());
             };
             Decision::Answer(OfflinePlan {

@@ -141,7 +141,18 @@ fn unit_of(word: &str) -> Option<Unit> {
 
 fn month_number(word: &str) -> Option<u32> {
     const MONTHS: &[&str] = &[
-        "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
     ];
     if word.len() < 3 {
         return None;
@@ -163,10 +174,43 @@ impl Parser<'_> {
     /// Sentences that only say how to match strings ("Always filter names using ILIKE").
     fn instructions(&mut self) {
         const WORDS: &[&str] = &[
-            "always", "filter", "filtering", "match", "matching", "all", "strings", "string", "names", "name",
-            "text", "values", "value", "using", "use", "with", "ilike", "like", "percent", "sign", "signs",
-            "wildcard", "wildcards", "operator", "operators", "case", "insensitively", "insensitive",
-            "exact", "exactly", "an", "a", "the", "on", "and", "columns", "column",
+            "always",
+            "filter",
+            "filtering",
+            "match",
+            "matching",
+            "all",
+            "strings",
+            "string",
+            "names",
+            "name",
+            "text",
+            "values",
+            "value",
+            "using",
+            "use",
+            "with",
+            "ilike",
+            "like",
+            "percent",
+            "sign",
+            "signs",
+            "wildcard",
+            "wildcards",
+            "operator",
+            "operators",
+            "case",
+            "insensitively",
+            "insensitive",
+            "exact",
+            "exactly",
+            "an",
+            "a",
+            "the",
+            "on",
+            "and",
+            "columns",
+            "column",
         ];
         let mut start = 0;
         while start < self.toks.len() {
@@ -176,7 +220,10 @@ impl Parser<'_> {
             let all_known = words.iter().all(|x| WORDS.contains(x) || is_column(x));
             let says_match = words.iter().any(|x| *x == "match" || *x == "filter" || *x == "matching");
             if !words.is_empty() && all_known && says_match {
-                if words.iter().any(|x| x.starts_with("insensitiv") || *x == "ilike" || x.starts_with("wildcard") || *x == "like") {
+                if words
+                    .iter()
+                    .any(|x| x.starts_with("insensitiv") || *x == "ilike" || x.starts_with("wildcard") || *x == "like")
+                {
                     self.mode = MatchMode::Contains;
                 }
                 self.mark(start, end + 1);
@@ -243,8 +290,11 @@ impl Parser<'_> {
             return Some((d.clone(), 1));
         }
         let month = month_number(w(&self.toks, i))?;
-        let (Some(Tok::Num(day)), Some(Tok::Num(year))) = (self.toks.get(i + 1), self.toks.get(i + 2)) else { return None };
-        if day.fract() != 0.0 || !(1.0..=31.0).contains(day) || year.fract() != 0.0 || !(1800.0..=2200.0).contains(year) {
+        let (Some(Tok::Num(day)), Some(Tok::Num(year))) = (self.toks.get(i + 1), self.toks.get(i + 2)) else {
+            return None;
+        };
+        if day.fract() != 0.0 || !(1.0..=31.0).contains(day) || year.fract() != 0.0 || !(1800.0..=2200.0).contains(year)
+        {
             return None;
         }
         Some((format!("{:04}-{:02}-{:02}", *year as i32, month, *day as u32), 3))
@@ -455,7 +505,10 @@ impl Parser<'_> {
 
     /// The first free "to" or "out of" after a ratio cue divides its two parts.
     fn ratio_separator(&mut self, from: usize) {
-        let Some(i) = (from..self.toks.len()).find(|&i| self.free(i) && matches!(w(&self.toks, i), "to" | "out")) else { return };
+        let Some(i) = (from..self.toks.len()).find(|&i| self.free(i) && matches!(w(&self.toks, i), "to" | "out"))
+        else {
+            return;
+        };
         let len = match (w(&self.toks, i), w(&self.toks, i + 1)) {
             ("to", _) => 1,
             ("out", "of") => 2,
@@ -467,8 +520,11 @@ impl Parser<'_> {
 
     fn range_phrase(&mut self, from: usize) -> Option<usize> {
         let sup = |word: &str| match word {
-            "highest" | "largest" | "biggest" | "greatest" | "most" | "longest" | "best" | "tallest" | "top" | "newest" | "latest" => Some(true),
-            "lowest" | "smallest" | "least" | "fewest" | "shortest" | "worst" | "bottom" | "oldest" | "earliest" => Some(false),
+            "highest" | "largest" | "biggest" | "greatest" | "most" | "longest" | "best" | "tallest" | "top"
+            | "newest" | "latest" => Some(true),
+            "lowest" | "smallest" | "least" | "fewest" | "shortest" | "worst" | "bottom" | "oldest" | "earliest" => {
+                Some(false)
+            }
             _ => None,
         };
         let mut j = from + 1;
@@ -487,7 +543,10 @@ impl Parser<'_> {
         }
         // Words between the superlatives are left for the schema ("from the best ratings").
         self.push(from, from + 1, Item::Cue(Cue::Range(first, k + 1)));
-        if from > 0 && self.free(from - 1) && matches!(w(&self.toks, from - 1), "ordered" | "sorted" | "ranked" | "arranged" | "starting" | "going") {
+        if from > 0
+            && self.free(from - 1)
+            && matches!(w(&self.toks, from - 1), "ordered" | "sorted" | "ranked" | "arranged" | "starting" | "going")
+        {
             self.mark(from - 1, from);
         }
         self.mark(j, j + 1);
@@ -509,7 +568,9 @@ impl Parser<'_> {
                 i += 1;
                 continue;
             }
-            let max = (i..self.toks.len().min(i + MAX_TERM_WORDS)).take_while(|&k| self.free(k) && self.toks[k].word().is_some()).count();
+            let max = (i..self.toks.len().min(i + MAX_TERM_WORDS))
+                .take_while(|&k| self.free(k) && self.toks[k].word().is_some())
+                .count();
             let mut found = None;
             for len in (1..=max).rev() {
                 let last = w(&self.toks, i + len - 1);
@@ -553,12 +614,15 @@ impl Parser<'_> {
         }
         let tables: BTreeSet<usize> = mentions
             .iter()
-            .flat_map(|ts| ts.iter().map(|t| match t {
-                Target::Table(ti) | Target::Column(ti, _) => *ti,
-            }))
+            .flat_map(|ts| {
+                ts.iter().map(|t| match t {
+                    Target::Table(ti) | Target::Column(ti, _) => *ti,
+                })
+            })
             .collect();
         let in_table = |ti: usize, t: &Target| matches!(t, Target::Table(x) | Target::Column(x, _) if *x == ti);
-        let fits: Vec<usize> = tables.into_iter().filter(|ti| mentions.iter().all(|ts| ts.iter().any(|t| in_table(*ti, t)))).collect();
+        let fits: Vec<usize> =
+            tables.into_iter().filter(|ti| mentions.iter().all(|ts| ts.iter().any(|t| in_table(*ti, t)))).collect();
         let named: Vec<usize> =
             fits.iter().copied().filter(|ti| mentions.iter().any(|ts| ts.contains(&Target::Table(*ti)))).collect();
         let base = match (fits.as_slice(), named.as_slice()) {
@@ -589,7 +653,8 @@ impl Parser<'_> {
         let Some((base, reach)) = fitting.pop() else {
             return Err("the question's words span tables that no foreign keys join".into());
         };
-        let mut scope: Vec<usize> = mentions.iter().flatten().copied().filter(|t| *t != base && reach.contains_key(t)).collect();
+        let mut scope: Vec<usize> =
+            mentions.iter().flatten().copied().filter(|t| *t != base && reach.contains_key(t)).collect();
         scope.sort();
         scope.dedup();
         scope.insert(0, base);
@@ -643,7 +708,8 @@ impl Parser<'_> {
                         Some((targets, *plural))
                     } else if let (Some((ti, ci)), [Target::Column(bt, bc)]) = (a_col, b_cols.as_slice()) {
                         let a_words: Vec<&String> = self.stems[a.start..a.end].iter().collect();
-                        let comment_names_a = (*bt, *bc) != (ti, ci) && a_words.iter().all(|s| self.vocab.comment_has(*bt, *bc, s));
+                        let comment_names_a =
+                            (*bt, *bc) != (ti, ci) && a_words.iter().all(|s| self.vocab.comment_has(*bt, *bc, s));
                         comment_names_a.then(|| (vec![Target::Column(*bt, *bc)], *plural))
                     } else {
                         None
@@ -723,7 +789,22 @@ impl Parser<'_> {
         if candidates.is_empty() {
             return Ok(());
         }
-        const FREE_TEXT: &[&str] = &["description", "abstract", "comment", "comments", "note", "notes", "body", "text", "url", "homepage", "email", "phone", "address", "password"];
+        const FREE_TEXT: &[&str] = &[
+            "description",
+            "abstract",
+            "comment",
+            "comments",
+            "note",
+            "notes",
+            "body",
+            "text",
+            "url",
+            "homepage",
+            "email",
+            "phone",
+            "address",
+            "password",
+        ];
         let mut columns: Vec<ColRef> = Vec::new();
         for &ti in &self.scope {
             for (ci, c) in self.catalog.tables[ti].columns.iter().enumerate() {
@@ -786,7 +867,9 @@ impl Parser<'_> {
                 (_, Some(si)) => {
                     let Item::Mention { targets, .. } = &self.spans[si].item else { continue };
                     let c = targets.iter().find_map(|t| match t {
-                        Target::Column(ti, ci) if cols.contains(&ColRef { table: *ti, column: *ci }) => Some(ColRef { table: *ti, column: *ci }),
+                        Target::Column(ti, ci) if cols.contains(&ColRef { table: *ti, column: *ci }) => {
+                            Some(ColRef { table: *ti, column: *ci })
+                        }
                         _ => None,
                     });
                     let Some(c) = c else { continue };
@@ -809,7 +892,8 @@ impl Parser<'_> {
                 *c = true;
             }
             // "Italian food": a following word of the column's name belongs to the value.
-            let col_stems: Vec<String> = self.vocab.column_words[column.table][column.column].iter().map(|x| stem(x)).collect();
+            let col_stems: Vec<String> =
+                self.vocab.column_words[column.table][column.column].iter().map(|x| stem(x)).collect();
             if self.free(end) && col_stems.contains(&self.stems[end]) {
                 self.mark(end, end + 1);
             }
@@ -887,7 +971,8 @@ impl Parser<'_> {
             return Ok(*c);
         }
         let table = &self.catalog.tables[base];
-        let temporal: Vec<usize> = table.columns.iter().enumerate().filter(|(_, c)| c.is_temporal()).map(|(i, _)| i).collect();
+        let temporal: Vec<usize> =
+            table.columns.iter().enumerate().filter(|(_, c)| c.is_temporal()).map(|(i, _)| i).collect();
         match temporal.as_slice() {
             [one] => Ok(ColRef { table: base, column: *one }),
             [] => Err(format!("{} has no date column for the time in the question", table.name)),
@@ -928,7 +1013,8 @@ impl Parser<'_> {
         let mut context_entities: Vec<usize> = Vec::new();
         let mut ratio_cue: Option<(usize, bool)> = None;
         // Money words are a sum of the one amount column among the tables reached.
-        let money: Vec<Option<ColRef>> = (0..items.len()).map(|k| self.money_column(&items, k).transpose()).collect::<Result<_, _>>()?;
+        let money: Vec<Option<ColRef>> =
+            (0..items.len()).map(|k| self.money_column(&items, k).transpose()).collect::<Result<_, _>>()?;
         let mut subject_plural = true;
         let mut direction: Option<bool> = None;
         let mut alphabetical = false;
@@ -959,7 +1045,9 @@ impl Parser<'_> {
                         distinct = true;
                         j += 1;
                     }
-                    let Some((targets, _)) = mention(j) else { return Err("\"how many\" / \"number of\" is not followed by what to count".into()) };
+                    let Some((targets, _)) = mention(j) else {
+                        return Err("\"how many\" / \"number of\" is not followed by what to count".into());
+                    };
                     if targets.contains(&Target::Table(base)) && !distinct {
                         push_measure(&mut q, Measure { agg: Agg::Count, column: None });
                         let (start, plural) = (items[j].0, mention(j).is_some_and(|(_, p)| p));
@@ -975,7 +1063,9 @@ impl Parser<'_> {
                 }
                 Item::Cue(Cue::Agg(agg)) => {
                     // "total number of" is a count; "total <numeric column>" is a sum.
-                    let Some((targets, _)) = mention(k + 1) else { return Err("an aggregate is not followed by a column".into()) };
+                    let Some((targets, _)) = mention(k + 1) else {
+                        return Err("an aggregate is not followed by a column".into());
+                    };
                     // Sums and averages of a joined table's column would count its rows once per
                     // base row.
                     let summable = |c: ColRef| c.table == base || matches!(agg, Agg::Min | Agg::Max);
@@ -999,7 +1089,9 @@ impl Parser<'_> {
                 Item::Cue(Cue::Sup(desc)) => {
                     match items.get(k + 1).map(|x| &x.2) {
                         Some(Item::Cue(Cue::Count)) => {
-                            let Some((targets, _)) = mention(k + 2) else { return Err("\"most\" is not followed by what to count".into()) };
+                            let Some((targets, _)) = mention(k + 2) else {
+                                return Err("\"most\" is not followed by what to count".into());
+                            };
                             if !targets.contains(&Target::Table(base)) {
                                 return Err("cannot tell what to count".into());
                             }
@@ -1009,9 +1101,14 @@ impl Parser<'_> {
                             continue;
                         }
                         Some(Item::Cue(Cue::Agg(agg))) => {
-                            let Some((targets, _)) = mention(k + 2) else { return Err("an aggregate is not followed by a column".into()) };
+                            let Some((targets, _)) = mention(k + 2) else {
+                                return Err("an aggregate is not followed by a column".into());
+                            };
                             let summable = |c: &ColRef| c.table == base || matches!(agg, Agg::Min | Agg::Max);
-                            let Some(c) = self.column_of(base, targets).filter(|c| self.is_numeric(*c) && summable(c)) else { return Err("an aggregate applies to a column that is not numeric".into()) };
+                            let Some(c) = self.column_of(base, targets).filter(|c| self.is_numeric(*c) && summable(c))
+                            else {
+                                return Err("an aggregate applies to a column that is not numeric".into());
+                            };
                             let m = push_measure(&mut q, Measure { agg: *agg, column: Some(c) });
                             q.order = Some((OrderKey::Measure(m), *desc));
                             k += 3;
@@ -1026,13 +1123,19 @@ impl Parser<'_> {
                                 continue;
                             }
                             let targets = targets.clone();
-                            let col = self.column_of(base, &targets).filter(|c| self.is_numeric(*c) || self.is_temporal(*c));
+                            let col =
+                                self.column_of(base, &targets).filter(|c| self.is_numeric(*c) || self.is_temporal(*c));
                             let followed_by_of_table = matches!(w(&self.toks, items[k + 1].1), "of" | "among")
                                 && matches!(mention(k + 2), Some((t, _)) if t.contains(&Target::Table(base)));
                             if let Some(c) = col {
                                 named_columns.push(c);
-                                if followed_by_of_table || (subject_table.is_none() && subject_col.is_none() && loose.is_empty()) {
-                                    push_measure(&mut q, Measure { agg: if *desc { Agg::Max } else { Agg::Min }, column: Some(c) });
+                                if followed_by_of_table
+                                    || (subject_table.is_none() && subject_col.is_none() && loose.is_empty())
+                                {
+                                    push_measure(
+                                        &mut q,
+                                        Measure { agg: if *desc { Agg::Max } else { Agg::Min }, column: Some(c) },
+                                    );
                                 } else {
                                     q.order = Some((OrderKey::Column(c), *desc));
                                 }
@@ -1077,7 +1180,12 @@ impl Parser<'_> {
                                 k += 2;
                                 continue;
                             }
-                            if let Some(t) = self.column_of(base, &targets).is_none().then(|| self.entity_of(base, &targets)).flatten() {
+                            if let Some(t) = self
+                                .column_of(base, &targets)
+                                .is_none()
+                                .then(|| self.entity_of(base, &targets))
+                                .flatten()
+                            {
                                 // "by product category": the rows of a joined table.
                                 q.groups.push(self.entity_group(t)?);
                                 k += 2;
@@ -1086,7 +1194,12 @@ impl Parser<'_> {
                             let Some(c) = self.column_of(base, &targets) else {
                                 return Err("grouping by a whole table is not something the offline engine does".into());
                             };
-                            if by && self.is_numeric(c) && q.groups.is_empty() && q.measures.is_empty() && self.year_column(base) != Some(c) {
+                            if by
+                                && self.is_numeric(c)
+                                && q.groups.is_empty()
+                                && q.measures.is_empty()
+                                && self.year_column(base) != Some(c)
+                            {
                                 // "top 5 restaurants by rating"
                                 q.order = Some((OrderKey::Column(c), true));
                                 named_columns.push(c);
@@ -1181,7 +1294,12 @@ impl Parser<'_> {
                         push_measure(&mut q, Measure { agg: Agg::Sum, column: Some(c) });
                         named_columns.push(c);
                     } else if let Some(t) = entity {
-                        if subject_entity.is_none() && subject_col.is_none() && subject_table.is_none() && q.measures.is_empty() && loose.is_empty() {
+                        if subject_entity.is_none()
+                            && subject_col.is_none()
+                            && subject_table.is_none()
+                            && q.measures.is_empty()
+                            && loose.is_empty()
+                        {
                             subject_entity = Some(t);
                             subject_plural = *plural;
                         } else {
@@ -1193,7 +1311,8 @@ impl Parser<'_> {
                     } else if let Some(c) = col {
                         column_ends.push((*end, c));
                         named_columns.push(c);
-                        if subject_col.is_none() && subject_table.is_none() && q.measures.is_empty() && loose.is_empty() {
+                        if subject_col.is_none() && subject_table.is_none() && q.measures.is_empty() && loose.is_empty()
+                        {
                             subject_col = Some(c);
                             subject_col_end = *end;
                             subject_plural = *plural;
@@ -1210,7 +1329,12 @@ impl Parser<'_> {
 
         // Bucket words standing alone ("monthly average price").
         for i in 0..self.toks.len() {
-            if self.free(i) && matches!(w(&self.toks, i), "daily" | "weekly" | "monthly" | "quarterly" | "yearly" | "annual" | "annually") {
+            if self.free(i)
+                && matches!(
+                    w(&self.toks, i),
+                    "daily" | "weekly" | "monthly" | "quarterly" | "yearly" | "annual" | "annually"
+                )
+            {
                 let unit = unit_of(w(&self.toks, i)).unwrap_or(Unit::Month);
                 let key = match (unit, self.year_column(base)) {
                     (Unit::Year, Some(c)) => GroupKey::Column(c),
@@ -1226,7 +1350,9 @@ impl Parser<'_> {
         for (pos, op, value) in std::mem::take(&mut self.comparisons) {
             let col = column_ends
                 .iter()
-                .filter(|(end, _)| *end == pos || (*end + 1 == pos && matches!(w(&self.toks, *end), "is" | "was" | "of")))
+                .filter(|(end, _)| {
+                    *end == pos || (*end + 1 == pos && matches!(w(&self.toks, *end), "is" | "was" | "of"))
+                })
                 .copied()
                 .next_back();
             let Some((col_end, col)) = col.filter(|(_, c)| self.is_numeric(*c)) else {
@@ -1245,8 +1371,12 @@ impl Parser<'_> {
                     Some(c) => Filter::Year { column: c, year: y, numeric: true },
                     None => Filter::Year { column: self.date_column(base, &named_columns)?, year: y, numeric: false },
                 },
-                TimePhrase::Recent(n, unit) => Filter::Recent { column: self.date_column(base, &named_columns)?, n, unit },
-                TimePhrase::Date(op, date) => Filter::Date { column: self.date_column(base, &named_columns)?, op, date },
+                TimePhrase::Recent(n, unit) => {
+                    Filter::Recent { column: self.date_column(base, &named_columns)?, n, unit }
+                }
+                TimePhrase::Date(op, date) => {
+                    Filter::Date { column: self.date_column(base, &named_columns)?, op, date }
+                }
             };
             if let Filter::Year { column, .. } | Filter::Recent { column, .. } | Filter::Date { column, .. } = &filter {
                 loose.retain(|(_, c)| c != column);
@@ -1267,15 +1397,26 @@ impl Parser<'_> {
         q.filters = filters.into_iter().map(|(_, f)| f).collect();
         // A joined table named next to a value is where the value is; named otherwise, its role
         // is unclear.
-        let filtered_tables: Vec<usize> = q.filters.iter().chain(q.ratio.iter().flat_map(|r| r.numerator.iter().chain(&r.denominator))).map(|f| filter_column(f).table).collect();
+        let filtered_tables: Vec<usize> = q
+            .filters
+            .iter()
+            .chain(q.ratio.iter().flat_map(|r| r.numerator.iter().chain(&r.denominator)))
+            .map(|f| filter_column(f).table)
+            .collect();
         if context_entities.iter().any(|t| !filtered_tables.contains(t)) {
             return Err("the question names a related table without saying how it is used".into());
         }
         // A date column named only to say which one the time phrase means is not an output.
-        let filter_cols: Vec<ColRef> = q.filters.iter().filter_map(|f| match f {
-            Filter::Year { column, .. } | Filter::Recent { column, .. } | Filter::Date { column, .. } => Some(*column),
-            _ => None,
-        }).collect();
+        let filter_cols: Vec<ColRef> = q
+            .filters
+            .iter()
+            .filter_map(|f| match f {
+                Filter::Year { column, .. } | Filter::Recent { column, .. } | Filter::Date { column, .. } => {
+                    Some(*column)
+                }
+                _ => None,
+            })
+            .collect();
         loose.retain(|(_, c)| !filter_cols.contains(c) || !self.is_temporal(*c));
         for (_, c) in loose {
             if !q.outputs.contains(&c) && subject_col != Some(c) {
@@ -1298,7 +1439,12 @@ impl Parser<'_> {
 
         // Shape.
         if q.ratio.is_some() {
-            if q.measures.iter().any(|m| *m != Measure { agg: Agg::Count, column: None }) || q.order.is_some() || top.is_some() || subject_table.is_none() || !q.outputs.is_empty() {
+            if q.measures.iter().any(|m| *m != Measure { agg: Agg::Count, column: None })
+                || q.order.is_some()
+                || top.is_some()
+                || subject_table.is_none()
+                || !q.outputs.is_empty()
+            {
                 return Err("a ratio of counts mixed with other measures or an order".into());
             }
             q.measures = vec![Measure { agg: Agg::Ratio, column: None }];
@@ -1371,11 +1517,15 @@ impl Parser<'_> {
                     return Err("cannot tell what to count".into());
                 }
             } else {
-                let time_like = q.groups.iter().all(|g| matches!(g, GroupKey::Bucket(..)) || Some(*g) == self.year_column(base).map(GroupKey::Column));
+                let time_like = q.groups.iter().all(|g| {
+                    matches!(g, GroupKey::Bucket(..)) || Some(*g) == self.year_column(base).map(GroupKey::Column)
+                });
                 if q.order.is_none() && !time_like {
                     q.order = Some((OrderKey::Measure(0), true));
                 }
-                if q.limit.is_none() && sup_order_is_singular(&q, subject_plural, subject_col.is_some() || subject_entity.is_some()) {
+                if q.limit.is_none()
+                    && sup_order_is_singular(&q, subject_plural, subject_col.is_some() || subject_entity.is_some())
+                {
                     q.limit = Some(1);
                 }
             }
@@ -1433,7 +1583,12 @@ impl Parser<'_> {
                 GroupKey::Entity { label, key } => columns.extend([*label, *key]),
             }
         }
-        columns.extend(q.filters.iter().chain(q.ratio.iter().flat_map(|r| r.numerator.iter().chain(&r.denominator))).map(filter_column));
+        columns.extend(
+            q.filters
+                .iter()
+                .chain(q.ratio.iter().flat_map(|r| r.numerator.iter().chain(&r.denominator)))
+                .map(filter_column),
+        );
         if let Some((OrderKey::Column(c), _)) = q.order {
             columns.push(c);
         }
@@ -1450,7 +1605,9 @@ impl Parser<'_> {
                         }
                     }
                 }
-                Some(Reach::Ambiguous) => return Err(format!("{} is joined in two different ways", self.catalog.tables[t].name)),
+                Some(Reach::Ambiguous) => {
+                    return Err(format!("{} is joined in two different ways", self.catalog.tables[t].name))
+                }
                 None => return Err("a column outside the tables the question reaches".into()),
             }
         }
@@ -1474,7 +1631,8 @@ impl Parser<'_> {
             _ => return None,
         };
         let mut found = self.vocab.column_words.get(base)?.iter().enumerate().filter(|(ci, words)| {
-            words.last().is_some_and(|l| nouns.contains(&l.as_str())) && self.is_numeric(ColRef { table: base, column: *ci })
+            words.last().is_some_and(|l| nouns.contains(&l.as_str()))
+                && self.is_numeric(ColRef { table: base, column: *ci })
         });
         match (found.next(), found.next()) {
             (Some((ci, _)), None) => Some(ColRef { table: base, column: ci }),
@@ -1484,15 +1642,26 @@ impl Parser<'_> {
 
     /// A measure phrase starting at item `k` ("number of customers", "total amount"): how many
     /// items it spans and its index in the query.
-    fn measure_at(&mut self, base: usize, items: &[(usize, usize, Item)], k: usize, q: &mut Query) -> Result<(usize, usize), String> {
+    fn measure_at(
+        &mut self,
+        base: usize,
+        items: &[(usize, usize, Item)],
+        k: usize,
+        q: &mut Query,
+    ) -> Result<(usize, usize), String> {
         let targets = match items.get(k + 1) {
             Some((_, _, Item::Mention { targets, .. })) => targets.clone(),
             _ => return Err("a measure without its column".into()),
         };
         let m = match &items[k].2 {
-            Item::Cue(Cue::Count) if targets.contains(&Target::Table(base)) => Measure { agg: Agg::Count, column: None },
+            Item::Cue(Cue::Count) if targets.contains(&Target::Table(base)) => {
+                Measure { agg: Agg::Count, column: None }
+            }
             Item::Cue(Cue::Agg(agg)) => {
-                let c = self.column_of(base, &targets).filter(|c| self.is_numeric(*c)).ok_or("an aggregate of a column that is not numeric")?;
+                let c = self
+                    .column_of(base, &targets)
+                    .filter(|c| self.is_numeric(*c))
+                    .ok_or("an aggregate of a column that is not numeric")?;
                 Measure { agg: *agg, column: Some(c) }
             }
             _ => return Err("cannot tell what to count".into()),
@@ -1509,7 +1678,9 @@ impl Parser<'_> {
         for i in 0..self.toks.len() {
             if self.free(i) && self.toks[i].word().is_some() {
                 let s = &self.stems[i];
-                if used_cols.iter().any(|c| self.vocab.comment_has(c.table, c.column, s)) && !is_meaningful(w(&self.toks, i)) {
+                if used_cols.iter().any(|c| self.vocab.comment_has(c.table, c.column, s))
+                    && !is_meaningful(w(&self.toks, i))
+                {
                     self.used[i] = true;
                 }
             }
@@ -1539,7 +1710,12 @@ fn filter_column(f: &Filter) -> ColRef {
 /// cue), its denominator (after "to" / "out of", on the numerator's columns) and the filters both
 /// share (time phrases, filters before the cue, other filters after the separator):
 /// "ratio of cancelled to delivered orders in 2025".
-fn split_ratio(cue: usize, separator: Option<usize>, percent: bool, filters: Vec<(usize, Filter)>) -> Result<(Ratio, Vec<(usize, Filter)>), String> {
+fn split_ratio(
+    cue: usize,
+    separator: Option<usize>,
+    percent: bool,
+    filters: Vec<(usize, Filter)>,
+) -> Result<(Ratio, Vec<(usize, Filter)>), String> {
     let is_time = |f: &Filter| matches!(f, Filter::Year { .. } | Filter::Date { .. } | Filter::Recent { .. });
     let (mut numerator, mut denominator, mut shared) = (Vec::new(), Vec::new(), Vec::new());
     let mut after = Vec::new();
@@ -1600,7 +1776,28 @@ fn mentions_tables(spans: &[Span]) -> Vec<BTreeSet<usize>> {
 
 /// Words that change a question's meaning and must never be explained away.
 fn is_meaningful(word: &str) -> bool {
-    matches!(word, "not" | "no" | "without" | "never" | "except" | "excluding" | "exclude" | "or" | "nor" | "neither" | "but" | "only" | "same" | "both" | "than" | "percent" | "ratio" | "each" | "by")
+    matches!(
+        word,
+        "not"
+            | "no"
+            | "without"
+            | "never"
+            | "except"
+            | "excluding"
+            | "exclude"
+            | "or"
+            | "nor"
+            | "neither"
+            | "but"
+            | "only"
+            | "same"
+            | "both"
+            | "than"
+            | "percent"
+            | "ratio"
+            | "each"
+            | "by"
+    )
 }
 
 fn is_plural(word: &str) -> bool {

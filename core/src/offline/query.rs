@@ -59,7 +59,10 @@ pub(crate) enum GroupKey {
     Bucket(ColRef, Unit),
     /// The rows of a joined table: shown by their label, grouped by label and key so that two
     /// rows with the same label stay apart.
-    Entity { label: ColRef, key: ColRef },
+    Entity {
+        label: ColRef,
+        key: ColRef,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,14 +96,34 @@ pub(crate) enum MatchMode {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Filter {
-    Value { column: ColRef, value: String, mode: MatchMode },
-    Number { column: ColRef, op: Op, value: f64 },
+    Value {
+        column: ColRef,
+        value: String,
+        mode: MatchMode,
+    },
+    Number {
+        column: ColRef,
+        op: Op,
+        value: f64,
+    },
     /// A whole calendar year, on a date column or on a numeric year column.
-    Year { column: ColRef, year: i32, numeric: bool },
+    Year {
+        column: ColRef,
+        year: i32,
+        numeric: bool,
+    },
     /// Compared with a date (`>=`, `<` on whole days).
-    Date { column: ColRef, op: Op, date: String },
+    Date {
+        column: ColRef,
+        op: Op,
+        date: String,
+    },
     /// Within the last `n` units up to now.
-    Recent { column: ColRef, n: u32, unit: Unit },
+    Recent {
+        column: ColRef,
+        n: u32,
+        unit: Unit,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,7 +238,12 @@ impl Query {
     }
 
     fn column_name(catalog: &Catalog, c: ColRef) -> String {
-        catalog.tables.get(c.table).and_then(|t| t.columns.get(c.column)).map(|col| col.name.to_lowercase()).unwrap_or_default()
+        catalog
+            .tables
+            .get(c.table)
+            .and_then(|t| t.columns.get(c.column))
+            .map(|col| col.name.to_lowercase())
+            .unwrap_or_default()
     }
 
     /// The output name of a measure (`count`, `average_rating`).
@@ -280,7 +308,9 @@ impl Query {
                 let escaped = value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
                 format!("{} ILIKE {}", self.col(catalog, *column), literal(&format!("%{escaped}%")))
             }
-            Filter::Number { column, op, value } => format!("{} {} {}", self.col(catalog, *column), op.sql(), number(*value)),
+            Filter::Number { column, op, value } => {
+                format!("{} {} {}", self.col(catalog, *column), op.sql(), number(*value))
+            }
             Filter::Year { column, year, numeric: true } => format!("{} = {year}", self.col(catalog, *column)),
             Filter::Year { column, year, numeric: false } => {
                 let c = self.col(catalog, *column);

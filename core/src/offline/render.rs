@@ -39,12 +39,17 @@ fn singular(noun: &str) -> String {
 }
 
 fn ratio_words(vocab: &Vocab, q: &Query, subject: &str, r: &Ratio) -> String {
-    let part = |filters: &[Filter]| filters.iter().map(|f| condition_words(vocab, q, f)).collect::<Vec<_>>().join(" and ");
+    let part =
+        |filters: &[Filter]| filters.iter().map(|f| condition_words(vocab, q, f)).collect::<Vec<_>>().join(" and ");
     match (r.percent, r.denominator.is_empty()) {
         (true, true) => format!("percentage of {subject} where {}", part(&r.numerator)),
-        (true, false) => format!("percentage of {subject} where {} among those where {}", part(&r.numerator), part(&r.denominator)),
+        (true, false) => {
+            format!("percentage of {subject} where {} among those where {}", part(&r.numerator), part(&r.denominator))
+        }
         (false, true) => format!("share of {subject} where {}", part(&r.numerator)),
-        (false, false) => format!("ratio of {subject} where {} to those where {}", part(&r.numerator), part(&r.denominator)),
+        (false, false) => {
+            format!("ratio of {subject} where {} to those where {}", part(&r.numerator), part(&r.denominator))
+        }
     }
 }
 
@@ -78,7 +83,9 @@ fn condition_words(vocab: &Vocab, q: &Query, f: &Filter) -> String {
         Filter::Number { column, op, value } => format!("{} {} {}", col(column), op.sql(), number(*value)),
         Filter::Year { column, year, .. } => format!("{} in {year}", col(column)),
         Filter::Date { column, op, date } => format!("{} {} {date}", col(column), op.sql()),
-        Filter::Recent { column, n, unit } => format!("{} in the last {n} {}{}", col(column), unit.name(), if *n == 1 { "" } else { "s" }),
+        Filter::Recent { column, n, unit } => {
+            format!("{} in the last {n} {}{}", col(column), unit.name(), if *n == 1 { "" } else { "s" })
+        }
     }
 }
 
@@ -134,9 +141,17 @@ fn suggestions(catalog: &Catalog, vocab: &Vocab, q: &Query, subject: &str, kind:
         w == "id" || w.ends_with(" id") || w.ends_with("id") && w.len() <= 4
     };
     let group = table.columns.iter().enumerate().find(|(ci, c)| {
-        c.is_text() && Some(*ci) != label && Some(*ci) != key && !is_id(*ci) && !q.groups.contains(&GroupKey::Column(ColRef { table: q.table, column: *ci }))
+        c.is_text()
+            && Some(*ci) != label
+            && Some(*ci) != key
+            && !is_id(*ci)
+            && !q.groups.contains(&GroupKey::Column(ColRef { table: q.table, column: *ci }))
     });
-    let measure = table.columns.iter().enumerate().find(|(ci, c)| c.is_numeric() && Some(*ci) != key && !is_id(*ci) && !words(*ci).ends_with("year"));
+    let measure = table
+        .columns
+        .iter()
+        .enumerate()
+        .find(|(ci, c)| c.is_numeric() && Some(*ci) != key && !is_id(*ci) && !words(*ci).ends_with("year"));
     let mut out = Vec::new();
     if let Some((ci, _)) = group {
         out.push(format!("How many {subject} are there per {}?", words(ci)));
@@ -217,12 +232,14 @@ pub(crate) fn answer(t: &AnswerTemplate, rs: &ResultSet) -> String {
         AnswerKind::Count => {
             let n = rs.rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::Null);
             let one = n.as_i64() == Some(1);
-            let noun = if one { t.subject.strip_suffix('s').unwrap_or(&t.subject).to_string() } else { t.subject.clone() };
+            let noun =
+                if one { t.subject.strip_suffix('s').unwrap_or(&t.subject).to_string() } else { t.subject.clone() };
             format!("There {} {} {noun}{where_}.", if one { "is" } else { "are" }, show(&n))
         }
         AnswerKind::Aggregate => {
             let Some(row) = rs.rows.first() else { return format!("No {} matched{where_}.", t.subject) };
-            let parts: Vec<String> = t.measures.iter().zip(row).map(|(m, v)| format!("the {m} is {}", show(v))).collect();
+            let parts: Vec<String> =
+                t.measures.iter().zip(row).map(|(m, v)| format!("the {m} is {}", show(v))).collect();
             let mut text = format!("For {}{where_}, {}.", t.subject, parts.join(" and "));
             if let Some(first) = text.get(..1) {
                 text = first.to_uppercase() + &text[1..];
@@ -248,7 +265,11 @@ pub(crate) fn answer(t: &AnswerTemplate, rs: &ResultSet) -> String {
             let groups = t.groups.join(" and ");
             match (&t.ranked_by, t.limit) {
                 (Some((by, desc)), Some(1)) => {
-                    format!("The {groups} with the {} {by}{where_} is {}.", if *desc { "highest" } else { "lowest" }, items.join(", "))
+                    format!(
+                        "The {groups} with the {} {by}{where_} is {}.",
+                        if *desc { "highest" } else { "lowest" },
+                        items.join(", ")
+                    )
                 }
                 (Some((by, desc)), Some(n)) => format!(
                     "The {} {n} {} by {by}{where_} are: {}.",

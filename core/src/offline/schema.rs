@@ -24,12 +24,15 @@ const GENERIC_SUFFIXES: &[&str] = &["name", "num", "number", "nbr", "no", "cnt",
 const COUNT_SUFFIXES: &[&str] = &["num", "number", "nbr", "no", "cnt", "count"];
 
 /// Question words that mean an amount of money.
-const MONEY_WORDS: &[&str] =
-    &["revenue", "revenues", "sales", "income", "money", "spent", "spend", "spending", "earned", "earnings", "turnover", "takings"];
+const MONEY_WORDS: &[&str] = &[
+    "revenue", "revenues", "sales", "income", "money", "spent", "spend", "spending", "earned", "earnings", "turnover",
+    "takings",
+];
 /// Words of a column name that say it holds an amount of money (also at the end of a word: `sbtxamount`).
 const MONEY_COLUMN_WORDS: &[&str] = &["amount", "revenue", "sales", "income", "turnover"];
 /// Words of a column name that say it holds something else.
-const NOT_MONEY_WORDS: &[&str] = &["count", "number", "num", "qty", "quantity", "id", "rate", "pct", "percent", "ratio"];
+const NOT_MONEY_WORDS: &[&str] =
+    &["count", "number", "num", "qty", "quantity", "id", "rate", "pct", "percent", "ratio"];
 
 pub(crate) struct Vocab {
     /// Term key (the stems of its words, concatenated) -> what it names.
@@ -49,7 +52,6 @@ pub(crate) struct Vocab {
 pub(crate) fn key<S: AsRef<str>>(words: &[S]) -> String {
     words.iter().map(|w| stem(w.as_ref())).collect()
 }
-
 
 /// The longest prefix shared by all names when removing it leaves at least `min_rest` characters
 /// of each (e.g. `sb` of `sbcustomer`, `sbticker`).
@@ -194,8 +196,9 @@ impl Vocab {
     /// comment calls it revenue, sales or income.
     fn holds_money(&self, ti: usize, ci: usize) -> bool {
         let Some(words) = self.column_words.get(ti).and_then(|t| t.get(ci)) else { return false };
-        let named = words.iter().any(|w| MONEY_COLUMN_WORDS.iter().any(|m| w == m || (w.len() > m.len() && w.ends_with(m))))
-            && !words.iter().any(|w| NOT_MONEY_WORDS.contains(&w.as_str()));
+        let named =
+            words.iter().any(|w| MONEY_COLUMN_WORDS.iter().any(|m| w == m || (w.len() > m.len() && w.ends_with(m))))
+                && !words.iter().any(|w| NOT_MONEY_WORDS.contains(&w.as_str()));
         named || ["revenu", "sale", "income"].iter().any(|s| self.comment_has(ti, ci, s))
     }
 

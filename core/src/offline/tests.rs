@@ -26,18 +26,37 @@ fn shop() -> Catalog {
         ],
     );
     orders.primary_key = vec!["id".into()];
-    orders.foreign_keys = vec![ForeignKey { columns: vec!["customer_id".into()], ref_schema: "public".into(), ref_table: "customers".into(), ref_columns: vec!["id".into()] }];
+    orders.foreign_keys = vec![ForeignKey {
+        columns: vec!["customer_id".into()],
+        ref_schema: "public".into(),
+        ref_table: "customers".into(),
+        ref_columns: vec!["id".into()],
+    }];
     let mut customers = table(
         "customers",
-        vec![col("id", "integer", 'N'), col("name", "text", 'S'), col("city", "text", 'S'), col("signup_date", "date", 'D')],
+        vec![
+            col("id", "integer", 'N'),
+            col("name", "text", 'S'),
+            col("city", "text", 'S'),
+            col("signup_date", "date", 'D'),
+        ],
     );
     customers.primary_key = vec!["id".into()];
     let mut restaurants = table(
         "restaurant",
-        vec![col("id", "bigint", 'N'), col("name", "text", 'S'), col("food_type", "text", 'S'), col("city_name", "text", 'S'), col("rating", "real", 'N')],
+        vec![
+            col("id", "bigint", 'N'),
+            col("name", "text", 'S'),
+            col("food_type", "text", 'S'),
+            col("city_name", "text", 'S'),
+            col("rating", "real", 'N'),
+        ],
     );
     restaurants.columns[4].comment = Some("The rating of the restaurant on a scale from 1 to 5".into());
-    let mut lake = table("lake", vec![col("lake_name", "text", 'S'), col("area", "double precision", 'N'), col("state_name", "text", 'S')]);
+    let mut lake = table(
+        "lake",
+        vec![col("lake_name", "text", 'S'), col("area", "double precision", 'N'), col("state_name", "text", 'S')],
+    );
     lake.columns[1].comment = Some("The area of the lake in square kilometers".into());
     Catalog { tables: vec![orders, customers, restaurants, lake] }
 }
@@ -60,7 +79,12 @@ impl Probe for FakeProbe {
         let mut rows = Vec::new();
         // Each UNION part reads "(SELECT DISTINCT <ci> AS c, <col>::text ... ARRAY[...]"
         for part in sql.split(" UNION ALL ") {
-            let ci: u64 = part.trim_start_matches("(SELECT DISTINCT ").split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let ci: u64 = part
+                .trim_start_matches("(SELECT DISTINCT ")
+                .split(' ')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             let col = part.split(" AS c, ").nth(1).and_then(|s| s.split("::text").next()).unwrap_or("");
             let array = part.split("ARRAY[").nth(1).and_then(|s| s.split(']').next()).unwrap_or("");
             for (c, v) in &self.values {
@@ -93,7 +117,12 @@ fn declines(question: &str) -> bool {
 }
 
 fn restaurants_probe() -> FakeProbe {
-    FakeProbe::new(&[("city_name", "New York"), ("city_name", "San Francisco"), ("food_type", "Italian"), ("status", "shipped")])
+    FakeProbe::new(&[
+        ("city_name", "New York"),
+        ("city_name", "San Francisco"),
+        ("food_type", "Italian"),
+        ("status", "shipped"),
+    ])
 }
 
 #[test]
@@ -188,13 +217,18 @@ fn probes_are_bounded_and_quoted() {
 #[test]
 fn answers_in_words_with_suggestions_that_plan() {
     let mut p = restaurants_probe();
-    let Decision::Answer(plan_) = plan(&shop(), "How many restaurants are there in San Francisco?", &mut p) else { panic!() };
+    let Decision::Answer(plan_) = plan(&shop(), "How many restaurants are there in San Francisco?", &mut p) else {
+        panic!()
+    };
     let rs = ResultSet { columns: vec![], rows: vec![vec![json!(42)]], truncated: false };
     let (answer, suggestions) = render_answer(&plan_, &rs);
     assert_eq!(answer, "There are 42 restaurants where city name is San Francisco.");
     assert!((2..=3).contains(&suggestions.len()), "{suggestions:?}");
     for s in &suggestions {
-        assert!(matches!(plan(&shop(), s, &mut restaurants_probe()), Decision::Answer(_)), "suggestion does not plan: {s}");
+        assert!(
+            matches!(plan(&shop(), s, &mut restaurants_probe()), Decision::Answer(_)),
+            "suggestion does not plan: {s}"
+        );
     }
 
     let Decision::Answer(top) = plan(&shop(), "top 2 restaurants by rating", &mut p) else { panic!() };
@@ -203,14 +237,22 @@ fn answers_in_words_with_suggestions_that_plan() {
         rows: vec![vec![json!("Pasta House"), json!(1), json!(4.7)], vec![json!("Sushi Bar"), json!(3), json!(4.25)]],
         truncated: false,
     };
-    assert_eq!(render_answer(&top, &rs).0, "The top 2 restaurants by rating are: Pasta House (1, 4.7), Sushi Bar (3, 4.25).");
+    assert_eq!(
+        render_answer(&top, &rs).0,
+        "The top 2 restaurants by rating are: Pasta House (1, 4.7), Sushi Bar (3, 4.25)."
+    );
     let Decision::Answer(avg) = plan(&shop(), "average amount of orders", &mut p) else { panic!() };
     let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false };
     assert_eq!(render_answer(&avg, &rs).0, "For orders, the average amount is 1,234.57.");
 }
 
 fn fk(column: &str, table: &str, ref_column: &str) -> ForeignKey {
-    ForeignKey { columns: vec![column.into()], ref_schema: "public".into(), ref_table: table.into(), ref_columns: vec![ref_column.into()] }
+    ForeignKey {
+        columns: vec![column.into()],
+        ref_schema: "public".into(),
+        ref_table: table.into(),
+        ref_columns: vec![ref_column.into()],
+    }
 }
 
 fn keyed(name: &str, key: &str, columns: Vec<Column>, fks: Vec<ForeignKey>) -> Table {
@@ -222,7 +264,8 @@ fn keyed(name: &str, key: &str, columns: Vec<Column>, fks: Vec<ForeignKey>) -> T
 
 /// A shop whose tables are joined by declared foreign keys.
 fn joined_shop() -> Catalog {
-    let categories = keyed("categories", "category_id", vec![col("category_id", "integer", 'N'), col("name", "text", 'S')], vec![]);
+    let categories =
+        keyed("categories", "category_id", vec![col("category_id", "integer", 'N'), col("name", "text", 'S')], vec![]);
     let products = keyed(
         "products",
         "product_id",
@@ -232,25 +275,45 @@ fn joined_shop() -> Catalog {
     let customers = keyed(
         "customers",
         "customer_id",
-        vec![col("customer_id", "integer", 'N'), col("full_name", "text", 'S'), col("city", "text", 'S'), col("segment", "text", 'S')],
+        vec![
+            col("customer_id", "integer", 'N'),
+            col("full_name", "text", 'S'),
+            col("city", "text", 'S'),
+            col("segment", "text", 'S'),
+        ],
         vec![],
     );
     let orders = keyed(
         "orders",
         "order_id",
-        vec![col("order_id", "integer", 'N'), col("customer_id", "integer", 'N'), col("status", "text", 'S'), col("ordered_at", "date", 'D')],
+        vec![
+            col("order_id", "integer", 'N'),
+            col("customer_id", "integer", 'N'),
+            col("status", "text", 'S'),
+            col("ordered_at", "date", 'D'),
+        ],
         vec![fk("customer_id", "customers", "customer_id")],
     );
     let payments = keyed(
         "payments",
         "payment_id",
-        vec![col("payment_id", "integer", 'N'), col("order_id", "integer", 'N'), col("amount", "numeric(10,2)", 'N'), col("method", "text", 'S')],
+        vec![
+            col("payment_id", "integer", 'N'),
+            col("order_id", "integer", 'N'),
+            col("amount", "numeric(10,2)", 'N'),
+            col("method", "text", 'S'),
+        ],
         vec![fk("order_id", "orders", "order_id")],
     );
     let reviews = keyed(
         "reviews",
         "review_id",
-        vec![col("review_id", "integer", 'N'), col("product_id", "integer", 'N'), col("customer_id", "integer", 'N'), col("rating", "smallint", 'N')],
+        vec![
+            col("review_id", "integer", 'N'),
+            col("product_id", "integer", 'N'),
+            col("customer_id", "integer", 'N'),
+            col("rating", "smallint", 'N'),
+        ],
         vec![fk("product_id", "products", "product_id"), fk("customer_id", "customers", "customer_id")],
     );
     Catalog { tables: vec![categories, products, customers, orders, payments, reviews] }
@@ -298,7 +361,9 @@ fn ranks_the_rows_of_a_referenced_table() {
 #[test]
 fn filters_on_a_joined_tables_values() {
     let catalog = joined_shop();
-    let Decision::Answer(p) = plan(&catalog, "how many orders from customers in London", &mut shop_probe()) else { panic!("declined") };
+    let Decision::Answer(p) = plan(&catalog, "how many orders from customers in London", &mut shop_probe()) else {
+        panic!("declined")
+    };
     assert_eq!(
         p.sql,
         "SELECT count(*) AS count FROM public.orders JOIN public.customers ON customers.customer_id = orders.customer_id \
@@ -359,11 +424,17 @@ fn ratios_of_two_counts() {
 #[test]
 fn ambiguous_joins_decline() {
     // Two foreign keys from shipments to addresses: which address is meant is unclear.
-    let addresses = keyed("addresses", "address_id", vec![col("address_id", "integer", 'N'), col("city", "text", 'S')], vec![]);
+    let addresses =
+        keyed("addresses", "address_id", vec![col("address_id", "integer", 'N'), col("city", "text", 'S')], vec![]);
     let shipments = keyed(
         "shipments",
         "shipment_id",
-        vec![col("shipment_id", "integer", 'N'), col("from_address_id", "integer", 'N'), col("to_address_id", "integer", 'N'), col("weight", "real", 'N')],
+        vec![
+            col("shipment_id", "integer", 'N'),
+            col("from_address_id", "integer", 'N'),
+            col("to_address_id", "integer", 'N'),
+            col("weight", "real", 'N'),
+        ],
         vec![fk("from_address_id", "addresses", "address_id"), fk("to_address_id", "addresses", "address_id")],
     );
     let catalog = Catalog { tables: vec![addresses, shipments] };
@@ -375,7 +446,12 @@ fn ambiguous_joins_decline() {
     catalog.tables[5].columns.push(col("order_id", "integer", 'N'));
     catalog.tables[5].foreign_keys.push(fk("order_id", "orders", "order_id"));
     let sql = joined_sql(&catalog, "average rating by customer");
-    assert!(sql.contains("FROM public.reviews JOIN public.customers ON customers.customer_id = reviews.customer_id GROUP BY"), "{sql}");
+    assert!(
+        sql.contains(
+            "FROM public.reviews JOIN public.customers ON customers.customer_id = reviews.customer_id GROUP BY"
+        ),
+        "{sql}"
+    );
     // Without the direct key, two routes of the same length (through orders, through products).
     catalog.tables[5].foreign_keys.retain(|k| k.ref_table != "customers");
     catalog.tables[1].columns.push(col("maker_id", "integer", 'N'));

@@ -35,9 +35,7 @@ pub(crate) fn tokenize(text: &str) -> Vec<Tok> {
     while i < chars.len() {
         let c = chars[i];
         let prev_is_alnum = i > 0 && chars[i - 1].is_alphanumeric();
-        if (c == '"' || c == '`' || c == '“' || c == '‘' || (c == '\'' && !prev_is_alnum))
-            && i + 1 < chars.len()
-        {
+        if (c == '"' || c == '`' || c == '“' || c == '‘' || (c == '\'' && !prev_is_alnum)) && i + 1 < chars.len() {
             let close = match c {
                 '“' => '”',
                 '‘' => '’',
@@ -58,8 +56,14 @@ pub(crate) fn tokenize(text: &str) -> Vec<Tok> {
             while i < chars.len()
                 && (chars[i].is_alphanumeric()
                     || chars[i] == '_'
-                    || (chars[i] == '.' && i + 1 < chars.len() && chars[i + 1].is_ascii_digit() && chars[start].is_ascii_digit())
-                    || (chars[i] == '-' && i + 1 < chars.len() && chars[i + 1].is_ascii_digit() && chars[start].is_ascii_digit()))
+                    || (chars[i] == '.'
+                        && i + 1 < chars.len()
+                        && chars[i + 1].is_ascii_digit()
+                        && chars[start].is_ascii_digit())
+                    || (chars[i] == '-'
+                        && i + 1 < chars.len()
+                        && chars[i + 1].is_ascii_digit()
+                        && chars[start].is_ascii_digit()))
             {
                 i += 1;
             }
@@ -73,7 +77,9 @@ pub(crate) fn tokenize(text: &str) -> Vec<Tok> {
                 let suffix: String = chars[i + 1..j].iter().collect::<String>().to_lowercase();
                 push_word(&mut out, &raw);
                 match suffix.as_str() {
-                    "s" if raw == "what" || raw == "that" || raw == "who" || raw == "where" || raw == "there" => out.push(Tok::Word("is".into())),
+                    "s" if raw == "what" || raw == "that" || raw == "who" || raw == "where" || raw == "there" => {
+                        out.push(Tok::Word("is".into()))
+                    }
                     "t" => out.push(Tok::Word("not".into())),
                     "re" => out.push(Tok::Word("are".into())),
                     "s" | "ll" | "d" | "ve" | "m" => {}
@@ -154,17 +160,133 @@ pub(crate) fn stem(word: &str) -> String {
 /// Words that only frame a question ("what are the ...", "show me ...").
 pub(crate) fn is_stop_word(w: &str) -> bool {
     const STOP: &[&str] = &[
-        "a", "about", "all", "along", "also", "an", "and", "any", "are", "as", "at", "be", "been", "being", "both",
-        "can", "could", "currently", "data", "database", "did", "display", "do", "does", "entire", "exist",
-        "existing", "find", "for", "from", "get", "give", "had", "has", "have", "having", "here", "how", "i", "in",
-        "include", "including", "info", "information", "is", "it", "its", "just", "know", "let", "list", "me", "my",
-        "of", "on", "one", "overall", "please", "present", "provide", "record", "records", "respective",
-        "corresponding", "result", "results", "return", "returned", "row", "rows", "see", "show", "tell", "that",
-        "the", "their", "them", "there", "these", "they", "this", "those", "to", "table", "tables", "us", "was",
-        "we", "were", "what", "whats", "which", "who", "whom", "whose", "will", "with", "would", "you", "your",
-        "together", "stored", "recorded", "kept", "available", "known", "listed", "registered", "value", "values",
-        "within", "where", "located", "situated", "based", "serve", "serves", "served", "serving", "belong",
-        "belongs", "belonging", "associated", "now", "so", "far", "altogether",
+        "a",
+        "about",
+        "all",
+        "along",
+        "also",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "being",
+        "both",
+        "can",
+        "could",
+        "currently",
+        "data",
+        "database",
+        "did",
+        "display",
+        "do",
+        "does",
+        "entire",
+        "exist",
+        "existing",
+        "find",
+        "for",
+        "from",
+        "get",
+        "give",
+        "had",
+        "has",
+        "have",
+        "having",
+        "here",
+        "how",
+        "i",
+        "in",
+        "include",
+        "including",
+        "info",
+        "information",
+        "is",
+        "it",
+        "its",
+        "just",
+        "know",
+        "let",
+        "list",
+        "me",
+        "my",
+        "of",
+        "on",
+        "one",
+        "overall",
+        "please",
+        "present",
+        "provide",
+        "record",
+        "records",
+        "respective",
+        "corresponding",
+        "result",
+        "results",
+        "return",
+        "returned",
+        "row",
+        "rows",
+        "see",
+        "show",
+        "tell",
+        "that",
+        "the",
+        "their",
+        "them",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "table",
+        "tables",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "whats",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "together",
+        "stored",
+        "recorded",
+        "kept",
+        "available",
+        "known",
+        "listed",
+        "registered",
+        "value",
+        "values",
+        "within",
+        "where",
+        "located",
+        "situated",
+        "based",
+        "serve",
+        "serves",
+        "served",
+        "serving",
+        "belong",
+        "belongs",
+        "belonging",
+        "associated",
+        "now",
+        "so",
+        "far",
+        "altogether",
     ];
     STOP.contains(&w)
 }
@@ -194,7 +316,10 @@ pub(crate) fn number_at(toks: &[Tok], i: usize) -> Option<(f64, usize)> {
             current = 0.0;
         } else if (w == "a" || w == "and") && any {
             // "a hundred", "one hundred and five"
-        } else if w == "a" && !any && toks.get(j + 1).and_then(Tok::word).is_some_and(|n| n == "hundred" || scale_word(n).is_some()) {
+        } else if w == "a"
+            && !any
+            && toks.get(j + 1).and_then(Tok::word).is_some_and(|n| n == "hundred" || scale_word(n).is_some())
+        {
         } else {
             break;
         }
@@ -209,8 +334,26 @@ pub(crate) fn number_at(toks: &[Tok], i: usize) -> Option<(f64, usize)> {
 
 fn small_number(w: &str) -> Option<f64> {
     const UNITS: &[&str] = &[
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
     ];
     const TENS: &[&str] = &["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
     if let Some(n) = UNITS.iter().position(|u| *u == w) {

@@ -15,8 +15,7 @@ struct Case {
 }
 
 fn labelled_cases() -> Vec<Case> {
-    let shapes: Vec<Value> =
-        serde_json::from_str(include_str!("shapes.json")).expect("shapes.json parses");
+    let shapes: Vec<Value> = serde_json::from_str(include_str!("shapes.json")).expect("shapes.json parses");
     let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_string();
     let mut cases: Vec<Case> = shapes
         .iter()
@@ -69,16 +68,12 @@ fn hand_labelled_shapes_agree() {
     let mut seen_types = HashSet::new();
     let mut misses = Vec::new();
     for case in &cases {
-        let out = suggest_chart(&case.question, &case.sql, &case.rows)
-            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let out = suggest_chart(&case.question, &case.sql, &case.rows).unwrap_or_else(|e| panic!("{}: {e}", case.name));
         let got = out["chart_type"].as_str().unwrap_or_default().to_string();
         check_output(&case.name, &case.rows, &out);
         seen_types.insert(case.expect.clone());
         if got != case.expect {
-            misses.push(format!(
-                "{}: expected {}, got {} ({})",
-                case.name, case.expect, got, out["reason"]
-            ));
+            misses.push(format!("{}: expected {}, got {} ({})", case.name, case.expect, got, out["reason"]));
         }
     }
     let agreed = cases.len() - misses.len();
@@ -107,10 +102,7 @@ fn hand_labelled_shapes_agree() {
     for t in all_types {
         assert!(seen_types.contains(t), "no labelled case for {t}");
     }
-    assert!(
-        agreed * 100 >= cases.len() * 95,
-        "agreement below 95%: {misses:#?}"
-    );
+    assert!(agreed * 100 >= cases.len() * 95, "agreement below 95%: {misses:#?}");
 }
 
 #[test]
@@ -131,13 +123,7 @@ fn odd_inputs_never_fail() {
         let out = suggest_chart("", "", rows).unwrap_or_else(|e| panic!("{rows}: {e}"));
         check_output("odd input", rows, &out);
     }
-    for sql in [
-        "ORDER BY",
-        "SELECT extract(",
-        "select \"",
-        "ORDER BY 99 DESC",
-        ")))(((",
-    ] {
+    for sql in ["ORDER BY", "SELECT extract(", "select \"", "ORDER BY 99 DESC", ")))((("] {
         let rows = json!([{"a": "x", "n": 1}, {"a": "y", "n": 2}]);
         let out = suggest_chart("?", sql, &rows).unwrap_or_else(|e| panic!("{sql}: {e}"));
         check_output(sql, &rows, &out);
@@ -148,21 +134,12 @@ fn odd_inputs_never_fail() {
 fn cells_are_converted_for_the_chart() {
     let rows = json!([{"category": "A", "revenue": "12.50"}, {"category": "B", "revenue": "7.25"}, {"category": "C", "revenue": "3"}]);
     let out = suggest_chart("Revenue by category", "", &rows).expect("chart");
-    assert_eq!(
-        out["vega_lite"]["data"]["values"][0]["revenue"],
-        json!(12.5)
-    );
+    assert_eq!(out["vega_lite"]["data"]["values"][0]["revenue"], json!(12.5));
     let rows = json!([{"d": "2023-01-05 10:00:00+02", "n": 1}, {"d": "2023-01-06", "n": 2}]);
     let out = suggest_chart("", "", &rows).expect("chart");
     assert_eq!(out["chart_type"], "line");
-    assert_eq!(
-        out["vega_lite"]["data"]["values"][0]["d"],
-        json!("2023-01-05T10:00:00")
-    );
-    assert_eq!(
-        out["vega_lite"]["data"]["values"][1]["d"],
-        json!("2023-01-06T00:00:00")
-    );
+    assert_eq!(out["vega_lite"]["data"]["values"][0]["d"], json!("2023-01-05T10:00:00"));
+    assert_eq!(out["vega_lite"]["data"]["values"][1]["d"], json!("2023-01-06T00:00:00"));
     assert_eq!(out["vega_lite"]["encoding"]["x"]["type"], "temporal");
     let rows = json!([{"t.name": "a", "v": 1}, {"t.name": "b", "v": 2}]);
     let out = suggest_chart("", "", &rows).expect("chart");
@@ -172,7 +149,8 @@ fn cells_are_converted_for_the_chart() {
 
 #[test]
 fn titles_and_orders_follow_the_question_and_sql() {
-    let rows = json!([{"region": "North", "total": 5}, {"region": "South", "total": 9}, {"region": "East", "total": 2}]);
+    let rows =
+        json!([{"region": "North", "total": 5}, {"region": "South", "total": 9}, {"region": "East", "total": 2}]);
     let out = suggest_chart(
         "  show me the total per region?? ",
         "SELECT region, sum(x) AS total FROM t GROUP BY 1 ORDER BY region",
@@ -189,13 +167,8 @@ fn titles_and_orders_follow_the_question_and_sql() {
 
 /// Checks the answer's shape and that its Vega-Lite spec is complete and names only real fields.
 fn check_output(name: &str, rows: &Value, out: &Value) {
-    let columns: HashSet<String> = rows
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
-        .flat_map(|r| r.keys().cloned())
-        .collect();
+    let columns: HashSet<String> =
+        rows.as_array().into_iter().flatten().filter_map(Value::as_object).flat_map(|r| r.keys().cloned()).collect();
     for key in ["x", "y", "series"] {
         match &out[key] {
             Value::Null => {}
@@ -204,42 +177,25 @@ fn check_output(name: &str, rows: &Value, out: &Value) {
         }
     }
     for key in ["title", "reason"] {
-        assert!(
-            out[key].as_str().is_some_and(|s| !s.trim().is_empty()),
-            "{name}: empty {key}"
-        );
+        assert!(out[key].as_str().is_some_and(|s| !s.trim().is_empty()), "{name}: empty {key}");
     }
     let spec = &out["vega_lite"];
-    assert_eq!(
-        spec["$schema"], "https://vega.github.io/schema/vega-lite/v5.json",
-        "{name}"
-    );
-    let values = spec["data"]["values"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{name}: no data.values"));
+    assert_eq!(spec["$schema"], "https://vega.github.io/schema/vega-lite/v5.json", "{name}");
+    let values = spec["data"]["values"].as_array().unwrap_or_else(|| panic!("{name}: no data.values"));
     let row_count = rows.as_array().map_or(0, Vec::len);
     // An empty result is drawn from one placeholder datum (a text mark needs one).
-    assert_eq!(
-        values.len(),
-        row_count.clamp(1, 5_000),
-        "{name}: data.values length"
-    );
+    assert_eq!(values.len(), row_count.clamp(1, 5_000), "{name}: data.values length");
     let mut known: HashSet<String> = columns.clone();
     collect_derived_fields(spec, &mut known);
     let mut units = Vec::new();
     collect_units(spec, &mut units);
     assert!(!units.is_empty(), "{name}: no mark anywhere");
     for unit in units {
-        let encoding = unit["encoding"]
-            .as_object()
-            .unwrap_or_else(|| panic!("{name}: a mark without encoding"));
+        let encoding = unit["encoding"].as_object().unwrap_or_else(|| panic!("{name}: a mark without encoding"));
         let mut fields = Vec::new();
         collect_field_refs(&Value::Object(encoding.clone()), &mut fields);
         for field in fields {
-            assert!(
-                known.contains(&unescape(&field)),
-                "{name}: field {field} names no column"
-            );
+            assert!(known.contains(&unescape(&field)), "{name}: field {field} names no column");
         }
     }
 }
