@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-PG_BIN=/usr/lib/postgresql/15/bin
+SYSTEM_PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+PG_CONFIG=${PG_CONFIG:-$SYSTEM_PG_CONFIG}
 profile=()
 [ "${1:-}" = "--release" ] && profile=(--release)
 
@@ -17,8 +17,10 @@ as_root() {
 }
 
 packages=()
-[ -x "$PG_BIN/postgres" ] || packages+=(postgresql-15 postgresql-contrib)
-[ -f /usr/include/postgresql/15/server/postgres.h ] || packages+=(postgresql-server-dev-15)
+if [ "$PG_CONFIG" = "$SYSTEM_PG_CONFIG" ]; then
+  [ -x /usr/lib/postgresql/15/bin/postgres ] || packages+=(postgresql-15 postgresql-contrib)
+  [ -f /usr/include/postgresql/15/server/postgres.h ] || packages+=(postgresql-server-dev-15)
+fi
 dpkg -s libclang-dev >/dev/null 2>&1 || packages+=(libclang-dev)
 command -v psql >/dev/null || packages+=(postgresql-client-15)
 if [ ${#packages[@]} -gt 0 ]; then
@@ -31,8 +33,9 @@ if ! cargo pgrx --version 2>/dev/null | grep -q '0\.18\.0'; then
   echo "setup: installing cargo-pgrx 0.18.0 (a few minutes)"
   cargo install cargo-pgrx --version 0.18.0 --locked --quiet
 fi
-if ! grep -qs "pg15" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-  cargo pgrx init --pg15 "$PG_BIN/pg_config" >/dev/null
+# cargo-pgrx's own record of which PostgreSQL it builds against (PGRX_HOME, default ~/.pgrx).
+if ! grep -qs "pg15 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+  cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
 fi
 
 echo "setup: building and installing the extension ${profile[*]:-(debug)}"

@@ -12,6 +12,8 @@ export SQLCHAT_RESULTS_DIR=${SQLCHAT_RESULTS_DIR:-$PWD/results}
 mkdir -p "$SQLCHAT_RESULTS_DIR"
 
 tools/setup.sh
+# The PostgreSQL the extension was built for (PG_CONFIG, default the system's 15) runs every cluster.
+export PGBIN=${PGBIN:-$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)}
 command -v sudo >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null; }
 python3 -m pip install -q -r tests/requirements.txt 2>/dev/null || python3 -m pip install -q --break-system-packages -r tests/requirements.txt
 
