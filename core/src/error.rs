@@ -39,7 +39,7 @@ pub enum Error {
     #[error("the generated SQL failed after {attempts} attempt(s): {message}")]
     QueryFailed { sqlstate: String, message: String, sql: String, attempts: u32 },
     #[error("the generated SQL was refused after {attempts} attempt(s): {reason}")]
-    QueryRefused { sqlstate: String, reason: String, sql: String, attempts: u32 },
+    QueryRefused { sqlstate: String, kind: Refusal, reason: String, sql: String, attempts: u32 },
     #[error("{message}")]
     Cancelled { message: String },
     #[error("the caller can read no table or view")]
@@ -51,6 +51,27 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why sqlchat refused a statement before running it; each kind has a hint of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not exactly one plain SELECT: DML, DDL, utility, several statements, SELECT INTO, FOR
+    /// UPDATE/SHARE, a data-modifying WITH, a rule that expands into several statements.
+    Statement,
+    /// Calls a function (directly, or through an operator, cast, aggregate or view) outside the policy.
+    Function,
+    /// Reads a relation generated SQL may never read (sqlchat's own tables, catalogs holding secrets).
+    Relation,
+    /// Would run code that a role without the caller's privileges wrote (a domain's CHECK, a
+    /// row-level security policy, a range type's support function) with the caller's rights.
+    ForeignCode,
+    /// The caller bypasses row-level security on a table it reads and `sqlchat.rls_bypass` is refuse.
+    RlsBypass,
+    /// The planner's cost estimate is above `sqlchat.max_cost`.
+    Cost,
+    /// The text cannot be a statement at all (a zero byte, nesting deeper than sqlchat walks).
+    Malformed,
+}
 
 impl Error {
     /// The SQLSTATE this error is raised with (documented in the README's error table).
@@ -123,7 +144,7 @@ impl Error {
             Error::GatewayBadReply { .. } => "Check that sqlchat.api_base points at an OpenAI-compatible chat-completions API.",
             Error::NoSql { .. } => "Rephrase the question, or name the tables and columns it is about.",
             Error::QueryFailed { .. } => "Rephrase the question, name the tables and columns it is about, or raise sqlchat.max_attempts.",
-            Error::QueryRefused { sqlstate, .. } if sqlstate == "54000" => "The query's estimated cost is above sqlchat.max_cost: ask a narrower question, or have a superuser raise the limit.",
+            Error::QueryRefused { kind: Refusal::Cost, .. } => "The query's estimated cost is above sqlchat.max_cost: ask a narrower question, or have a superuser raise the limit.",
             Error::QueryRefused { .. } => "sqlchat runs only one read-only SELECT that calls allowed functions; a superuser can allow more in sqlchat.allowed_functions.",
             Error::Cancelled { .. } => return None,
             Error::NoVisibleTables => "GRANT SELECT on the tables the question is about, and USAGE on their schemas, to this role.",

@@ -3,7 +3,7 @@
 //! answer. The host owns every side effect (HTTP, SQL, cache); this module owns the decisions.
 
 use crate::catalog::Catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::extract::{extract_sql, Extracted};
 use crate::offline;
 use crate::openai::{Message, Purpose};
@@ -16,14 +16,14 @@ use crate::result::ResultSet;
 pub struct ExecFailure {
     pub sqlstate: String,
     pub message: String,
-    /// Refused by the validator before it ran (not a PostgreSQL execution error).
-    pub refused: bool,
+    /// Refused by sqlchat before it ran (not a PostgreSQL execution error), and why.
+    pub refusal: Option<Refusal>,
 }
 
 impl ExecFailure {
     /// A cancel or timeout: ends the request, never repaired.
     pub fn is_cancel(&self) -> bool {
-        !self.refused && self.sqlstate == "57014"
+        self.refusal.is_none() && self.sqlstate == "57014"
     }
 }
 
@@ -310,17 +310,14 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
                 // A cached statement that no longer runs (schema changed under the same context):
                 // repair it like any other failure, but never count the stale entry as a hit.
                 from_cache = false;
-                let give_up = |sql: String, f: ExecFailure, attempts: u32| {
-                    if f.refused {
-                        Error::QueryRefused { sqlstate: f.sqlstate, reason: f.message, sql, attempts }
-                    } else {
-                        Error::QueryFailed { sqlstate: f.sqlstate, message: f.message, sql, attempts }
-                    }
+                let give_up = |sql: String, f: ExecFailure, attempts: u32| match f.refusal {
+                    Some(kind) => Error::QueryRefused { sqlstate: f.sqlstate, kind, reason: f.message, sql, attempts },
+                    None => Error::QueryFailed { sqlstate: f.sqlstate, message: f.message, sql, attempts },
                 };
                 if tried.len() as u32 >= max_attempts {
                     return Err(give_up(sql, f, tried.len() as u32));
                 }
-                let error_text = if f.refused {
+                let error_text = if f.refusal.is_some() {
                     format!("sqlchat refused this statement before running it: {}", f.message)
                 } else {
                     format!("ERROR: {} (SQLSTATE {})", f.message, f.sqlstate)
@@ -444,7 +441,7 @@ mod tests {
     }
 
     fn fail(msg: &str) -> ExecFailure {
-        ExecFailure { sqlstate: "42703".into(), message: msg.into(), refused: false }
+        ExecFailure { sqlstate: "42703".into(), message: msg.into(), refusal: None }
     }
 
     fn req<'a>(c: &'a Catalog) -> Request<'a> {
@@ -527,7 +524,7 @@ mod tests {
             exec: vec![Err(ExecFailure {
                 sqlstate: "57014".into(),
                 message: "canceling statement due to user request".into(),
-                refused: false,
+                refusal: None,
             })],
             purposes: vec![],
             executed: vec![],
@@ -607,7 +604,7 @@ mod tests {
         let cancel = ExecFailure {
             sqlstate: "57014".into(),
             message: "canceling statement due to user request".into(),
-            refused: false,
+            refusal: None,
         };
         let mut h = Script {
             replies: vec![],

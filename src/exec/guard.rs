@@ -8,11 +8,12 @@
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use sqlchat_core::error::Refusal;
 use std::ffi::{c_void, CStr};
 
 struct Walk<'a> {
     allowed: &'a [String],
-    refusal: Option<String>,
+    refusal: Option<(Refusal, String)>,
     /// Tables read whose row-level security the reading role bypasses.
     rls_bypassed: Vec<String>,
     /// User-defined aggregates whose support functions still need checking.
@@ -20,27 +21,27 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn refuse(&mut self, reason: impl Into<String>) -> bool {
+    fn refuse(&mut self, kind: Refusal, reason: impl Into<String>) -> bool {
         if self.refusal.is_none() {
-            self.refusal = Some(reason.into());
+            self.refusal = Some((kind, reason.into()));
         }
         true
     }
 }
 
 /// Ok(tables whose RLS the caller bypasses) or Err(why the plan is refused). SPI must be connected.
-pub unsafe fn check_plan(plan: pg_sys::SPIPlanPtr, allowed: &[String]) -> Result<Vec<String>, String> {
+pub unsafe fn check_plan(plan: pg_sys::SPIPlanPtr, allowed: &[String]) -> Result<Vec<String>, (Refusal, String)> {
     let sources = pgrx::PgList::<pg_sys::CachedPlanSource>::from_pg(pg_sys::SPI_plan_get_plan_sources(plan));
     if sources.len() != 1 {
-        return Err(format!("exactly one statement is allowed, got {}", sources.len()));
+        return Err((Refusal::Statement, format!("exactly one statement is allowed, got {}", sources.len())));
     }
-    let source = sources.get_ptr(0).ok_or("no statement")?;
+    let source = sources.get_ptr(0).ok_or((Refusal::Statement, "no statement".to_string()))?;
     let queries = pgrx::PgList::<pg_sys::Query>::from_pg((*source).query_list);
     if queries.len() != 1 {
-        return Err("the statement expands into several statements (a rule?)".into());
+        return Err((Refusal::Statement, "the statement expands into several statements (a rule?)".into()));
     }
     let mut walk = Walk { allowed, refusal: None, rls_bypassed: Vec::new(), aggregates: Vec::new() };
-    let query = queries.get_ptr(0).ok_or("no query")?;
+    let query = queries.get_ptr(0).ok_or((Refusal::Statement, "no query".to_string()))?;
     check_query(query, &mut walk);
     if walk.refusal.is_none() {
         let aggregates = std::mem::take(&mut walk.aggregates);
@@ -75,13 +76,13 @@ pub unsafe fn estimated_cost(plan: pg_sys::SPIPlanPtr) -> Option<f64> {
 unsafe fn check_query(query: *mut pg_sys::Query, walk: &mut Walk) -> bool {
     let q = &*query;
     if q.commandType != pg_sys::CmdType::CMD_SELECT || !q.utilityStmt.is_null() {
-        return walk.refuse("only a SELECT is allowed");
+        return walk.refuse(Refusal::Statement, "only a SELECT is allowed");
     }
     if !q.rowMarks.is_null() {
-        return walk.refuse("SELECT ... FOR UPDATE/SHARE is not allowed");
+        return walk.refuse(Refusal::Statement, "SELECT ... FOR UPDATE/SHARE is not allowed");
     }
     if q.hasModifyingCTE {
-        return walk.refuse("a data-modifying WITH clause is not allowed");
+        return walk.refuse(Refusal::Statement, "a data-modifying WITH clause is not allowed");
     }
     let flags = (pg_sys::QTW_IGNORE_RANGE_TABLE | pg_sys::QTW_EXAMINE_SORTGROUP) as i32;
     if pg_sys::query_tree_walker(query, Some(walker), walk as *mut Walk as *mut c_void, flags) {
@@ -131,10 +132,10 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut c_void) ->
             // Domain CHECK constraints may call any function.
             let c = &*(node as *mut pg_sys::CoerceToDomain);
             if !is_builtin(c.resulttype) {
-                return walk.refuse("casting to a user-defined domain is not allowed");
+                return walk.refuse(Refusal::ForeignCode, "casting to a user-defined domain is not allowed");
             }
         }
-        pg_sys::NodeTag::T_NextValueExpr => return walk.refuse("reading a sequence is not allowed"),
+        pg_sys::NodeTag::T_NextValueExpr => return walk.refuse(Refusal::Function, "reading a sequence is not allowed"),
         pg_sys::NodeTag::T_SortGroupClause => {
             // ORDER BY, GROUP BY, DISTINCT and window clauses call these operators' functions.
             let s = &*(node as *mut pg_sys::SortGroupClause);
@@ -187,7 +188,7 @@ unsafe fn check_function(funcid: pg_sys::Oid, walk: &mut Walk) -> bool {
     let schema = cstr(pg_sys::get_namespace_name(pg_sys::get_func_namespace(funcid)));
     let volatility = pg_sys::func_volatile(funcid) as u8 as char;
     match sqlchat_core::policy::function_refusal(&schema, &name, volatility, is_builtin(funcid), walk.allowed) {
-        Some(reason) => walk.refuse(reason),
+        Some(reason) => walk.refuse(Refusal::Function, reason),
         None => false,
     }
 }
@@ -211,7 +212,7 @@ unsafe fn check_aggregate_support(aggfnoid: pg_sys::Oid, walk: &mut Walk) {
         0,
     );
     if rc != pg_sys::SPI_OK_SELECT as i32 || pg_sys::SPI_tuptable.is_null() {
-        walk.refuse("the aggregate's support functions could not be checked");
+        walk.refuse(Refusal::Function, "the aggregate's support functions could not be checked");
         return;
     }
     let table = pg_sys::SPI_tuptable;
@@ -235,7 +236,7 @@ unsafe fn check_relation(relid: pg_sys::Oid, check_as_user: pg_sys::Oid, walk: &
     let schema = cstr(pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid)));
     let name = cstr(pg_sys::get_rel_name(relid));
     if let Some(reason) = sqlchat_core::policy::relation_refusal(&schema, &name) {
-        walk.refuse(reason);
+        walk.refuse(Refusal::Relation, reason);
         return;
     }
     // Tables under a view are read with the view owner's rights, so ask about that role.

@@ -9,6 +9,7 @@ use crate::gucs;
 use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use sqlchat_core::error::Refusal;
 use sqlchat_core::pipeline::ExecFailure;
 use sqlchat_core::policy;
 use sqlchat_core::result::{json_value, ResultColumn, ResultSet};
@@ -35,7 +36,7 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
     let c_sql = CString::new(sql).map_err(|_| ExecFailure {
         sqlstate: "22021".into(),
         message: "the statement contains a zero byte".into(),
-        refused: true,
+        refusal: Some(Refusal::Malformed),
     })?;
     let deadline = timeout::Deadline::arm(limits.timeout_ms);
     let result = subxact::run(OnSuccess::Rollback, || unsafe { run_in_sandbox(&c_sql, limits) });
@@ -52,9 +53,9 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
         Err(f) if timed_out && f.is_cancel() => Err(ExecFailure {
             sqlstate: "57014".into(),
             message: format!("the generated query ran longer than sqlchat.query_timeout_ms ({} ms)", limits.timeout_ms),
-            refused: false,
+            refusal: None,
         }),
-        Err(f) => Err(ExecFailure { sqlstate: f.sqlstate, message: f.message, refused: false }),
+        Err(f) => Err(ExecFailure { sqlstate: f.sqlstate, message: f.message, refusal: None }),
     }
 }
 
@@ -119,7 +120,7 @@ unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFa
     }
 
     if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-        return Err(ExecFailure { sqlstate: "XX000".into(), message: "SPI_connect failed".into(), refused: false });
+        return Err(ExecFailure { sqlstate: "XX000".into(), message: "SPI_connect failed".into(), refusal: None });
     }
     let plan = pg_sys::SPI_prepare(sql.as_ptr(), 0, std::ptr::null_mut());
     if plan.is_null() {
@@ -128,15 +129,15 @@ unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFa
         return Err(ExecFailure {
             sqlstate: "XX000".into(),
             message: format!("SPI_prepare failed ({code})"),
-            refused: false,
+            refusal: None,
         });
     }
     // Check the very plan that will run.
     let bypassed = match guard::check_plan(plan, &gucs::allowed_functions()) {
         Ok(bypassed) => bypassed,
-        Err(reason) => {
+        Err((kind, reason)) => {
             pg_sys::SPI_finish();
-            return Err(ExecFailure { sqlstate: "42501".into(), message: reason, refused: true });
+            return Err(ExecFailure { sqlstate: "42501".into(), message: reason, refusal: Some(kind) });
         }
     };
     if !bypassed.is_empty() {
@@ -154,7 +155,7 @@ unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFa
                         "the query reads {} whose row-level security this role bypasses, and sqlchat.rls_bypass is refuse",
                         bypassed.join(", ")
                     ),
-                    refused: true,
+                    refusal: Some(Refusal::RlsBypass),
                 });
             }
         }
@@ -164,7 +165,7 @@ unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFa
     if max_cost > 0.0 {
         if let Some(reason) = guard::estimated_cost(plan).and_then(|cost| policy::cost_refusal(cost, max_cost)) {
             pg_sys::SPI_finish();
-            return Err(ExecFailure { sqlstate: "54000".into(), message: reason, refused: true });
+            return Err(ExecFailure { sqlstate: "54000".into(), message: reason, refusal: Some(Refusal::Cost) });
         }
     }
 
@@ -174,7 +175,7 @@ unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFa
         return Err(ExecFailure {
             sqlstate: "0A000".into(),
             message: format!("the statement did not run as a SELECT ({rc})"),
-            refused: true,
+            refusal: Some(Refusal::Statement),
         });
     }
     let rs = read_rows(limits.max_rows, limits.max_bytes);
@@ -243,7 +244,7 @@ mod tests {
     }
 
     fn refused(sql: &str) -> bool {
-        matches!(run_readonly(sql, limits()), Err(f) if f.refused)
+        matches!(run_readonly(sql, limits()), Err(f) if f.refusal.is_some())
     }
 
     #[pg_test]
@@ -300,7 +301,7 @@ mod tests {
         Spi::run("INSERT INTO w VALUES (1)").unwrap();
         let f = run_readonly("SELECT nope FROM w", limits()).unwrap_err();
         assert_eq!(f.sqlstate, "42703");
-        assert!(!f.refused);
+        assert!(f.refusal.is_none());
         let f = run_readonly("SELECT 1/0", limits()).unwrap_err();
         assert_eq!(f.sqlstate, "22012");
         Spi::run("INSERT INTO w VALUES (2)").unwrap();
