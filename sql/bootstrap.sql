@@ -37,8 +37,11 @@ COMMENT ON TYPE sqlchat.answer IS 'The full result of sqlchat.ask_full';
 
 -- Conversation memory: one row per answered question, per role and session. Not granted to anyone:
 -- the functions read and write it on the caller's behalf and return only the caller's rows.
+-- Rows belong to a role by oid and name together: a role created later with a dropped role's name
+-- (or, restored into another cluster, with its oid) never sees them.
 CREATE TABLE sqlchat.turn (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    role_oid    oid NOT NULL,
     role_name   name NOT NULL,
     session_id  text NOT NULL,
     question    text NOT NULL,
@@ -46,23 +49,25 @@ CREATE TABLE sqlchat.turn (
     answer      text,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-CREATE INDEX turn_session_idx ON sqlchat.turn (role_name, session_id, id);
+CREATE INDEX turn_session_idx ON sqlchat.turn (role_oid, session_id, id);
 COMMENT ON TABLE sqlchat.turn IS 'sqlchat conversation memory: questions, SQL and answers per role and session';
 
 -- Summaries of the turns older than sqlchat.max_history, stored so they are not recomputed.
 CREATE TABLE sqlchat.session_summary (
+    role_oid     oid NOT NULL,
     role_name    name NOT NULL,
     session_id   text NOT NULL,
     summary      text NOT NULL,
     through_turn bigint NOT NULL,
     updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    PRIMARY KEY (role_name, session_id)
+    PRIMARY KEY (role_oid, role_name, session_id)
 );
 COMMENT ON TABLE sqlchat.session_summary IS 'sqlchat: summaries of older conversation turns';
 
 -- Generated SQL cached per role and exact prompt context; never result rows.
 CREATE TABLE sqlchat.cache (
     key         text PRIMARY KEY,
+    role_oid    oid NOT NULL,
     role_name   name NOT NULL,
     model       text NOT NULL,
     sql         text NOT NULL,

@@ -25,6 +25,13 @@ FROM (
                 'category', coalesce(bt.typcategory, ty.typcategory),
                 'not_null', a.attnotnull,
                 'default', pg_get_expr(d.adbin, d.adrelid),
+                'default_refs', coalesce((
+                    SELECT json_agg(ra.attname)
+                    FROM pg_depend dep
+                    JOIN pg_attribute ra ON ra.attrelid = dep.refobjid AND ra.attnum = dep.refobjsubid
+                    WHERE dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid
+                      AND dep.refobjid = c.oid AND dep.refobjsubid > 0
+                ), '[]'::json),
                 'comment', col_description(c.oid, a.attnum),
                 'enum_labels', coalesce((
                     SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)

@@ -34,10 +34,10 @@ fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outc
     let question = pipeline::validate_question(question).or_raise();
     let session_id = session_id.map(str::trim).filter(|s| !s.is_empty());
     let catalog = catalog::visible_catalog().or_raise();
-    let role = store::caller_role();
+    let role = store::Caller::current();
     let model = gucs::model();
     let context = session_id.map(|s| memory::load(&role, s, gucs::max_history())).unwrap_or_default();
-    let opts = options(sql_only, format!("{model}\n{role}"));
+    let opts = options(sql_only, format!("{model}\n{}\n{}", role.oid.to_u32(), role.name));
     let mut host = Backend {
         limits: Limits::from_settings(),
         role: role.clone(),
@@ -160,13 +160,13 @@ fn history(
         name!(asked_at, Option<pgrx::datum::TimestampWithTimeZone>),
     ),
 > {
-    TableIterator::new(memory::history(&store::caller_role(), session_id))
+    TableIterator::new(memory::history(&store::Caller::current(), session_id))
 }
 
 /// Deletes the caller's turns of a session; returns how many were deleted.
 #[pg_extern]
 fn forget(session_id: &str) -> i64 {
-    memory::forget(&store::caller_role(), session_id)
+    memory::forget(&store::Caller::current(), session_id)
 }
 
 /// Empties the LLM cache; for superusers and the extension's owner. Returns the rows deleted.
@@ -175,7 +175,7 @@ fn clear_cache() -> i64 {
     if !store::caller_is_admin() {
         raise(sqlchat_core::Error::Privileged {
             what: "sqlchat.clear_cache()".into(),
-            role: store::caller_role(),
+            role: store::Caller::current().name,
             hint: "Ask a superuser or the owner of the sqlchat extension to clear the cache.".into(),
         });
     }

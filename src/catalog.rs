@@ -193,6 +193,13 @@ fn filter(full: &Catalog, visible: &HashMap<u32, Option<Vec<String>>>) -> Catalo
             let mut t = t.clone();
             if let Some(allowed) = columns {
                 t.columns.retain(|c| allowed.contains(&c.name));
+                // A generation expression that reads a hidden column would name it.
+                for c in &mut t.columns {
+                    if c.default_refs.iter().any(|r| !allowed.contains(r)) {
+                        c.default = None;
+                        c.default_refs.clear();
+                    }
+                }
                 t.primary_key.retain(|k| allowed.contains(k));
                 t.foreign_keys.retain(|fk| fk.columns.iter().all(|c| allowed.contains(c)));
             }

@@ -63,7 +63,17 @@ static ENGINE: GucSetting<EngineSetting> = GucSetting::<EngineSetting>::new(Engi
 static SEND_ROWS: GucSetting<SendRows> = GucSetting::<SendRows>::new(SendRows::Sample);
 static RLS_BYPASS: GucSetting<RlsBypass> = GucSetting::<RlsBypass>::new(RlsBypass::Warn);
 
+/// Whether the library was loaded by shared_preload_libraries, so that the `sqlchat.*` settings
+/// existed, with their protection, before any session's first command.
+static PRELOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn preloaded() -> bool {
+    PRELOADED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn init() {
+    PRELOADED
+        .store(unsafe { pg_sys::process_shared_preload_libraries_in_progress }, std::sync::atomic::Ordering::Relaxed);
     // Secrets: settable only where the server's configuration lives (SIGHUP: postgresql.conf or
     // ALTER SYSTEM), never by SET, ALTER ROLE or ALTER DATABASE; readable by superusers only.
     let secret = GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL;
@@ -332,11 +342,15 @@ pub fn api_base() -> Option<String> {
 }
 
 /// The key from sqlchat.api_key, else SQLCHAT_API_KEY in the server's environment, else the first
-/// line of sqlchat.api_key_file (an unreadable file is an error that names the setting).
+/// line of sqlchat.api_key_file (an unreadable file is an error that names the setting). A key in
+/// a setting is used only when the library is preloaded: otherwise any role could read it with SHOW
+/// before sqlchat is loaded in its session, and a key that leaks that way must not keep working.
 pub fn api_key() -> Result<Option<String>, sqlchat_core::Error> {
-    if let Some(k) = string(&API_KEY).or_else(|| std::env::var("SQLCHAT_API_KEY").ok().filter(|k| !k.trim().is_empty()))
-    {
-        return Ok(Some(k));
+    if let Some(k) = string(&API_KEY) {
+        return setting_secret("sqlchat.api_key", k).map(Some);
+    }
+    if let Some(k) = std::env::var("SQLCHAT_API_KEY").ok().filter(|k| !k.trim().is_empty()) {
+        return Ok(Some(k.trim().to_string()));
     }
     let Some(path) = string(&API_KEY_FILE) else { return Ok(None) };
     let text = std::fs::read_to_string(&path).map_err(|e| sqlchat_core::Error::InvalidArgument {
@@ -347,8 +361,16 @@ pub fn api_key() -> Result<Option<String>, sqlchat_core::Error> {
     Ok(text.lines().next().map(|l| l.trim().to_string()).filter(|k| !k.is_empty()))
 }
 
-pub fn auth_header() -> Option<String> {
-    string(&AUTH_HEADER)
+/// sqlchat.auth_header, under the same rule as a key in sqlchat.api_key.
+pub fn auth_header() -> Result<Option<String>, sqlchat_core::Error> {
+    string(&AUTH_HEADER).map(|h| setting_secret("sqlchat.auth_header", h)).transpose()
+}
+
+fn setting_secret(name: &str, value: String) -> Result<String, sqlchat_core::Error> {
+    if preloaded() {
+        return Ok(value);
+    }
+    Err(sqlchat_core::Error::SecretExposed { setting: name.to_string() })
 }
 
 pub fn model() -> String {
@@ -453,9 +475,13 @@ pub fn rls_bypass() -> RlsBypass {
     RLS_BYPASS.get()
 }
 
-/// Every secret a message shown to users must not contain.
+/// Every secret a message shown to users must not contain (whether or not it may be used).
 pub fn secrets() -> Vec<String> {
-    [api_key().ok().flatten(), auth_header()].into_iter().flatten().collect()
+    let env = std::env::var("SQLCHAT_API_KEY").ok();
+    let file = string(&API_KEY_FILE)
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| t.lines().next().map(str::to_string));
+    [string(&API_KEY), string(&AUTH_HEADER), env, file].into_iter().flatten().filter(|s| !s.trim().is_empty()).collect()
 }
 
 /// Runs `work` with `search_path` set to `path` and restores it afterwards, as

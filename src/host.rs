@@ -2,7 +2,7 @@
 
 use crate::exec::{self, Limits};
 use crate::llm;
-use crate::store::cache;
+use crate::store::{cache, Caller};
 use sqlchat_core::error::Result;
 use sqlchat_core::openai::{Message, Purpose};
 use sqlchat_core::pipeline::{ExecFailure, Host};
@@ -10,7 +10,7 @@ use sqlchat_core::result::ResultSet;
 
 pub struct Backend {
     pub limits: Limits,
-    pub role: String,
+    pub role: Caller,
     pub model: String,
     /// Seconds a cached statement lives; None when the cache is off.
     pub cache_ttl_s: Option<i32>,

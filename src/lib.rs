@@ -20,6 +20,7 @@ extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     catalog::register_invalidation();
+    exec::trust::install_hooks();
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ fn target() -> Result<Target> {
     // only as sqlchat.api_key or sqlchat.auth_header.
     let _ = url.set_username("");
     let _ = url.set_password(None);
-    let credential = match gucs::auth_header() {
+    let credential = match gucs::auth_header()? {
         Some(header) => Some(header),
         None => gucs::api_key()?.map(|k| format!("Bearer {k}")),
     };

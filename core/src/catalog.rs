@@ -52,6 +52,9 @@ pub struct Column {
     pub not_null: bool,
     #[serde(default)]
     pub default: Option<String>,
+    /// Columns of the same table the default or generation expression reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_refs: Vec<String>,
     #[serde(default)]
     pub comment: Option<String>,
     #[serde(default)]
@@ -114,6 +117,7 @@ impl Column {
             category,
             not_null: false,
             default: None,
+            default_refs: Vec::new(),
             comment: None,
             enum_labels: vec![],
         }

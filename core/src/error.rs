@@ -14,6 +14,8 @@ pub enum Error {
     InvalidArgument { what: String, hint: String },
     #[error("no LLM gateway is configured")]
     NotConfigured,
+    #[error("{setting} is set, but the library is not in shared_preload_libraries, so any role can read it with SHOW")]
+    SecretExposed { setting: String },
     #[error("could not reach the LLM gateway: {detail}")]
     GatewayUnreachable { detail: String },
     #[error("the connection to the LLM gateway was lost: {detail}")]
@@ -80,6 +82,7 @@ impl Error {
             Error::NullQuestion => "22004",
             Error::EmptyQuestion | Error::InvalidArgument { .. } => "22023",
             Error::NotConfigured => "55000",
+            Error::SecretExposed { .. } => "55000",
             Error::GatewayUnreachable { .. } => "08001",
             Error::GatewayConnectionLost { .. } => "08006",
             Error::GatewayTls { .. } => "08001",
@@ -129,6 +132,7 @@ impl Error {
             Error::NullQuestion | Error::EmptyQuestion => "Pass the question as text, e.g. SELECT sqlchat.ask('how many orders are there?').",
             Error::InvalidArgument { hint, .. } | Error::Privileged { hint, .. } => return Some(hint.clone()),
             Error::NotConfigured => "Set sqlchat.api_base (and sqlchat.api_key or the SQLCHAT_API_KEY environment variable) in postgresql.conf or with ALTER SYSTEM, then SELECT pg_reload_conf(); or SET sqlchat.engine = 'offline'.",
+            Error::SecretExposed { .. } => "Add sqlchat to shared_preload_libraries in postgresql.conf and restart the server, or move the key to sqlchat.api_key_file or the server's environment (SQLCHAT_API_KEY); consider the exposed key compromised.",
             Error::GatewayUnreachable { .. } => "Check sqlchat.api_base and that the gateway is running and reachable from the database server.",
             Error::GatewayConnectionLost { .. } => "The gateway closed the connection mid-reply; try again, and check the gateway's logs.",
             Error::GatewayTls { .. } => "The gateway's certificate must be valid for its host name and signed by a root the server trusts; for a private CA a superuser can set sqlchat.ca_file.",

@@ -87,12 +87,36 @@ const DENIED_NAMES: &[&str] = &[
 /// Volatile built-ins that change nothing and reveal nothing.
 const HARMLESS_VOLATILE: &[&str] = &["random", "clock_timestamp", "timeofday", "gen_random_uuid", "random_normal"];
 
+/// Who wrote the expression that calls a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The model's statement, or a view it reads: its values reach the caller and the model.
+    Query,
+    /// A row-level security policy or a domain's CHECK constraint that another role wrote: a
+    /// predicate whose value only decides which rows the caller sees or whether a value is
+    /// accepted. Reading server state there reveals nothing to anyone but the caller; side
+    /// effects are refused all the same.
+    Filter,
+}
+
+/// Built-ins that only read server state, refused in queries (their values would reach the
+/// model) but allowed in filters (`current_setting('app.tenant')` is how many policies work).
+const FILTER_READS: &[&str] = &[
+    "current_setting",
+    "version",
+    "inet_server_addr",
+    "inet_server_port",
+    "pg_postmaster_start_time",
+    "pg_conf_load_time",
+];
+
 /// Why `schema.name` may not be called, or None when it may. `volatility` is pg_proc.provolatile
 /// ('i', 's' or 'v'); `builtin` says the function came with PostgreSQL (its oid is below
 /// FirstNormalObjectId); `allowed` is `sqlchat.allowed_functions`: a bare name re-allows a built-in
 /// (pg_catalog) function, anything else must be listed schema-qualified, so that a function of the
 /// same name in another schema is never let in by accident.
 pub fn function_refusal(
+    origin: Origin,
     schema: &str,
     name: &str,
     volatility: char,
@@ -102,14 +126,14 @@ pub fn function_refusal(
     let qualified = format!("{schema}.{name}");
     // An extension may install functions into pg_catalog: only what initdb created counts as built-in.
     let builtin_schema = builtin && (schema == "pg_catalog" || schema == "information_schema");
-    let listed = allowed
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(&qualified) || (schema == "pg_catalog" && a.eq_ignore_ascii_case(name)));
-    if listed {
+    if is_listed(schema, name, allowed) {
         return None;
     }
     let lower = name.to_ascii_lowercase();
     if builtin_schema {
+        if origin == Origin::Filter && FILTER_READS.contains(&lower.as_str()) {
+            return None;
+        }
         if DENIED_NAMES.contains(&lower.as_str()) || DENIED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
             return Some(format!("function {qualified} is not allowed: it has side effects or reads server state"));
         }
@@ -122,6 +146,15 @@ pub fn function_refusal(
         "function {qualified} is not allowed: only PostgreSQL's built-in immutable and stable functions may be called \
          (a superuser can add it to sqlchat.allowed_functions)"
     ))
+}
+
+/// Whether a superuser listed `schema.name` in `sqlchat.allowed_functions` (schema-qualified, or
+/// bare for a pg_catalog function).
+pub fn is_listed(schema: &str, name: &str, allowed: &[String]) -> bool {
+    let qualified = format!("{schema}.{name}");
+    allowed
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&qualified) || (schema == "pg_catalog" && a.eq_ignore_ascii_case(name)))
 }
 
 /// Catalogs generated SQL may never read: password hashes, user-mapping options, per-role and
@@ -170,7 +203,7 @@ mod tests {
     use super::*;
 
     fn refused(schema: &str, name: &str, vol: char) -> bool {
-        function_refusal(schema, name, vol, true, &[]).is_some()
+        function_refusal(Origin::Query, schema, name, vol, true, &[]).is_some()
     }
 
     #[test]
@@ -209,22 +242,23 @@ mod tests {
 
     #[test]
     fn functions_an_extension_put_in_pg_catalog_are_not_builtins() {
-        assert!(function_refusal("pg_catalog", "pg_file_write_stable", 's', false, &[]).is_some());
-        assert!(function_refusal("pg_catalog", "lower", 'i', true, &[]).is_none());
+        assert!(function_refusal(Origin::Query, "pg_catalog", "pg_file_write_stable", 's', false, &[]).is_some());
+        assert!(function_refusal(Origin::Query, "pg_catalog", "lower", 'i', true, &[]).is_none());
     }
 
     #[test]
     fn user_functions_need_the_allow_list() {
         assert!(refused("public", "my_stable_fn", 's'));
-        assert!(function_refusal("public", "my_stable_fn", 's', true, &["public.my_stable_fn".into()]).is_none());
-        assert!(function_refusal("pg_catalog", "pg_sleep", 'v', true, &["pg_sleep".into()]).is_none());
+        assert!(function_refusal(Origin::Query, "public", "my_stable_fn", 's', true, &["public.my_stable_fn".into()])
+            .is_none());
+        assert!(function_refusal(Origin::Query, "pg_catalog", "pg_sleep", 'v', true, &["pg_sleep".into()]).is_none());
     }
 
     #[test]
     fn bare_allowed_names_only_reallow_builtins() {
-        assert!(function_refusal("public", "my_fn", 'v', true, &["my_fn".into()]).is_some());
-        assert!(function_refusal("evil", "my_fn", 's', true, &["public.my_fn".into()]).is_some());
-        assert!(function_refusal("public", "my_fn", 'v', true, &["PUBLIC.MY_FN".into()]).is_none());
+        assert!(function_refusal(Origin::Query, "public", "my_fn", 'v', true, &["my_fn".into()]).is_some());
+        assert!(function_refusal(Origin::Query, "evil", "my_fn", 's', true, &["public.my_fn".into()]).is_some());
+        assert!(function_refusal(Origin::Query, "public", "my_fn", 'v', true, &["PUBLIC.MY_FN".into()]).is_none());
     }
 
     #[test]
@@ -244,6 +278,16 @@ mod tests {
         ] {
             assert!(refused("pg_catalog", f, 'i'), "{f}");
         }
+    }
+
+    #[test]
+    fn filters_may_read_settings_but_never_act() {
+        assert!(function_refusal(Origin::Filter, "pg_catalog", "current_setting", 's', true, &[]).is_none());
+        assert!(function_refusal(Origin::Query, "pg_catalog", "current_setting", 's', true, &[]).is_some());
+        for f in ["pg_advisory_lock", "pg_sleep", "set_config", "lo_export", "pg_read_file", "pg_notify"] {
+            assert!(function_refusal(Origin::Filter, "pg_catalog", f, 'v', true, &[]).is_some(), "{f}");
+        }
+        assert!(function_refusal(Origin::Filter, "public", "current_setting", 's', false, &[]).is_some());
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! Runs one generated statement: validated by PostgreSQL's own parser and analyzer (guard.rs),
-//! as the caller, read-only, inside a subtransaction that is always rolled back, with a row cap and
-//! a deadline of its own. Errors stay inside the subtransaction and come back as `ExecFailure`.
+//! as the caller, read-only, inside a subtransaction that is always rolled back, as a
+//! security-restricted operation (no temporary objects, LISTEN, cursors WITH HOLD or role changes),
+//! with code other roles wrote kept in check from parsing to execution (trust.rs), row and byte
+//! caps and a deadline of its own. Errors stay inside the subtransaction and come back as
+//! `ExecFailure`.
 
 mod guard;
 mod timeout;
+pub mod trust;
 
 use crate::gucs;
 use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 use sqlchat_core::error::Refusal;
 use sqlchat_core::pipeline::ExecFailure;
 use sqlchat_core::policy;
@@ -31,16 +34,29 @@ impl Limits {
     }
 }
 
+/// Longest statement parsed: a query is never this long, and parsing is not interruptible.
+const MAX_STATEMENT_BYTES: usize = 1 << 20;
+
 /// Validates and runs `sql`; the caller's transaction is left exactly as it was.
 pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure> {
-    let c_sql = CString::new(sql).map_err(|_| ExecFailure {
-        sqlstate: "22021".into(),
-        message: "the statement contains a zero byte".into(),
-        refusal: Some(Refusal::Malformed),
-    })?;
+    let refused = |kind, message: String| ExecFailure { sqlstate: "42501".into(), message, refusal: Some(kind) };
+    if sql.len() > MAX_STATEMENT_BYTES {
+        return Err(refused(
+            Refusal::Malformed,
+            format!(
+                "the statement is {} bytes long; sqlchat runs statements of up to {MAX_STATEMENT_BYTES} bytes",
+                sql.len()
+            ),
+        ));
+    }
+    let c_sql =
+        CString::new(sql).map_err(|_| refused(Refusal::Malformed, "the statement contains a zero byte".into()))?;
+    let scope = trust::Scope::begin(gucs::allowed_functions());
     let deadline = timeout::Deadline::arm(limits.timeout_ms);
-    let result = subxact::run(OnSuccess::Rollback, || unsafe { run_in_sandbox(&c_sql, limits) });
+    let result = subxact::run(OnSuccess::Rollback, || unsafe { run_in_sandbox(&c_sql, limits, &scope) });
     let timed_out = deadline.disarm();
+    let hook_refusal = scope.refusal();
+    drop(scope);
     match result {
         Ok(inner) => {
             if timed_out && inner.is_ok() {
@@ -55,7 +71,10 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
             message: format!("the generated query ran longer than sqlchat.query_timeout_ms ({} ms)", limits.timeout_ms),
             refusal: None,
         }),
-        Err(f) => Err(ExecFailure { sqlstate: f.sqlstate, message: f.message, refusal: None }),
+        Err(f) => match hook_refusal {
+            Some((kind, reason)) if !f.is_cancel() => Err(refused(kind, reason)),
+            _ => Err(ExecFailure { sqlstate: f.sqlstate, message: f.message, refusal: None }),
+        },
     }
 }
 
@@ -106,7 +125,7 @@ unsafe fn pinned_search_path() -> String {
     parts.join(", ")
 }
 
-unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFailure> {
+unsafe fn run_in_sandbox(sql: &CStr, limits: Limits, scope: &trust::Scope) -> Result<ResultSet, ExecFailure> {
     set_local(c"transaction_read_only", "on");
     set_local(c"search_path", &pinned_search_path());
     set_local(c"DateStyle", &iso_datestyle());
@@ -118,78 +137,110 @@ unsafe fn run_in_sandbox(sql: &CStr, limits: Limits) -> Result<ResultSet, ExecFa
     if let Some(kb) = policy::tightened_limit_kb(pg_sys::work_mem as i64, gucs::work_mem_kb()) {
         set_local(c"work_mem", &format!("{kb}kB"));
     }
+    // Still the caller, but restricted; the subtransaction's rollback restores the context.
+    let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+    pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+    pg_sys::SetUserIdAndSecContext(user, context | pg_sys::SECURITY_RESTRICTED_OPERATION as i32);
 
     if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
         return Err(ExecFailure { sqlstate: "XX000".into(), message: "SPI_connect failed".into(), refusal: None });
     }
+    let outcome = prepare_check_and_run(sql, limits, scope);
+    pg_sys::SPI_finish();
+    outcome
+}
+
+unsafe fn prepare_check_and_run(sql: &CStr, limits: Limits, scope: &trust::Scope) -> Result<ResultSet, ExecFailure> {
+    let refused =
+        |kind, message: String, sqlstate: &str| ExecFailure { sqlstate: sqlstate.into(), message, refusal: Some(kind) };
     let plan = pg_sys::SPI_prepare(sql.as_ptr(), 0, std::ptr::null_mut());
     if plan.is_null() {
-        let code = pg_sys::SPI_result;
-        pg_sys::SPI_finish();
         return Err(ExecFailure {
             sqlstate: "XX000".into(),
-            message: format!("SPI_prepare failed ({code})"),
+            message: format!("SPI_prepare failed ({})", { pg_sys::SPI_result }),
             refusal: None,
         });
     }
-    // Check the very plan that will run.
-    let bypassed = match guard::check_plan(plan, &gucs::allowed_functions()) {
-        Ok(bypassed) => bypassed,
-        Err((kind, reason)) => {
-            pg_sys::SPI_finish();
-            return Err(ExecFailure { sqlstate: "42501".into(), message: reason, refusal: Some(kind) });
-        }
-    };
-    if !bypassed.is_empty() {
+    // Check the very plan that will run, before it is planned.
+    let verdict =
+        guard::check_plan(plan, &gucs::allowed_functions()).map_err(|(kind, reason)| refused(kind, reason, "42501"))?;
+    if !verdict.rls_bypassed.is_empty() {
+        let tables = verdict.rls_bypassed.join(", ");
         match gucs::rls_bypass() {
             gucs::RlsBypass::Allow => {}
             gucs::RlsBypass::Warn => pgrx::warning!(
-                "sqlchat: row-level security does not apply to this role on {}; the answer may include rows other roles cannot see",
-                bypassed.join(", ")
+                "sqlchat: row-level security does not apply to this role on {tables}; the answer may include rows other roles cannot see"
             ),
             gucs::RlsBypass::Refuse => {
-                pg_sys::SPI_finish();
-                return Err(ExecFailure {
-                    sqlstate: "42501".into(),
-                    message: format!(
-                        "the query reads {} whose row-level security this role bypasses, and sqlchat.rls_bypass is refuse",
-                        bypassed.join(", ")
-                    ),
-                    refusal: Some(Refusal::RlsBypass),
-                });
+                return Err(refused(
+                    Refusal::RlsBypass,
+                    format!("the query reads {tables} whose row-level security this role bypasses, and sqlchat.rls_bypass is refuse"),
+                    "42501",
+                ))
             }
         }
     }
+    scope.execute(verdict.vetted);
 
     let max_cost = gucs::max_cost();
     if max_cost > 0.0 {
         if let Some(reason) = guard::estimated_cost(plan).and_then(|cost| policy::cost_refusal(cost, max_cost)) {
-            pg_sys::SPI_finish();
-            return Err(ExecFailure { sqlstate: "54000".into(), message: reason, refusal: Some(Refusal::Cost) });
+            return Err(refused(Refusal::Cost, reason, "54000"));
         }
     }
-
-    let rc = pg_sys::SPI_execute_plan(plan, std::ptr::null_mut(), std::ptr::null(), true, (limits.max_rows + 1) as i64);
-    if rc != pg_sys::SPI_OK_SELECT as i32 {
-        pg_sys::SPI_finish();
-        return Err(ExecFailure {
-            sqlstate: "0A000".into(),
-            message: format!("the statement did not run as a SELECT ({rc})"),
-            refusal: Some(Refusal::Statement),
-        });
+    let portal = pg_sys::SPI_cursor_open(std::ptr::null(), plan, std::ptr::null_mut(), std::ptr::null(), true);
+    if portal.is_null() {
+        return Err(refused(Refusal::Statement, "the statement could not be opened as a query".into(), "0A000"));
     }
-    let rs = read_rows(limits.max_rows, limits.max_bytes);
-    pg_sys::SPI_finish();
+    let rs = fetch_rows(portal, limits.max_rows, limits.max_bytes);
+    pg_sys::SPI_cursor_close(portal);
     Ok(rs)
 }
 
-unsafe fn read_rows(max_rows: usize, max_bytes: usize) -> ResultSet {
-    let table = pg_sys::SPI_tuptable;
-    let processed = pg_sys::SPI_processed as usize;
-    if table.is_null() {
-        return ResultSet::default();
+/// Reads at most `max_rows` rows and `max_bytes` bytes of values from the cursor, a few rows at a
+/// time, so that the backend never holds more than the byte cap and one batch: rows beyond the
+/// caps are never fetched.
+unsafe fn fetch_rows(portal: pg_sys::Portal, max_rows: usize, max_bytes: usize) -> ResultSet {
+    let mut rs = ResultSet::default();
+    let mut bytes = 0usize;
+    let mut batch = 1usize;
+    loop {
+        let want = batch.min(max_rows + 1 - rs.rows.len());
+        pg_sys::SPI_cursor_fetch(portal, true, want as std::ffi::c_long);
+        let table = pg_sys::SPI_tuptable;
+        if table.is_null() {
+            break;
+        }
+        if rs.columns.is_empty() {
+            rs.columns = columns_of((*table).tupdesc);
+        }
+        let got = pg_sys::SPI_processed as usize;
+        for r in 0..got {
+            if rs.rows.len() == max_rows {
+                rs.truncated = true;
+                break;
+            }
+            match read_row(*(*table).vals.add(r), (*table).tupdesc, &rs.columns, &mut bytes, max_bytes) {
+                Some(row) => rs.rows.push(row),
+                None => {
+                    rs.truncated = true;
+                    break;
+                }
+            }
+        }
+        pg_sys::SPI_freetuptable(table);
+        pgrx::check_for_interrupts!();
+        if rs.truncated || got < want {
+            break;
+        }
+        // Larger batches while rows are small: about a tenth of the bytes left per batch.
+        let per_row = bytes / rs.rows.len().max(1) + 1;
+        batch = ((max_bytes.saturating_sub(bytes)) / 10 / per_row).clamp(1, 1000);
     }
-    let tupdesc = (*table).tupdesc;
+    rs
+}
+
+unsafe fn columns_of(tupdesc: pg_sys::TupleDesc) -> Vec<ResultColumn> {
     let natts = (*tupdesc).natts;
     let mut columns = Vec::with_capacity(natts as usize);
     for i in 1..=natts {
@@ -203,41 +254,41 @@ unsafe fn read_rows(max_rows: usize, max_bytes: usize) -> ResultSet {
         pg_sys::get_type_category_preferred(pg_sys::getBaseType(typ), &mut category, &mut preferred);
         columns.push(ResultColumn { name, type_name, category: (category as u8) as char });
     }
-    let take = processed.min(max_rows);
-    let mut rows = Vec::with_capacity(take);
-    let mut bytes = 0usize;
-    let mut cut = false;
-    'rows: for r in 0..take {
-        let tuple = *(*table).vals.add(r);
-        let mut row = Vec::with_capacity(columns.len());
-        for (i, col) in columns.iter().enumerate() {
-            let v = pg_sys::SPI_getvalue(tuple, tupdesc, (i + 1) as i32);
-            let text = if v.is_null() {
-                None
-            } else {
-                let value = CStr::from_ptr(v);
-                // Measured before it is copied: one huge value must not reach Rust's heap.
-                bytes += value.to_bytes().len();
-                if bytes > max_bytes {
-                    cut = true;
-                    break 'rows;
-                }
-                Some(value.to_string_lossy().into_owned())
-            };
-            row.push(json_value(text.as_deref(), &col.type_name, col.category));
-        }
-        rows.push(row);
-        if r % 1000 == 999 {
-            check_for_interrupts!();
-        }
+    columns
+}
+
+/// One row's values as JSON, or None when it would take the values past `max_bytes` (measured
+/// before each value is copied: one huge value must not reach Rust's heap).
+unsafe fn read_row(
+    tuple: pg_sys::HeapTuple,
+    tupdesc: pg_sys::TupleDesc,
+    columns: &[ResultColumn],
+    bytes: &mut usize,
+    max_bytes: usize,
+) -> Option<Vec<serde_json::Value>> {
+    let mut row = Vec::with_capacity(columns.len());
+    for (i, col) in columns.iter().enumerate() {
+        let v = pg_sys::SPI_getvalue(tuple, tupdesc, (i + 1) as i32);
+        let text = if v.is_null() {
+            None
+        } else {
+            let value = CStr::from_ptr(v);
+            *bytes += value.to_bytes().len();
+            if *bytes > max_bytes {
+                return None;
+            }
+            Some(value.to_string_lossy().into_owned())
+        };
+        row.push(json_value(text.as_deref(), &col.type_name, col.category));
     }
-    ResultSet { columns, rows, truncated: cut || processed > max_rows }
+    Some(row)
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
+#[pgrx::pg_schema]
 mod tests {
     use super::*;
+    use pgrx::prelude::*;
 
     fn limits() -> Limits {
         Limits { max_rows: 5, max_bytes: 1 << 20, timeout_ms: 2000 }

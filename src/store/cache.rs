@@ -1,7 +1,7 @@
 //! The LLM cache: generated SQL per role and exact prompt context, in sqlchat.cache with a
 //! per-backend LRU in front. Only SQL is stored; a hit re-runs it under the caller's rights.
 
-use super::{as_owner, writable};
+use super::{as_owner, writable, Caller};
 use once_cell::unsync::Lazy;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -14,7 +14,7 @@ const CLEANUP_EVERY: Duration = Duration::from_secs(60);
 const CLEANUP_BATCH: i64 = 500;
 
 struct Entry {
-    role: String,
+    role: Caller,
     sql: String,
     expires: Instant,
 }
@@ -25,11 +25,11 @@ thread_local! {
     static LAST_CLEANUP: RefCell<Option<Instant>> = const { RefCell::new(None) };
 }
 
-pub fn get(key: &str, role: &str) -> Option<String> {
+pub fn get(key: &str, role: &Caller) -> Option<String> {
     let hot = LRU.with(|l| {
         let mut l = l.borrow_mut();
         match l.get(key) {
-            Some(e) if e.role == role && e.expires > Instant::now() => Some(e.sql.clone()),
+            Some(e) if e.role == *role && e.expires > Instant::now() => Some(e.sql.clone()),
             Some(_) => {
                 l.pop(key);
                 None
@@ -44,9 +44,9 @@ pub fn get(key: &str, role: &str) -> Option<String> {
         Spi::connect(|c| {
             let t = c.select(
                 "SELECT sql, extract(epoch FROM expires_at - now())::float8 FROM sqlchat.cache \
-                 WHERE key = $1 AND role_name = $2 AND expires_at > now()",
+                 WHERE key = $1 AND role_oid = $2 AND role_name = $3 AND expires_at > now()",
                 None,
-                &[key.into(), role.into()],
+                &[key.into(), role.oid.into(), role.name.as_str().into()],
             )?;
             if t.is_empty() {
                 Ok((None, None))
@@ -60,14 +60,14 @@ pub fn get(key: &str, role: &str) -> Option<String> {
     Some(sql)
 }
 
-fn remember(key: &str, role: &str, sql: &str, ttl: Duration) {
+fn remember(key: &str, role: &Caller, sql: &str, ttl: Duration) {
     LRU.with(|l| {
         l.borrow_mut()
-            .put(key.to_string(), Entry { role: role.to_string(), sql: sql.to_string(), expires: Instant::now() + ttl })
+            .put(key.to_string(), Entry { role: role.clone(), sql: sql.to_string(), expires: Instant::now() + ttl })
     });
 }
 
-pub fn put(key: &str, role: &str, model: &str, sql: &str, ttl_s: i32) {
+pub fn put(key: &str, role: &Caller, model: &str, sql: &str, ttl_s: i32) {
     if ttl_s <= 0 {
         return;
     }
@@ -85,18 +85,27 @@ pub fn put(key: &str, role: &str, model: &str, sql: &str, ttl_s: i32) {
     as_owner("writing the cache", || {
         Spi::connect_mut(|c| {
             c.update(
-                "INSERT INTO sqlchat.cache (key, role_name, model, sql, expires_at) \
-                 VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) \
+                "INSERT INTO sqlchat.cache (key, role_oid, role_name, model, sql, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) \
                  ON CONFLICT (key) DO UPDATE SET sql = excluded.sql, model = excluded.model, \
                  created_at = now(), expires_at = excluded.expires_at \
-                 WHERE sqlchat.cache.role_name = excluded.role_name",
+                 WHERE sqlchat.cache.role_oid = excluded.role_oid AND sqlchat.cache.role_name = excluded.role_name",
                 None,
-                &[key.into(), role.into(), model.into(), sql.into(), (ttl_s as f64).into()],
+                &[
+                    key.into(),
+                    role.oid.into(),
+                    role.name.as_str().into(),
+                    model.into(),
+                    sql.into(),
+                    (ttl_s as f64).into(),
+                ],
             )?;
             if cleanup {
+                // Rows another transaction holds are skipped: one role's open transaction never
+                // makes another role's ask wait.
                 c.update(
                     "DELETE FROM sqlchat.cache WHERE ctid = ANY(ARRAY( \
-                     SELECT ctid FROM sqlchat.cache WHERE expires_at < now() LIMIT $1))",
+                     SELECT ctid FROM sqlchat.cache WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED))",
                     None,
                     &[CLEANUP_BATCH.into()],
                 )?;

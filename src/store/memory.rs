@@ -1,7 +1,7 @@
 //! Conversation memory per role and session (sqlchat.turn, sqlchat.session_summary), with a
 //! per-backend fallback where the transaction cannot write (hot standby, read-only transaction).
 
-use super::{as_owner, writable};
+use super::{as_owner, writable, Caller};
 use pgrx::prelude::*;
 use sqlchat_core::prompt::Turn;
 use std::cell::RefCell;
@@ -17,7 +17,7 @@ const LOCAL_TURNS: usize = 50;
 
 thread_local! {
     /// Turns remembered only in this backend because the transaction could not write them.
-    static LOCAL: RefCell<lru::LruCache<(String, String), Vec<Turn>>> =
+    static LOCAL: RefCell<lru::LruCache<(Caller, String), Vec<Turn>>> =
         RefCell::new(lru::LruCache::new(NonZeroUsize::new(LOCAL_SESSIONS).expect("non-zero")));
 }
 
@@ -31,22 +31,23 @@ pub struct Context {
     pub unsummarized_through: i64,
 }
 
-pub fn load(role: &str, session: &str, max_history: usize) -> Context {
+pub fn load(role: &Caller, session: &str, max_history: usize) -> Context {
     let stored = as_owner("reading conversation memory", || {
         Spi::connect(|c| {
             let t = c.select(
-                "SELECT summary, through_turn FROM sqlchat.session_summary WHERE role_name = $1 AND session_id = $2",
+                "SELECT summary, through_turn FROM sqlchat.session_summary \
+                 WHERE role_oid = $1 AND role_name = $2 AND session_id = $3",
                 None,
-                &[role.into(), session.into()],
+                &[role.oid.into(), role.name.as_str().into(), session.into()],
             )?;
             let (summary, through) = if t.is_empty() { (None, None) } else { t.first().get_two::<String, i64>()? };
             let through = through.unwrap_or(0);
             let mut turns: Vec<(i64, Turn)> = Vec::new();
             let rows = c.select(
                 "SELECT id, question, sql, answer FROM sqlchat.turn \
-                 WHERE role_name = $1 AND session_id = $2 AND id > $3 ORDER BY id DESC LIMIT $4",
+                 WHERE role_oid = $1 AND role_name = $2 AND session_id = $3 AND id > $4 ORDER BY id DESC LIMIT $5",
                 None,
-                &[role.into(), session.into(), through.into(), MAX_TURNS_READ.into()],
+                &[role.oid.into(), role.name.as_str().into(), session.into(), through.into(), MAX_TURNS_READ.into()],
             )?;
             for row in rows {
                 let id: i64 = row.get(1)?.unwrap_or_default();
@@ -60,7 +61,7 @@ pub fn load(role: &str, session: &str, max_history: usize) -> Context {
         })
     });
     let (summary, mut turns) = stored.unwrap_or((None, Vec::new()));
-    let key = (role.to_string(), session.to_string());
+    let key = (role.clone(), session.to_string());
     LOCAL.with(|l| {
         if let Some(local) = l.borrow_mut().get(&key) {
             turns.extend(local.iter().cloned().map(|t| (i64::MAX, t)));
@@ -86,11 +87,11 @@ pub fn load(role: &str, session: &str, max_history: usize) -> Context {
     }
 }
 
-pub fn append(role: &str, session: &str, turn: &Turn) {
+pub fn append(role: &Caller, session: &str, turn: &Turn) {
     if !writable() {
         LOCAL.with(|l| {
             let mut l = l.borrow_mut();
-            let turns = l.get_or_insert_mut((role.to_string(), session.to_string()), Vec::new);
+            let turns = l.get_or_insert_mut((role.clone(), session.to_string()), Vec::new);
             turns.push(turn.clone());
             if turns.len() > LOCAL_TURNS {
                 turns.remove(0);
@@ -101,10 +102,12 @@ pub fn append(role: &str, session: &str, turn: &Turn) {
     as_owner("remembering the turn", || {
         Spi::connect_mut(|c| {
             c.update(
-                "INSERT INTO sqlchat.turn (role_name, session_id, question, sql, answer) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO sqlchat.turn (role_oid, role_name, session_id, question, sql, answer) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
                 None,
                 &[
-                    role.into(),
+                    role.oid.into(),
+                    role.name.as_str().into(),
                     session.into(),
                     turn.question.as_str().into(),
                     turn.sql.clone().into(),
@@ -116,18 +119,19 @@ pub fn append(role: &str, session: &str, turn: &Turn) {
     });
 }
 
-pub fn store_summary(role: &str, session: &str, summary: &str, through_turn: i64) {
+pub fn store_summary(role: &Caller, session: &str, summary: &str, through_turn: i64) {
     if !writable() || through_turn <= 0 {
         return;
     }
     as_owner("storing the conversation summary", || {
         Spi::connect_mut(|c| {
             c.update(
-                "INSERT INTO sqlchat.session_summary (role_name, session_id, summary, through_turn) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (role_name, session_id) DO UPDATE \
+                "INSERT INTO sqlchat.session_summary (role_oid, role_name, session_id, summary, through_turn) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (role_oid, role_name, session_id) DO UPDATE \
                  SET summary = excluded.summary, through_turn = excluded.through_turn, updated_at = now()",
                 None,
-                &[role.into(), session.into(), summary.into(), through_turn.into()],
+                &[role.oid.into(), role.name.as_str().into(), session.into(), summary.into(), through_turn.into()],
             )
             .map(|_| ())
         })
@@ -137,14 +141,15 @@ pub fn store_summary(role: &str, session: &str, summary: &str, through_turn: i64
 /// One row of `sqlchat.history`.
 pub type HistoryRow = (i64, String, Option<String>, Option<String>, Option<pgrx::datum::TimestampWithTimeZone>);
 
-pub fn history(role: &str, session: &str) -> Vec<HistoryRow> {
+pub fn history(role: &Caller, session: &str) -> Vec<HistoryRow> {
     let mut rows = as_owner("reading conversation memory", || {
         Spi::connect(|c| {
             let mut out = Vec::new();
             for row in c.select(
-                "SELECT question, sql, answer, created_at FROM sqlchat.turn WHERE role_name = $1 AND session_id = $2 ORDER BY id",
+                "SELECT question, sql, answer, created_at FROM sqlchat.turn \
+                 WHERE role_oid = $1 AND role_name = $2 AND session_id = $3 ORDER BY id",
                 None,
-                &[role.into(), session.into()],
+                &[role.oid.into(), role.name.as_str().into(), session.into()],
             )? {
                 out.push((0, row.get(1)?.unwrap_or_default(), row.get(2)?, row.get(3)?, row.get(4)?));
             }
@@ -153,7 +158,7 @@ pub fn history(role: &str, session: &str) -> Vec<HistoryRow> {
     })
     .unwrap_or_default();
     LOCAL.with(|l| {
-        if let Some(local) = l.borrow_mut().get(&(role.to_string(), session.to_string())) {
+        if let Some(local) = l.borrow_mut().get(&(role.clone(), session.to_string())) {
             rows.extend(local.iter().map(|t| (0, t.question.clone(), t.sql.clone(), t.answer.clone(), None)));
         }
     });
@@ -164,23 +169,22 @@ pub fn history(role: &str, session: &str) -> Vec<HistoryRow> {
 }
 
 /// Deletes the caller's session; the number of turns forgotten.
-pub fn forget(role: &str, session: &str) -> i64 {
-    let local =
-        LOCAL.with(|l| l.borrow_mut().pop(&(role.to_string(), session.to_string())).map(|v| v.len()).unwrap_or(0));
+pub fn forget(role: &Caller, session: &str) -> i64 {
+    let local = LOCAL.with(|l| l.borrow_mut().pop(&(role.clone(), session.to_string())).map(|v| v.len()).unwrap_or(0));
     if !writable() {
         return local as i64;
     }
     let stored = as_owner("forgetting the session", || {
         Spi::connect_mut(|c| {
             c.update(
-                "DELETE FROM sqlchat.session_summary WHERE role_name = $1 AND session_id = $2",
+                "DELETE FROM sqlchat.session_summary WHERE role_oid = $1 AND role_name = $2 AND session_id = $3",
                 None,
-                &[role.into(), session.into()],
+                &[role.oid.into(), role.name.as_str().into(), session.into()],
             )?;
             let t = c.update(
-                "DELETE FROM sqlchat.turn WHERE role_name = $1 AND session_id = $2",
+                "DELETE FROM sqlchat.turn WHERE role_oid = $1 AND role_name = $2 AND session_id = $3",
                 None,
-                &[role.into(), session.into()],
+                &[role.oid.into(), role.name.as_str().into(), session.into()],
             )?;
             Ok(t.len() as i64)
         })

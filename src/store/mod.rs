@@ -17,11 +17,23 @@ pub fn writable() -> bool {
     unsafe { !pg_sys::RecoveryInProgress() && !pg_sys::XactReadOnly }
 }
 
-/// The current role's name (current_user), which stamps every row written for it.
-pub fn caller_role() -> String {
-    unsafe {
-        let name = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
-        CStr::from_ptr(name).to_string_lossy().into_owned()
+/// The role a row is written for and read back by: its oid and its name at the time. Rows match
+/// both, so that a role created later with a dropped role's name (or, after a restore into another
+/// cluster, with its oid) never sees that role's turns or cached statements.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Caller {
+    pub oid: pg_sys::Oid,
+    pub name: String,
+}
+
+impl Caller {
+    /// The current role (current_user).
+    pub fn current() -> Caller {
+        unsafe {
+            let oid = pg_sys::GetUserId();
+            let name = pg_sys::GetUserNameFromId(oid, false);
+            Caller { oid, name: CStr::from_ptr(name).to_string_lossy().into_owned() }
+        }
     }
 }
 

@@ -160,23 +160,34 @@ class ExtensionMissing(Exception):
     """CREATE EXTENSION sqlchat failed because the extension is not installed."""
 
 
+def library_installed():
+    """Whether sqlchat's shared library is in the server's library directory."""
+    pkglibdir = subprocess.run([str(PGBIN / "pg_config"), "--pkglibdir"], capture_output=True, text=True)
+    return pkglibdir.returncode == 0 and (Path(pkglibdir.stdout.strip()) / "sqlchat.so").exists()
+
+
 class Cluster:
-    """A private PostgreSQL cluster started with tools/cluster.sh in a temporary directory."""
+    """A private PostgreSQL cluster started with tools/cluster.sh in a temporary directory, with
+    sqlchat in shared_preload_libraries as the README installs it (when the library is installed
+    and `preload` is true)."""
 
     superuser = "postgres"
 
-    def __init__(self):
+    def __init__(self, preload=True, settings=()):
         if not (PGBIN / "initdb").exists():
             raise FileNotFoundError(f"PostgreSQL binaries not found in {PGBIN} (set PGBIN)")
         self.dir = Path(tempfile.mkdtemp(prefix="sqlchat-e2e-"))
         self.port = free_port()
         self.started = False
+        self.preloaded = preload and library_installed()
+        options = ["shared_preload_libraries=sqlchat"] if self.preloaded else []
+        options += list(settings)
         try:
             # A developer's RUST_BACKTRACE would make every ERROR raised through Rust symbolise a
             # backtrace (about 100 ms in a debug build): keep the server's environment as in production.
             env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
             subprocess.run(
-                ["bash", str(CLUSTER_SCRIPT), "start", str(self.dir), str(self.port)],
+                ["bash", str(CLUSTER_SCRIPT), "start", str(self.dir), str(self.port), *options],
                 check=True,
                 capture_output=True,
                 text=True,

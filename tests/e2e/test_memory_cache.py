@@ -230,7 +230,8 @@ def test_hot_standby_answers(db, gw, cluster, connect):
         check=True, capture_output=True, timeout=300,
     )
     try:
-        subprocess.run(["bash", str(harness.CLUSTER_SCRIPT), "start", standby_dir, str(port)], check=True,
+        preload = ["shared_preload_libraries=sqlchat"] if cluster.preloaded else []
+        subprocess.run(["bash", str(harness.CLUSTER_SCRIPT), "start", standby_dir, str(port), *preload], check=True,
                        capture_output=True, timeout=120)
         asked, answered = 5, 0
         with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=db, autocommit=True) as standby:

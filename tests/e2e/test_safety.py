@@ -105,9 +105,15 @@ SESSION = {
 }
 
 
+# Settings only superusers may change; other roles keep the server's values.
+SUPERUSER_ONLY = {"sqlchat.send_rows"}
+
+
 def set_session(conn, settings):
+    superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
     for name, value in settings.items():
-        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        if superuser or name not in SUPERUSER_ONLY:
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
 
 
 def ask_full(conn, question):
