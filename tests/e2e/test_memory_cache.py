@@ -281,3 +281,50 @@ def test_callers_operators_never_run_as_the_owner(db, gw, make_role, connect):
     ran_as = {r[0] for r in admin.execute("SELECT who FROM evil.log")}
     assert "postgres" not in ran_as, ran_as
     admin.execute("DROP SCHEMA evil CASCADE")
+
+
+def test_a_new_role_with_a_dropped_roles_name_sees_nothing_of_it(db, gw, connect, cluster):
+    gw.rule(purpose="generate_sql", content="SELECT count(*) AS n FROM customers")
+    with cluster.connect(db) as admin:
+        admin.execute("DROP ROLE IF EXISTS mc_reborn")
+        admin.execute("CREATE ROLE mc_reborn LOGIN")
+        admin.execute("GRANT SELECT ON customers TO mc_reborn")
+    first = connect(db, user="mc_reborn")
+    first.execute("SELECT sqlchat.ask('how many customers? my secret project', 'reborn')")
+    assert len(first.execute("SELECT * FROM sqlchat.history('reborn')").fetchall()) == 1
+    first.close()
+    with cluster.connect(db) as admin:
+        admin.execute("DROP OWNED BY mc_reborn")
+        admin.execute("DROP ROLE mc_reborn")
+        admin.execute("CREATE ROLE mc_reborn LOGIN")
+        admin.execute("GRANT SELECT ON customers TO mc_reborn")
+    again = connect(db, user="mc_reborn")
+    assert again.execute("SELECT * FROM sqlchat.history('reborn')").fetchall() == []
+    gw.clear_requests()
+    again.execute("SELECT sqlchat.ask('and now?', 'reborn')")
+    assert "secret project" not in generation_text(gw.requests(purpose="generate_sql")[-1])
+
+
+def test_one_roles_open_transaction_never_blocks_anothers_ask(db, gw, connect, cluster):
+    """Role A holds an expired cache row locked in an open transaction; role B's ask, which cleans up
+    expired rows, goes on without waiting for A."""
+    gw.rule(purpose="generate_sql", content="SELECT count(*) AS n FROM customers")
+    with cluster.connect(db) as admin:
+        for role in ("mc_holder", "mc_other"):
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+            admin.execute(f"CREATE ROLE {role} LOGIN")
+            admin.execute(f"GRANT SELECT ON customers TO {role}")
+    holder = connect(db, user="mc_holder", autocommit=False)
+    holder.execute("SET sqlchat.cache_ttl = 1")
+    holder.execute("SELECT sqlchat.ask('how many customers, held?')")
+    holder.commit()
+    time.sleep(1.2)
+    # The same question again: its expired row is updated, and stays locked until A commits.
+    holder.execute("SELECT sqlchat.ask('how many customers, held?')")
+    other = connect(db, user="mc_other")
+    other.execute("SET lock_timeout = '3s'")
+    started = time.monotonic()
+    other.execute("SELECT sqlchat.ask('how many customers, other?')")
+    waited = time.monotonic() - started
+    holder.rollback()
+    assert waited < 2.0, waited

@@ -267,3 +267,22 @@ def test_shadowed_privilege_functions_reveal_nothing(db, gw, make_role, connect)
     prompt = "\n".join(m["content"] for m in gw.requests(purpose="generate_sql")[-1]["messages"])
     assert "payroll_secret" not in prompt
     admin.execute("DROP SCHEMA shadow CASCADE")
+
+
+def test_generation_expressions_over_hidden_columns_stay_out_of_the_prompt(db, gw, make_role, connect):
+    gw.rule(purpose="generate_sql", content="SELECT count(*) AS n FROM bonuses")
+    role = make_role("e2e_generated")
+    admin = connect(db)
+    admin.execute("DROP TABLE IF EXISTS bonuses")
+    admin.execute(
+        "CREATE TABLE bonuses (id int, hidden_rate_zz numeric, base numeric, "
+        "doubled numeric GENERATED ALWAYS AS (base * 2) STORED, "
+        "payout numeric GENERATED ALWAYS AS (base * hidden_rate_zz) STORED)"
+    )
+    admin.execute(f"GRANT SELECT (id, base, doubled, payout) ON bonuses TO {role}")
+    conn = connect(db, user=role)
+    conn.execute("SELECT sqlchat.ask('how many bonuses are there?')")
+    prompt = "\n".join(m["content"] for m in gw.requests(purpose="generate_sql")[-1]["messages"])
+    assert "payout" in prompt and "doubled" in prompt
+    assert "hidden_rate_zz" not in prompt
+    assert "(base * " in prompt, "expressions over readable columns are kept"
