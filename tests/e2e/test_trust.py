@@ -27,6 +27,11 @@ CREATE FUNCTION evil.mark(tag text) RETURNS boolean LANGUAGE plpgsql AS $f$
 BEGIN
   RAISE NOTICE 'PLANTED % ran as %', tag, current_user;
   PERFORM pg_catalog.pg_advisory_lock(4242);
+  -- Session state that would outlive the ask, each tried on its own.
+  BEGIN EXECUTE 'PREPARE planted_stmt AS SELECT 1'; EXCEPTION WHEN OTHERS THEN NULL; END;
+  BEGIN EXECUTE 'LISTEN planted_channel'; EXCEPTION WHEN OTHERS THEN NULL; END;
+  BEGIN EXECUTE 'CREATE TEMP TABLE IF NOT EXISTS planted_temp (x int)'; EXCEPTION WHEN OTHERS THEN NULL; END;
+  BEGIN PERFORM pg_catalog.set_config('planted.mark', tag, false); EXCEPTION WHEN OTHERS THEN NULL; END;
   IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
     EXECUTE pg_catalog.format('COPY (SELECT 1) TO PROGRAM %L', 'touch {scratch}/' || tag);
   END IF;
@@ -146,16 +151,25 @@ def trust_db(make_db, make_role, cluster):
     return db, scratch
 
 
+SESSION_STATE = """
+SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())
+     + (SELECT count(*) FROM pg_prepared_statements)
+     + (SELECT count(*) FROM pg_listening_channels())
+     + (SELECT count(*) FROM pg_class WHERE relpersistence = 't')
+     + (SELECT count(*) FROM pg_settings WHERE name = 'planted.mark')
+"""
+
+
 def evidence(conn, notices, scratch):
-    """What a planted function leaves behind in the caller's session: its NOTICE, an advisory lock,
-    a file. Cleared for the next case."""
+    """What a planted function leaves behind in the caller's session: its NOTICE, session state
+    (advisory locks, prepared statements, LISTEN, temporary tables, settings), a file. Cleared for
+    the next case."""
     found = [n for n in notices if "PLANTED" in n]
-    locks = conn.execute(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-    ).fetchone()[0]
+    locks = conn.execute(SESSION_STATE).fetchone()[0]
     files = sorted(p.name for p in scratch.iterdir() if p.name != "setup.sql")
     if locks:
         conn.execute("SELECT pg_advisory_unlock_all()")
+        conn.execute("DISCARD ALL") if conn.autocommit else None
     for name in files:
         (scratch / name).unlink()
     notices.clear()
@@ -179,7 +193,7 @@ def test_planted_code_never_runs_with_the_callers_rights(trust_db, gw, connect):
     results, problems = [], []
     per_class = Counter()
     for caller, kind in CALLERS.items():
-        conn = connect(db, user=caller)
+        conn = connect(db, user=caller, prepare_threshold=None)
         for name, value in SESSION.items():
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
         notices = []
@@ -210,7 +224,7 @@ def test_planted_code_never_runs_with_the_callers_rights(trust_db, gw, connect):
         "refused": sum(r["refused"] for r in results),
         "answered_without_running_planted_code": sum(not r["refused"] and not r["planted_code_ran"] for r in results),
         "planted_code_ran": sum(r["planted_code_ran"] for r in results),
-        "locks_left": sum(r["locks_left"] for r in results),
+        "session_state_left": sum(r["locks_left"] for r in results),
         "files_written": sum(len(r["files"]) for r in results),
         "allowed_controls_answered": len(ALLOWED) * len(CALLERS) - sum(1 for p in problems if p[1] in dict((a[0], 1) for a in ALLOWED)),
         "results": results,
@@ -218,7 +232,7 @@ def test_planted_code_never_runs_with_the_callers_rights(trust_db, gw, connect):
     harness.write_results("trust", figures)
     print(f"\nplanted code: {figures['cases']} cases over {len(per_class)} classes; refused {figures['refused']}, "
           f"answered without it {figures['answered_without_running_planted_code']}, "
-          f"planted code ran {figures['planted_code_ran']}, locks left {figures['locks_left']}, "
+          f"planted code ran {figures['planted_code_ran']}, session state left {figures['session_state_left']}, "
           f"files written {figures['files_written']}")
     assert not problems, problems
 
