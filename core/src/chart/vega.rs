@@ -151,8 +151,22 @@ fn distinct_texts(rows: &[&Map<String, Value>], name: &str) -> HashSet<String> {
     rows.iter().filter_map(|row| row.get(name)).filter(|v| !v.is_null()).map(profile::display_text).collect()
 }
 
+/// Properties a tooltip field definition may have (Vega-Lite's StringFieldDef): a channel's sort,
+/// scale or stack belong to its axis or legend and make the spec invalid inside a tooltip.
+const TOOLTIP_PROPERTIES: [&str; 9] =
+    ["field", "type", "title", "aggregate", "timeUnit", "bin", "bandPosition", "format", "formatType"];
+
+/// A tooltip listing the fields of `channels`, as each channel reads them.
 fn tooltip(channels: &[&Map<String, Value>]) -> Value {
-    Value::Array(channels.iter().map(|c| Value::Object((*c).clone())).collect())
+    let entry = |c: &Map<String, Value>| -> Value {
+        Value::Object(
+            c.iter()
+                .filter(|(k, _)| TOOLTIP_PROPERTIES.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
+    Value::Array(channels.iter().map(|c| entry(c)).collect())
 }
 
 fn line(
