@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
+use super::instant::{is_local_midnight, normalize_instant};
 use super::profile::{self, ColumnProfile, Role, TimeKind};
 use super::{Aggregate, ChartType, LabelOrder, Plan, MAX_CHART_ROWS};
 
@@ -74,8 +75,8 @@ pub fn spec(
     spec
 }
 
-/// The rows as the chart reads them: numeric strings of measures as numbers, timestamps in one
-/// browser-safe form, nested values as text.
+/// The rows as the chart reads them: numeric strings of measures as numbers, dates and timestamps
+/// in the form browsers parse (offsets kept), nested values as text.
 fn data_values(columns: &[ColumnProfile], rows: &[&Map<String, Value>]) -> Value {
     let roles: HashMap<&str, Role> = columns.iter().map(|c| (c.name.as_str(), c.role)).collect();
     let converted = rows.iter().map(|row| {
@@ -94,7 +95,7 @@ fn chart_value(value: &Value, role: Option<Role>) -> Value {
             profile::parse_quantity(s).map_or_else(|| value.clone(), |x| json!(x))
         }
         (Value::String(s), Some(Role::Temporal(TimeKind::Instant))) => {
-            profile::normalize_instant(s).map_or_else(|| value.clone(), Value::String)
+            normalize_instant(s).map_or_else(|| value.clone(), Value::String)
         }
         (Value::Array(_) | Value::Object(_), _) => Value::String(value.to_string()),
         _ => value.clone(),
@@ -353,7 +354,8 @@ fn heatmap(
 }
 
 /// The text channel of a table column: dates and times printed short (the data holds them in the
-/// long browser-safe form), everything else as it is.
+/// long browser-safe form), everything else as it is. Timestamps with an offset keep their time of
+/// day: in the viewer's time zone a midnight elsewhere may fall on another date.
 fn table_text(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Value {
     if column.role != Role::Temporal(TimeKind::Instant) {
         return json!({"field": field_ref(&column.name), "type": "nominal"});
@@ -361,8 +363,8 @@ fn table_text(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Value {
     let midnight_only = rows
         .iter()
         .filter_map(|r| r.get(&column.name).and_then(Value::as_str))
-        .filter_map(profile::normalize_instant)
-        .all(|t| t.ends_with("T00:00:00"));
+        .filter_map(normalize_instant)
+        .all(|t| is_local_midnight(&t));
     let format = if midnight_only { "%Y-%m-%d" } else { "%Y-%m-%d %H:%M" };
     json!({"field": field_ref(&column.name), "type": "temporal", "format": format})
 }

@@ -138,13 +138,39 @@ fn cells_are_converted_for_the_chart() {
     let rows = json!([{"d": "2023-01-05 10:00:00+02", "n": 1}, {"d": "2023-01-06", "n": 2}]);
     let out = suggest_chart("", "", &rows).expect("chart");
     assert_eq!(out["chart_type"], "line");
-    assert_eq!(out["vega_lite"]["data"]["values"][0]["d"], json!("2023-01-05T10:00:00"));
+    // A timestamptz keeps its offset; a date stays a wall-clock reading.
+    assert_eq!(out["vega_lite"]["data"]["values"][0]["d"], json!("2023-01-05T10:00:00+02:00"));
     assert_eq!(out["vega_lite"]["data"]["values"][1]["d"], json!("2023-01-06T00:00:00"));
     assert_eq!(out["vega_lite"]["encoding"]["x"]["type"], "temporal");
     let rows = json!([{"t.name": "a", "v": 1}, {"t.name": "b", "v": 2}]);
     let out = suggest_chart("", "", &rows).expect("chart");
     assert_eq!(out["vega_lite"]["encoding"]["x"]["field"], "t\\.name");
     assert_eq!(out["x"], "t.name");
+}
+
+/// Every timestamp with an offset reaches the chart data with that offset, whatever its form.
+#[test]
+fn offsets_reach_the_chart_data() {
+    let printed = ["2023-04-01 00:00:00+02", "2023-04-02 12:00:00-05:30", "2023-04-03 08:15:00.25Z"];
+    let in_chart = ["2023-04-01T00:00:00+02:00", "2023-04-02T12:00:00-05:30", "2023-04-03T08:15:00.250Z"];
+    let rows: Vec<Value> = printed.iter().enumerate().map(|(i, t)| json!({"at": t, "n": i})).collect();
+    let out = suggest_chart("", "", &Value::Array(rows)).expect("chart");
+    assert_eq!(out["chart_type"], "line");
+    let values = out["vega_lite"]["data"]["values"].as_array().cloned().unwrap_or_default();
+    let times: Vec<Value> = values.iter().map(|row| row["at"].clone()).collect();
+    assert_eq!(times, in_chart.map(|t| json!(t)));
+    // In a table, midnights with an offset keep their time of day; plain dates print as dates.
+    let text_format = |rows: Value| {
+        let out = suggest_chart("", "", &rows).expect("chart");
+        assert_eq!(out["chart_type"], "table");
+        let views = out["vega_lite"]["hconcat"].as_array().cloned().unwrap_or_default();
+        let at = views.iter().find(|v| v["title"]["text"] == "at").expect("a column for at");
+        at["encoding"]["text"]["format"].clone()
+    };
+    let midnights = json!([{"who": "a", "at": "2023-04-01 00:00:00+02"}, {"who": "b", "at": "2023-04-02 00:00:00+02"}]);
+    assert_eq!(text_format(midnights), json!("%Y-%m-%d %H:%M"));
+    let dates = json!([{"who": "a", "at": "2023-04-01"}, {"who": "b", "at": "2023-04-02"}]);
+    assert_eq!(text_format(dates), json!("%Y-%m-%d"));
 }
 
 #[test]
