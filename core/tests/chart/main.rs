@@ -206,7 +206,7 @@ fn check_output(name: &str, rows: &Value, out: &Value) {
         assert!(out[key].as_str().is_some_and(|s| !s.trim().is_empty()), "{name}: empty {key}");
     }
     let spec = &out["vega_lite"];
-    assert_eq!(spec["$schema"], "https://vega.github.io/schema/vega-lite/v5.json", "{name}");
+    assert_eq!(spec["$schema"], "https://vega.github.io/schema/vega-lite/v5.23.0.json", "{name}");
     let values = spec["data"]["values"].as_array().unwrap_or_else(|| panic!("{name}: no data.values"));
     let row_count = rows.as_array().map_or(0, Vec::len);
     // An empty result is drawn from one placeholder datum (a text mark needs one).
