@@ -2,7 +2,8 @@
 # Runs every test layer on a fresh machine: installs what is missing, builds, then
 #   1. core unit tests (cargo test -p sqlchat-core)
 #   2. #[pg_test]s of the extension (cargo pgrx test)
-#   3. suggested charts rendered with vega-embed in headless Chromium,
+#   3. suggested charts validated against the official Vega-Lite schema (ajv) and rendered with
+#      vega-embed in headless Chromium,
 #   4. pg_regress cases of the SQL surface, and
 #   5. end-to-end tests (pytest) against a cluster of its own and the fake gateway.
 # Public eval data is read from $SQLCHAT_EVAL_DIR or ../shared/eval; tests needing it skip without it.
@@ -30,7 +31,7 @@ else
 fi
 tools/setup.sh   # cargo pgrx test installs a test build; put the real one back
 
-echo "== charts drawn by vega-embed in headless Chromium"
+echo "== charts: Vega-Lite schema check, then drawn by vega-embed in headless Chromium"
 tests/browser/run.sh
 
 echo "== pg_regress and end-to-end tests"

@@ -1,13 +1,18 @@
-//! Prints `suggest_chart` output for a fixed set of result shapes, one JSON object per line, for
-//! the browser test (tests/browser) to draw with vega-embed.
+//! Prints `suggest_chart` output for fixed sets of result shapes, one JSON object per line, for
+//! tests/browser to check against the official Vega-Lite schema and to draw with vega-embed.
 //!
 //! ```text
 //! cargo run -p sqlchat-core --example chart_specs > specs.jsonl
 //! ```
-//! Each line is `{"name", "question", "sql", "intended", "suggestion"}`: `intended` is the chart
-//! type the case was written for, `suggestion` what `suggest_chart` returned. The rows are shaped
-//! like answers over the demo shop (demo/shop.sql): written by hand, or made from a fixed formula
-//! where a chart needs many rows, so every run prints the same specs.
+//! Each line is `{"set", "name", "question", "sql", "intended", "suggestion"}`: `intended` is the
+//! chart type the case was written for (null when any will do), `suggestion` what `suggest_chart`
+//! returned. The sets: `browser`, shaped like answers over the demo shop (demo/shop.sql) and drawn
+//! in the browser; `labelled`, the hand-labelled shapes of the chart tests; `edge`, their edge
+//! cases (core/tests/chart/cases.rs). Rows are written by hand or made from a fixed formula, so
+//! every run prints the same specs.
+
+#[path = "../tests/chart/cases.rs"]
+mod cases;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -354,21 +359,36 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Every case with the set it belongs to.
+fn all_cases() -> Vec<(&'static str, cases::Case)> {
+    let browser = cases().into_iter().map(|c| cases::Case {
+        name: c.name.to_string(),
+        question: c.question.to_string(),
+        sql: c.sql.to_string(),
+        rows: c.rows,
+        expect: Some(c.intended.to_string()),
+    });
+    let labelled = cases::labelled_cases().into_iter().map(|c| ("labelled", c));
+    let edge = cases::edge_cases().into_iter().map(|c| ("edge", c));
+    browser.map(|c| ("browser", c)).chain(labelled).chain(edge).collect()
+}
+
 fn main() -> ExitCode {
     let mut out = io::stdout().lock();
-    for case in cases() {
-        let suggestion = match suggest_chart(case.question, case.sql, &case.rows) {
+    for (set, case) in all_cases() {
+        let suggestion = match suggest_chart(&case.question, &case.sql, &case.rows) {
             Ok(suggestion) => suggestion,
             Err(e) => {
-                eprintln!("{}: {e}", case.name);
+                eprintln!("{set}/{}: {e}", case.name);
                 return ExitCode::FAILURE;
             }
         };
         let line = json!({
+            "set": set,
             "name": case.name,
             "question": case.question,
             "sql": case.sql,
-            "intended": case.intended,
+            "intended": case.expect,
             "suggestion": suggestion,
         });
         if writeln!(out, "{line}").is_err() {

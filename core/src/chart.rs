@@ -4,6 +4,7 @@
 //! only break ties (title, select-list order, ORDER BY, time parts computed in SQL).
 
 mod hints;
+mod instant;
 mod profile;
 mod vega;
 

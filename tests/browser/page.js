@@ -1,5 +1,6 @@
-// Draws each suggested spec from specs.jsonl with vega-embed. Opened plainly, it draws them all;
-// with ?driver the test runner draws them one at a time through window.chartPage.drawChart.
+// Draws each suggested spec of the browser set of specs.jsonl with vega-embed. Opened plainly, it
+// draws them all; with ?driver the test runner draws them one at a time through
+// window.chartPage.drawChart.
 
 let cases = [];
 
@@ -7,7 +8,12 @@ async function loadCases() {
   const response = await fetch('specs.jsonl');
   if (!response.ok) throw new Error(`specs.jsonl: HTTP ${response.status}`);
   const text = await response.text();
-  cases = text.split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line));
+  // The other sets of the file are for the schema check (validate.mjs) only.
+  cases = text
+    .split('\n')
+    .filter((line) => line.trim())
+    .map((line) => JSON.parse(line))
+    .filter((c) => c.set === 'browser');
   const main = document.getElementById('cases');
   for (const c of cases) {
     const section = document.createElement('section');

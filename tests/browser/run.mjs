@@ -1,6 +1,6 @@
-// Draws every spec of a chart_specs JSON-lines file with vega-embed in headless Chromium and checks
-// each one: the embed promise resolved, the page logged no error, and the SVG holds the marks the
-// chart type needs. Writes a screenshot per chart.
+// Draws every spec of the browser set of a chart_specs JSON-lines file with vega-embed in headless
+// Chromium and checks each one: the embed promise resolved, the page logged no error, and the SVG
+// holds the marks the chart type needs. Writes a screenshot per chart.
 //
 //     node run.mjs SPECS.jsonl OUT_DIR
 //
@@ -46,7 +46,8 @@ function main() {
   const cases = readFileSync(specsPath, 'utf8')
     .split('\n')
     .filter((line) => line.trim())
-    .map((line) => JSON.parse(line));
+    .map((line) => JSON.parse(line))
+    .filter((c) => c.set === 'browser');
   mkdirSync(outDir, { recursive: true });
   const watchdog = setTimeout(() => {
     console.error(`gave up after ${RUN_TIMEOUT_MS / 1000} s`);
@@ -163,7 +164,8 @@ function checkMarks(expected, svg) {
     problems.push(`${drawn} ${expected.mark} marks, expected at least ${expected.atLeast}`);
   }
   if (typeof expected.value === 'number') {
-    const shown = Number(String(svg.texts[0] ?? '').replace(/,/g, ''));
+    // d3-format writes negative numbers with the minus sign U+2212.
+    const shown = Number(String(svg.texts[0] ?? '').replace(/,/g, '').replace(/\u2212/g, '-'));
     if (!(Math.abs(shown - expected.value) <= Math.abs(expected.value) * 1e-3)) {
       problems.push(`the figure reads "${svg.texts[0]}", expected ${expected.value}`);
     }

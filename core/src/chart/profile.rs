@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::instant::normalize_instant;
 use crate::catalog::identifier_words;
 use serde_json::{Map, Value};
 
@@ -336,68 +337,6 @@ fn parse_interval_days(text: &str) -> Option<f64> {
     (units > 0 && days.is_finite()).then_some(days)
 }
 
-/// ISO-like dates and timestamps as PostgreSQL and JSON print them ("2023-01-31",
-/// "2023-01-31 12:00:00+02", "2023-01-31T12:00:00.5Z", "2023-01"), rewritten to the local-time form
-/// "YYYY-MM-DDTHH:MM:SS[.f]" that every browser parses alike. The offset is dropped on purpose:
-/// the chart then shows the wall-clock times PostgreSQL printed.
-pub fn normalize_instant(text: &str) -> Option<String> {
-    let s = text.trim();
-    let b = s.as_bytes();
-    let digits = |range: std::ops::Range<usize>| b.get(range.clone()).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-    let number = |range: std::ops::Range<usize>| s.get(range).and_then(|d| d.parse::<u32>().ok());
-    if !(digits(0..4) && b.get(4) == Some(&b'-') && digits(5..7)) {
-        return None;
-    }
-    let month = number(5..7)?;
-    if !(1..=12).contains(&month) {
-        return None;
-    }
-    if b.len() == 7 {
-        return Some(format!("{s}-01T00:00:00"));
-    }
-    if !(b.get(7) == Some(&b'-') && digits(8..10)) {
-        return None;
-    }
-    let day = number(8..10)?;
-    if !(1..=31).contains(&day) {
-        return None;
-    }
-    let date = &s[..10];
-    if b.len() == 10 {
-        return Some(format!("{date}T00:00:00"));
-    }
-    if !(matches!(b.get(10), Some(b'T' | b' ')) && digits(11..13) && b.get(13) == Some(&b':') && digits(14..16)) {
-        return None;
-    }
-    let rest = &s[16..];
-    let (seconds, zone) = match rest.strip_prefix(':') {
-        Some(r) => {
-            let end = r.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(r.len());
-            (&r[..end], &r[end..])
-        }
-        None => ("00", rest),
-    };
-    if seconds.len() < 2 || !seconds.as_bytes()[..2].iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if !is_zone(zone) {
-        return None;
-    }
-    Some(format!("{date}T{}:{seconds}", &s[11..16]))
-}
-
-/// "", "Z", "+02", "-05:30", "+0530".
-fn is_zone(zone: &str) -> bool {
-    if zone.is_empty() || zone == "Z" {
-        return true;
-    }
-    let Some(rest) = zone.strip_prefix(['+', '-']) else {
-        return false;
-    };
-    let compact = rest.replace(':', "");
-    matches!(compact.len(), 2 | 4 | 6) && compact.chars().all(|c| c.is_ascii_digit())
-}
-
 /// Year-first quarters and ISO weeks ("2023-Q1", "2023 Q4", "2023-W07"), which sort as text.
 fn is_period(text: &str) -> bool {
     let s = text.trim().to_ascii_uppercase();
@@ -476,18 +415,6 @@ mod tests {
         }
         for text in ["007", "02134", "1,23", "abc", "", "NaN", "inf", "12abc", "C002", "-", "1.2.3", "2023-01-01"] {
             assert_eq!(parse_number(text), None, "{text}");
-        }
-    }
-
-    #[test]
-    fn instants() {
-        assert_eq!(normalize_instant("2023-01-31").as_deref(), Some("2023-01-31T00:00:00"));
-        assert_eq!(normalize_instant("2023-01").as_deref(), Some("2023-01-01T00:00:00"));
-        assert_eq!(normalize_instant("2023-01-31 12:30:00+02").as_deref(), Some("2023-01-31T12:30:00"));
-        assert_eq!(normalize_instant("2023-01-31T12:30:00.25+00:00").as_deref(), Some("2023-01-31T12:30:00.25"));
-        assert_eq!(normalize_instant("2023-01-31T12:30Z").as_deref(), Some("2023-01-31T12:30:00"));
-        for text in ["2023-13-01", "2023-1-1", "20230101", "762 days 12:30:00", "2023-01-31 noon", "2023"] {
-            assert_eq!(normalize_instant(text), None, "{text}");
         }
     }
 

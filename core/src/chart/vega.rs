@@ -5,10 +5,13 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
+use super::instant::{is_local_midnight, normalize_instant};
 use super::profile::{self, ColumnProfile, Role, TimeKind};
 use super::{Aggregate, ChartType, LabelOrder, Plan, MAX_CHART_ROWS};
 
-pub const SCHEMA: &str = "https://vega.github.io/schema/vega-lite/v5.json";
+/// The Vega-Lite version the specs are written for and checked against (tests/browser validates
+/// them with the schema of this very version, which its package-lock.json pins).
+pub const SCHEMA: &str = "https://vega.github.io/schema/vega-lite/v5.23.0.json";
 /// Rows and columns a text table shows; the data keeps every row up to the cap.
 const TABLE_ROWS: usize = 100;
 const TABLE_COLUMNS: usize = 20;
@@ -74,8 +77,8 @@ pub fn spec(
     spec
 }
 
-/// The rows as the chart reads them: numeric strings of measures as numbers, timestamps in one
-/// browser-safe form, nested values as text.
+/// The rows as the chart reads them: numeric strings of measures as numbers, dates and timestamps
+/// in the form browsers parse (offsets kept), nested values as text.
 fn data_values(columns: &[ColumnProfile], rows: &[&Map<String, Value>]) -> Value {
     let roles: HashMap<&str, Role> = columns.iter().map(|c| (c.name.as_str(), c.role)).collect();
     let converted = rows.iter().map(|row| {
@@ -94,7 +97,7 @@ fn chart_value(value: &Value, role: Option<Role>) -> Value {
             profile::parse_quantity(s).map_or_else(|| value.clone(), |x| json!(x))
         }
         (Value::String(s), Some(Role::Temporal(TimeKind::Instant))) => {
-            profile::normalize_instant(s).map_or_else(|| value.clone(), Value::String)
+            normalize_instant(s).map_or_else(|| value.clone(), Value::String)
         }
         (Value::Array(_) | Value::Object(_), _) => Value::String(value.to_string()),
         _ => value.clone(),
@@ -151,8 +154,22 @@ fn distinct_texts(rows: &[&Map<String, Value>], name: &str) -> HashSet<String> {
     rows.iter().filter_map(|row| row.get(name)).filter(|v| !v.is_null()).map(profile::display_text).collect()
 }
 
+/// Properties a tooltip field definition may have (Vega-Lite's StringFieldDef): a channel's sort,
+/// scale or stack belong to its axis or legend and make the spec invalid inside a tooltip.
+const TOOLTIP_PROPERTIES: [&str; 9] =
+    ["field", "type", "title", "aggregate", "timeUnit", "bin", "bandPosition", "format", "formatType"];
+
+/// A tooltip listing the fields of `channels`, as each channel reads them.
 fn tooltip(channels: &[&Map<String, Value>]) -> Value {
-    Value::Array(channels.iter().map(|c| Value::Object((*c).clone())).collect())
+    let entry = |c: &Map<String, Value>| -> Value {
+        Value::Object(
+            c.iter()
+                .filter(|(k, _)| TOOLTIP_PROPERTIES.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
+    Value::Array(channels.iter().map(|c| entry(c)).collect())
 }
 
 fn line(
@@ -339,7 +356,8 @@ fn heatmap(
 }
 
 /// The text channel of a table column: dates and times printed short (the data holds them in the
-/// long browser-safe form), everything else as it is.
+/// long browser-safe form), everything else as it is. Timestamps with an offset keep their time of
+/// day: in the viewer's time zone a midnight elsewhere may fall on another date.
 fn table_text(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Value {
     if column.role != Role::Temporal(TimeKind::Instant) {
         return json!({"field": field_ref(&column.name), "type": "nominal"});
@@ -347,8 +365,8 @@ fn table_text(column: &ColumnProfile, rows: &[&Map<String, Value>]) -> Value {
     let midnight_only = rows
         .iter()
         .filter_map(|r| r.get(&column.name).and_then(Value::as_str))
-        .filter_map(profile::normalize_instant)
-        .all(|t| t.ends_with("T00:00:00"));
+        .filter_map(normalize_instant)
+        .all(|t| is_local_midnight(&t));
     let format = if midnight_only { "%Y-%m-%d" } else { "%Y-%m-%d %H:%M" };
     json!({"field": field_ref(&column.name), "type": "temporal", "format": format})
 }
