@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+import harness
+
 
 def install_script():
-    sharedir = subprocess.run(["pg_config", "--sharedir"], capture_output=True, text=True).stdout.strip()
+    sharedir = subprocess.run([str(harness.PGBIN / "pg_config"), "--sharedir"], capture_output=True, text=True).stdout.strip()
     scripts = sorted(Path(sharedir, "extension").glob("sqlchat--*.sql")) if sharedir else []
     return scripts[-1] if scripts else None
 
