@@ -13,7 +13,8 @@ keep=${1:-}
 tools/setup.sh --release
 tools/cluster.sh stop "$dir" 2>/dev/null || true
 rm -rf "$dir"
-tools/cluster.sh start "$dir" "$port"
+# Preloaded, as the README installs it: the sqlchat.* settings are protected from the first command.
+tools/cluster.sh start "$dir" "$port" shared_preload_libraries=sqlchat
 [ "$keep" = "--keep" ] || trap 'tools/cluster.sh stop "$dir"' EXIT
 
 psql=(psql -X -q -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1)
@@ -22,10 +23,14 @@ psql=(psql -X -q -h 127.0.0.1 -p "$port" -U postgres -v ON_ERROR_STOP=1)
 "${psql[@]}" -d shop -c "CREATE EXTENSION sqlchat"
 
 if [ -n "${SQLCHAT_API_BASE:-}" ]; then
-  "${psql[@]}" -d shop -v base="$SQLCHAT_API_BASE" -v key="${SQLCHAT_API_KEY:-}" -v model="${SQLCHAT_MODEL:-gpt-4o-mini}" <<'SQL'
-LOAD 'sqlchat';
+  # The key goes into a file only the server's user reads, never into a setting or the server log.
+  key_file="$dir/sqlchat.key"
+  printf '%s\n' "${SQLCHAT_API_KEY:-}" > "$key_file"
+  chmod 600 "$key_file"
+  [ "$(id -u)" = 0 ] && chown postgres "$key_file"
+  "${psql[@]}" -d shop -v base="$SQLCHAT_API_BASE" -v key_file="$key_file" -v model="${SQLCHAT_MODEL:-gpt-4o-mini}" <<'SQL'
 ALTER SYSTEM SET sqlchat.api_base = :'base';
-ALTER SYSTEM SET sqlchat.api_key = :'key';
+ALTER SYSTEM SET sqlchat.api_key_file = :'key_file';
 ALTER SYSTEM SET sqlchat.model = :'model';
 SELECT pg_reload_conf();
 SQL
