@@ -181,3 +181,12 @@ fn clear_cache() -> i64 {
     }
     cache::clear()
 }
+
+/// What in the server's configuration needs attention: the library not preloaded, keys where other
+/// roles can read them or where the server log records them, a gateway that does not answer, a
+/// model it does not serve... One row per finding, most severe first; ('ok', ...) when none.
+#[pg_extern]
+fn check_setup() -> TableIterator<'static, (name!(severity, String), name!(problem, String), name!(fix, String))> {
+    let rows: Vec<_> = crate::setup::check().into_iter().map(|f| (f.severity.to_string(), f.problem, f.fix)).collect();
+    TableIterator::new(rows)
+}

@@ -361,6 +361,38 @@ pub fn api_key() -> Result<Option<String>, sqlchat_core::Error> {
     Ok(text.lines().next().map(|l| l.trim().to_string()).filter(|k| !k.is_empty()))
 }
 
+/// Where the key comes from, for check_setup (whether or not it may be used).
+pub fn key_source() -> sqlchat_core::setup::KeySource {
+    use sqlchat_core::setup::KeySource;
+    if string(&AUTH_HEADER).is_some() {
+        return KeySource::Setting("sqlchat.auth_header".into());
+    }
+    if string(&API_KEY).is_some() {
+        return KeySource::Setting("sqlchat.api_key".into());
+    }
+    if std::env::var("SQLCHAT_API_KEY").is_ok_and(|k| !k.trim().is_empty()) {
+        return KeySource::Environment;
+    }
+    match string(&API_KEY_FILE) {
+        None => KeySource::None,
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) if text.lines().next().is_some_and(|l| !l.trim().is_empty()) => KeySource::File,
+            Ok(_) => KeySource::FileUnreadable(format!("{path} holds no key on its first line")),
+            Err(e) => KeySource::FileUnreadable(format!("{path}: {e}")),
+        },
+    }
+}
+
+/// `sqlchat.engine` as set (default, llm, offline or auto).
+pub fn engine_setting() -> &'static str {
+    match ENGINE.get() {
+        EngineSetting::Default => "default",
+        EngineSetting::Llm => "llm",
+        EngineSetting::Offline => "offline",
+        EngineSetting::Auto => "auto",
+    }
+}
+
 /// sqlchat.auth_header, under the same rule as a key in sqlchat.api_key.
 pub fn auth_header() -> Result<Option<String>, sqlchat_core::Error> {
     string(&AUTH_HEADER).map(|h| setting_secret("sqlchat.auth_header", h)).transpose()
@@ -469,6 +501,14 @@ pub fn engine() -> sqlchat_core::pipeline::Engine {
 
 pub fn send_rows() -> bool {
     SEND_ROWS.get() == SendRows::Sample
+}
+
+pub fn rls_bypass_setting() -> &'static str {
+    match RLS_BYPASS.get() {
+        RlsBypass::Warn => "warn",
+        RlsBypass::Refuse => "refuse",
+        RlsBypass::Allow => "allow",
+    }
 }
 
 pub fn rls_bypass() -> RlsBypass {

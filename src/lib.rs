@@ -9,6 +9,7 @@ mod exec;
 mod gucs;
 mod host;
 mod llm;
+mod setup;
 mod store;
 mod subxact;
 

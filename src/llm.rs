@@ -51,6 +51,8 @@ const JOIN_GRACE_MS: i32 = 200;
 #[derive(Clone)]
 struct Target {
     url: String,
+    /// `{api_base}/models`, asked by check_setup.
+    models_url: String,
     host: String,
     port: u16,
     loopback_only: bool,
@@ -107,8 +109,10 @@ fn target() -> Result<Target> {
         Some(a) => Some(header_value(a.chars().filter(|c| *c != '\r' && *c != '\n').collect())?),
         None => None,
     };
+    let models_url = url.as_str().trim_end_matches("/chat/completions").to_string() + "/models";
     Ok(Target {
         url: url.to_string(),
+        models_url,
         host,
         port,
         loopback_only: tls.is_none(),
@@ -191,6 +195,19 @@ fn tls_config() -> Result<Tls> {
     let tls = Tls { config, connector: Arc::new(RustlsConnector::default()) };
     *cached = Some((ca_file, tls.clone()));
     Ok(tls)
+}
+
+/// Whether the gateway settings can be used, as the first call would find.
+pub fn check_settings() -> Result<()> {
+    target().map(|_| ())
+}
+
+/// The gateway's model names (GET {api_base}/models), within five seconds, no retries.
+pub fn list_models() -> Result<Vec<String>> {
+    let mut target = target()?;
+    target.request_timeout = target.request_timeout.min(Duration::from_secs(5));
+    let (reply, _) = call_once(&target, Purpose::CheckSetup, &Arc::new(Vec::new()));
+    reply.and_then(|b| openai::parse_models(&b)).map_err(|e| scrub_error(e, &gucs::secrets()))
 }
 
 /// One chat call: the configured model with bounded retries, then each fallback model in turn.
@@ -434,16 +451,26 @@ fn exchange(
     let tcp = OwnedTcp { shared: Arc::clone(shared), deadline, timeout_ms };
     let resolver = Resolve { host: target.host.clone(), port: target.port, loopback_only: target.loopback_only };
     let agent = Agent::with_parts(config, tcp.chain(SharedTls(tls)), resolver);
-    let mut request = agent
-        .post(&target.url)
-        .header("Content-Type", "application/json")
-        .header("X-Sqlchat-Purpose", purpose.as_str())
-        // Every attempt opens its own socket; nothing is kept for another call.
-        .header("Connection", "close");
-    if let Some(a) = &target.authorization {
-        request = request.header("Authorization", a);
-    }
-    let mut response = match request.send(body) {
+    // Every attempt opens its own socket; nothing is kept for another call.
+    let sent = if purpose == Purpose::CheckSetup {
+        let mut request =
+            agent.get(&target.models_url).header("X-Sqlchat-Purpose", purpose.as_str()).header("Connection", "close");
+        if let Some(a) = &target.authorization {
+            request = request.header("Authorization", a);
+        }
+        request.call()
+    } else {
+        let mut request = agent
+            .post(&target.url)
+            .header("Content-Type", "application/json")
+            .header("X-Sqlchat-Purpose", purpose.as_str())
+            .header("Connection", "close");
+        if let Some(a) = &target.authorization {
+            request = request.header("Authorization", a);
+        }
+        request.send(body)
+    };
+    let mut response = match sent {
         Ok(r) => r,
         Err(e) => return (Err(gateway_error(e, timeout_ms)), None),
     };

@@ -43,6 +43,10 @@ else
   engine=offline
 fi
 
+echo
+echo "== sqlchat.check_setup(): what in this configuration needs attention"
+"${psql[@]}" -d shop -c "SELECT severity, problem, fix FROM sqlchat.check_setup()"
+
 while IFS= read -r question; do
   [ -z "$question" ] && continue
   echo

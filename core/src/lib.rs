@@ -13,6 +13,7 @@ pub mod prompt;
 pub mod rank;
 pub mod result;
 pub mod retry;
+pub mod setup;
 
 pub use catalog::{Catalog, Column, ForeignKey, Table, TableKind};
 pub use error::{Error, Result};

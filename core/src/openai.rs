@@ -30,6 +30,8 @@ pub enum Purpose {
     Answer,
     Summarize,
     Chart,
+    /// `sqlchat.check_setup()` asking the gateway for its models (GET {api_base}/models).
+    CheckSetup,
 }
 
 impl Purpose {
@@ -40,6 +42,7 @@ impl Purpose {
             Purpose::Answer => "answer",
             Purpose::Summarize => "summarize",
             Purpose::Chart => "chart",
+            Purpose::CheckSetup => "check_setup",
         }
     }
 }
@@ -56,6 +59,25 @@ pub fn request_body(model: &str, messages: &[Message], temperature: f64) -> Valu
 /// Nesting deeper than this is refused before serde sees it (serde_json's own limit is 128, and
 /// a reply has no reason to nest beyond a handful of levels).
 pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The model names of a `GET /models` reply (`{"data": [{"id": ...}, ...]}`); an empty list when
+/// the gateway answers without one.
+pub fn parse_models(body: &[u8]) -> Result<Vec<String>> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| Error::GatewayBadReply { detail: format!("the reply is not valid UTF-8 ({e})") })?;
+    if json_depth_exceeds(text, MAX_JSON_DEPTH) {
+        return Err(Error::GatewayBadReply {
+            detail: format!("the reply nests JSON deeper than {MAX_JSON_DEPTH} levels"),
+        });
+    }
+    let v: Value = serde_json::from_str(text).map_err(|e| Error::GatewayBadReply {
+        detail: format!("the reply is not JSON ({e}): {}", excerpt(text, 120)),
+    })?;
+    Ok(v.get("data")
+        .and_then(Value::as_array)
+        .map(|models| models.iter().filter_map(|m| m.get("id").and_then(Value::as_str)).map(str::to_string).collect())
+        .unwrap_or_default())
+}
 
 /// The text of the first choice of a chat-completions reply body.
 pub fn parse_reply(body: &[u8]) -> Result<String> {

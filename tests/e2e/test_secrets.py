@@ -133,6 +133,19 @@ def test_without_preloading_a_key_in_a_setting_is_refused(gateway):
             assert "shared_preload_libraries" in refused.value.diag.message_hint
             assert harness.API_KEY not in str(refused.value)
             assert gateway.requests() == [], "nothing was sent with the exposed key"
+        with cluster.connect(db) as admin:
+            # Not preloaded, PostgreSQL accepts this placeholder: check_setup must find it.
+            admin.execute("ALTER ROLE np_probe SET sqlchat.api_key = 'in-role-settings-0123456789'")
+            found = admin.execute("SELECT severity, problem FROM sqlchat.check_setup()").fetchall()
+        with cluster.connect(db) as fresh:
+            # Where sqlchat is loaded the setting is real (SIGHUP) and can no longer be reset per role.
+            fresh.execute("ALTER ROLE np_probe RESET sqlchat.api_key")
+        problems = "\n".join(f"{s}: {p}" for s, p in found)
+        assert found[0][0] == "error", problems
+        assert "not in shared_preload_libraries" in problems
+        assert "ROLE np_probe" in problems
+        assert "sqlchat.api_key holds the key" in problems
+        assert "in-role-settings" not in problems and harness.API_KEY not in problems
         os.chmod(key_dir, 0o755)
         key_file = key_dir / "key"
         key_file.write_text("file-key-for-unpreloaded-0123\n")
@@ -145,3 +158,26 @@ def test_without_preloading_a_key_in_a_setting_is_refused(gateway):
     finally:
         cluster.stop()
         shutil.rmtree(key_dir, ignore_errors=True)
+
+
+def test_check_setup_reports_what_needs_attention(configured, make_db, gateway):
+    cluster = configured
+    db = make_db("secrets_setup", [SHOP_SQL])
+    with cluster.connect(db) as conn:
+        found = conn.execute("SELECT severity, problem, fix FROM sqlchat.check_setup()").fetchall()
+        problems = "\n".join(f"{s}: {p}" for s, p, _ in found)
+        # The tests set the key with ALTER SYSTEM: the server log records it on reload.
+        assert any(s == "warning" and "postgresql.auto.conf" in p and "server log" in p for s, p, _ in found), problems
+        assert not any(s == "error" for s, _, _ in found), problems
+        assert all(f for s, _, f in found if s != "ok"), "every finding has a fix"
+        assert harness.API_KEY not in problems
+        conn.execute("SET sqlchat.model = 'no-such-model'")
+        found = conn.execute("SELECT severity, problem FROM sqlchat.check_setup()").fetchall()
+        assert any(s == "warning" and "no-such-model" in p for s, p in found), found
+        conn.execute("RESET sqlchat.model")
+        conn.execute(f"SET sqlchat.api_base = 'http://127.0.0.1:{harness.free_port()}/v1'")
+        found = conn.execute("SELECT severity, problem FROM sqlchat.check_setup()").fetchall()
+        assert found[0][0] == "error" and "did not answer" in found[0][1], found
+        conn.execute("SET sqlchat.api_base = 'http://192.0.2.1/v1'")
+        found = conn.execute("SELECT severity, problem FROM sqlchat.check_setup()").fetchall()
+        assert found[0][0] == "error" and "https" in found[0][1], found
