@@ -89,6 +89,11 @@ fn ask_full(
     question: Option<&str>,
     session_id: default!(Option<&str>, "NULL"),
 ) -> pgrx::composite_type!('static, "sqlchat.answer") {
+    answer(question, session_id)
+}
+
+/// What `ask_full` returns, or the ERROR it raises; a background job runs exactly this.
+pub fn answer(question: Option<&str>, session_id: Option<&str>) -> PgHeapTuple<'static, AllocatedByRust> {
     let started = Instant::now();
     let out = run(question, session_id, false);
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -190,3 +195,52 @@ fn check_setup() -> TableIterator<'static, (name!(severity, String), name!(probl
     let rows: Vec<_> = crate::setup::check().into_iter().map(|f| (f.severity.to_string(), f.problem, f.fix)).collect();
     TableIterator::new(rows)
 }
+
+// ---- background asks (src/jobs/) ----
+
+/// Queues a question for a background worker and returns the job's id at once; the worker runs
+/// it as `ask_full` would have run now, as this role with this session's settings.
+#[pg_extern]
+fn submit(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -> i64 {
+    crate::jobs::submit(question, session_id)
+}
+
+/// The job's answer once it is done; NULL while it is queued or running (after waiting up to
+/// `wait_ms`); the job's own ERROR when it failed.
+#[pg_extern]
+fn result(job: i64, wait_ms: default!(i32, 0)) -> Option<pgrx::composite_type!('static, "sqlchat.answer")> {
+    crate::jobs::result(job, wait_ms)
+}
+
+/// The caller's jobs (superusers: everyone's), newest first, or one of them.
+#[pg_extern]
+fn job_status(
+    job: default!(Option<i64>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(job, i64),
+        name!(state, String),
+        name!(role, String),
+        name!(question, String),
+        name!(session_id, Option<String>),
+        name!(submitted_at, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(started_at, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(finished_at, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(runs, i32),
+        name!(sqlstate, Option<String>),
+        name!(message, Option<String>),
+        name!(worker_pid, Option<i32>),
+    ),
+> {
+    TableIterator::new(crate::jobs::status(job))
+}
+
+/// Cancels a job: a queued one never runs, a running one is stopped at once. False when it had
+/// already ended.
+#[pg_extern]
+fn cancel_job(job: i64) -> bool {
+    crate::jobs::cancel(job)
+}
+
+extension_sql_file!("../sql/jobs.sql", name = "jobs", requires = [job_status]);

@@ -22,6 +22,21 @@ pub fn raise(err: Error) -> ! {
     unreachable!("ERROR returned")
 }
 
+// ---- background asks ----
+
+/// Raises again an ERROR recorded earlier (a background job's), exactly as it was raised then.
+pub fn raise_stored(sqlstate: &str, message: &str, detail: Option<&str>, hint: Option<&str>) -> ! {
+    let mut report = ErrorReport::new(sqlstate_code(sqlstate), message.to_string(), "sqlchat");
+    if let Some(detail) = detail {
+        report = report.set_detail(detail.to_string());
+    }
+    if let Some(hint) = hint {
+        report = report.set_hint(hint.to_string());
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR returned")
+}
+
 /// Unwraps a core result or raises its error.
 pub trait OrRaise<T> {
     fn or_raise(self) -> T;

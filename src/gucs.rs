@@ -63,6 +63,11 @@ static ENGINE: GucSetting<EngineSetting> = GucSetting::<EngineSetting>::new(Engi
 static SEND_ROWS: GucSetting<SendRows> = GucSetting::<SendRows>::new(SendRows::Sample);
 static RLS_BYPASS: GucSetting<RlsBypass> = GucSetting::<RlsBypass>::new(RlsBypass::Warn);
 
+// ---- background asks (src/jobs/) ----
+static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+static JOB_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+static WORKER_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(10);
+
 /// Whether the library was loaded by shared_preload_libraries, so that the `sqlchat.*` settings
 /// existed, with their protection, before any session's first command.
 static PRELOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -324,7 +329,55 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    init_jobs();
     unsafe { pg_sys::MarkGUCPrefixReserved(c"sqlchat".as_ptr()) };
+}
+
+// ---- background asks (src/jobs/) ----
+
+fn init_jobs() {
+    GucRegistry::define_int_guc(
+        c"sqlchat.max_workers",
+        c"Most background workers running submitted jobs at once, over all databases (0: jobs stay queued).",
+        c"Each counts against max_worker_processes, as does sqlchat's launcher.",
+        &MAX_WORKERS,
+        0,
+        crate::jobs::MAX_WORKERS as i32,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.job_retention",
+        c"How long finished background jobs (answers, errors) are kept before a worker removes them.",
+        c"",
+        &JOB_RETENTION,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.worker_idle_timeout",
+        c"How long a background worker waits for more jobs before it ends.",
+        c"",
+        &WORKER_IDLE_TIMEOUT,
+        0,
+        3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+}
+
+pub fn max_workers() -> usize {
+    MAX_WORKERS.get().max(0) as usize
+}
+
+pub fn job_retention_s() -> i64 {
+    JOB_RETENTION.get().max(0) as i64
+}
+
+pub fn worker_idle_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(WORKER_IDLE_TIMEOUT.get().max(0) as u64)
 }
 
 fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {

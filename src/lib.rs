@@ -8,6 +8,7 @@ mod error;
 mod exec;
 mod gucs;
 mod host;
+mod jobs;
 mod llm;
 mod setup;
 mod store;
@@ -22,6 +23,8 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     catalog::register_invalidation();
     exec::trust::install_hooks();
+    // ---- background asks: shared memory, launcher, DROP DATABASE hook (when preloaded) ----
+    jobs::init();
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use std::panic::AssertUnwindSafe;
 pub struct Failure {
     pub sqlstate: String,
     pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
 }
 
 impl Failure {
@@ -53,11 +55,17 @@ pub fn run<R>(on_success: OnSuccess, work: impl FnOnce() -> R) -> Result<R, Fail
 
 fn failure_from(caught: CaughtError) -> Failure {
     match caught {
-        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
-            Failure { sqlstate: sqlstate_text(r.sql_error_code()), message: r.message().to_string() }
-        }
-        CaughtError::RustPanic { ereport, .. } => {
-            Failure { sqlstate: "XX000".into(), message: format!("internal error: {}", ereport.message()) }
-        }
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Failure {
+            sqlstate: sqlstate_text(r.sql_error_code()),
+            message: r.message().to_string(),
+            detail: r.detail().map(str::to_string),
+            hint: r.hint().map(str::to_string),
+        },
+        CaughtError::RustPanic { ereport, .. } => Failure {
+            sqlstate: "XX000".into(),
+            message: format!("internal error: {}", ereport.message()),
+            detail: None,
+            hint: None,
+        },
     }
 }

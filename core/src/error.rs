@@ -50,6 +50,19 @@ pub enum Error {
     Privileged { what: String, role: String, hint: String },
     #[error("internal error: {detail}")]
     Internal { detail: String },
+    // ---- background asks (submit, result, cancel_job) ----
+    #[error("background asks need the library in shared_preload_libraries")]
+    JobsNotPreloaded,
+    #[error("cannot {what} {place}")]
+    JobReadOnly { what: &'static str, place: &'static str },
+    #[error("job {job} does not exist or belongs to another role")]
+    JobNotFound { job: i64 },
+    #[error("job {job} was cancelled")]
+    JobCancelled { job: i64 },
+    #[error("job {job} was interrupted twice: its worker stopped while it ran (server restart or crash, or pg_terminate_backend)")]
+    JobInterrupted { job: i64 },
+    #[error("role {role} that submitted job {job} no longer exists")]
+    JobRoleGone { job: i64, role: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -100,6 +113,11 @@ impl Error {
             Error::NoVisibleTables => "42501",
             Error::Privileged { .. } => "42501",
             Error::Internal { .. } => "XX000",
+            Error::JobsNotPreloaded => "55000",
+            Error::JobReadOnly { .. } => "25006",
+            Error::JobNotFound { .. } | Error::JobRoleGone { .. } => "42704",
+            Error::JobCancelled { .. } => "57014",
+            Error::JobInterrupted { .. } => "57P01",
         }
     }
 
@@ -153,6 +171,12 @@ impl Error {
             Error::Cancelled { .. } => return None,
             Error::NoVisibleTables => "GRANT SELECT on the tables the question is about, and USAGE on their schemas, to this role.",
             Error::Internal { .. } => "This is a bug in sqlchat; please report it with the question that caused it.",
+            Error::JobsNotPreloaded => "Add sqlchat to shared_preload_libraries in postgresql.conf and restart the server, or call sqlchat.ask_full, which answers in this session.",
+            Error::JobReadOnly { .. } => "Call sqlchat.ask or sqlchat.ask_full, which answer in read-only transactions and on standbys, or submit on the primary in a read-write transaction.",
+            Error::JobNotFound { .. } => "sqlchat.jobs lists the jobs you can see; finished jobs are removed after sqlchat.job_retention.",
+            Error::JobCancelled { .. } => "It was stopped with sqlchat.cancel_job; submit the question again for an answer.",
+            Error::JobInterrupted { .. } => "Submit the question again. To stop a job, use sqlchat.cancel_job.",
+            Error::JobRoleGone { .. } => "A job runs as the role that submitted it; that role was dropped or renamed before the job ran.",
         };
         Some(h.to_string())
     }
@@ -236,6 +260,12 @@ mod tests {
             Error::NoSql { reply_excerpt: "".into() },
             Error::QueryFailed { sqlstate: "42703".into(), message: "m".into(), sql: "s".into(), attempts: 3 },
             Error::Cancelled { message: "canceling statement due to user request".into() },
+            Error::JobsNotPreloaded,
+            Error::JobReadOnly { what: "queue a job", place: "in a read-only transaction" },
+            Error::JobNotFound { job: 1 },
+            Error::JobCancelled { job: 1 },
+            Error::JobInterrupted { job: 1 },
+            Error::JobRoleGone { job: 1, role: "r".into() },
         ];
         for e in all {
             assert_eq!(e.sqlstate().len(), 5, "{e:?}");

@@ -68,6 +68,20 @@ SELECT sqlchat.suggest_chart('nothing', 'SELECT 1 WHERE false', '[]')->>'chart_t
 SELECT sqlchat.suggest_chart('bad', 'SELECT 1', '{"not": "an array"}');
 SELECT sqlchat.suggest_chart('bad', 'SELECT 1', '[1, 2, 3]');
 
+-- Background asks: bad input, jobs nobody has, where jobs cannot be queued (none is queued here).
+SELECT sqlchat.submit(NULL);
+SELECT sqlchat.submit('   ');
+SELECT sqlchat.result(-1);
+SELECT sqlchat.cancel_job(-1);
+SELECT sqlchat.result(NULL) IS NULL AS no_job;
+BEGIN READ ONLY;
+SELECT sqlchat.submit('how many items are there?');
+ROLLBACK;
+SET ROLE sqlchat_plain;
+SELECT count(*) FROM sqlchat.jobs;
+SELECT * FROM sqlchat.job;
+RESET ROLE;
+
 DROP TABLE items;
 DROP ROLE sqlchat_plain;
 DROP EXTENSION sqlchat;

@@ -1,0 +1,277 @@
+//! A database's worker: started by the launcher, connected to one database as the bootstrap
+//! superuser, it queues again or fails the jobs of workers that are gone, runs the maintenance
+//! tasks, then takes queued jobs one at a time, oldest first, until none is left; it ends at once
+//! when it ran none, else after `sqlchat.worker_idle_timeout` without work.
+//!
+//! A job runs in one transaction: the role that submitted it becomes the session's user, the
+//! settings captured at submit apply, `statement_timeout` runs from the job's start, and
+//! `api::answer` (what `sqlchat.ask_full` runs) is called in a subtransaction; its answer or its
+//! ERROR is recorded in the same transaction, so memory written by the ask is kept exactly when
+//! it would have been by `ask_full`. Then the identity and settings are the worker's again.
+//! `cancel_job` sends SIGUSR2: the handler cancels the job if it is still the one running.
+
+use super::maintenance::{self, Schedule};
+use super::{settings, shmem};
+use crate::api;
+use crate::gucs;
+use crate::store::job::{self, Answer, Claimed, StoredError};
+use crate::subxact::{self, OnSuccess};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use sqlchat_core::error::scrub;
+use sqlchat_core::jobs::{should_exit, Snapshot};
+use std::ffi::{c_int, CString};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Jobs still queued are counted up to this after each claim (the launcher needs no more).
+const COUNT_QUEUED_UP_TO: i64 = shmem::MAX_WORKERS as i64 * 2;
+
+/// PostgreSQL 15's STATEMENT_TIMEOUT in utils/timeout.h's TimeoutId (not bound by pgrx).
+#[cfg(feature = "pg15")]
+const STATEMENT_TIMEOUT: c_int = 3;
+
+extern "C" {
+    fn enable_timeout_after(id: c_int, delay_ms: c_int);
+    fn disable_timeout(id: c_int, keep_indicator: bool);
+}
+
+extern "C-unwind" {
+    // PostgreSQL's own signal handlers, by their C symbols (pgrx binds them as Rust wrappers).
+    #[link_name = "die"]
+    fn die_handler(signal: c_int);
+    #[link_name = "SignalHandlerForConfigReload"]
+    fn reload_handler(signal: c_int);
+}
+
+static MY_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// SIGUSR2: a cancel was asked for a job; only flags and the latch, as PostgreSQL's handlers do.
+unsafe extern "C-unwind" fn on_cancel_signal(_signal: c_int) {
+    let saved_errno = *libc::__errno_location();
+    let slot = MY_SLOT.load(Ordering::SeqCst);
+    if slot < shmem::MAX_WORKERS && shmem::cancel_asked(slot) {
+        pg_sys::QueryCancelPending = 1;
+        pg_sys::InterruptPending = 1;
+    }
+    if !pg_sys::MyLatch.is_null() {
+        pg_sys::SetLatch(pg_sys::MyLatch);
+    }
+    *libc::__errno_location() = saved_errno;
+}
+
+unsafe extern "C-unwind" fn on_exit(code: c_int, slot: pg_sys::Datum) {
+    shmem::worker_detach(slot.value(), code != 0, pg_sys::GetCurrentTimestamp());
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn sqlchat_worker_main(arg: pg_sys::Datum) {
+    let slot = arg.value();
+    let database = shmem::slot_database(slot);
+    if database == pg_sys::InvalidOid {
+        return;
+    }
+    unsafe {
+        pg_sys::pqsignal(libc::SIGTERM, Some(die_handler));
+        pg_sys::pqsignal(libc::SIGHUP, Some(reload_handler));
+        pg_sys::pqsignal(libc::SIGUSR2, Some(on_cancel_signal));
+        pg_sys::BackgroundWorkerUnblockSignals();
+        pg_sys::before_shmem_exit(Some(on_exit), slot.into());
+        pg_sys::BackgroundWorkerInitializeConnectionByOid(database, pg_sys::InvalidOid, 0);
+    }
+    let Some(token) = shmem::worker_attach(slot, database) else { return };
+    MY_SLOT.store(slot, Ordering::SeqCst);
+    if let Ok(name) = CString::new("sqlchat worker") {
+        unsafe { pg_sys::pgstat_report_appname(name.as_ptr()) };
+    }
+    Worker { slot, database, token, schedule: Schedule::new() }.run();
+}
+
+struct Worker {
+    slot: usize,
+    database: pg_sys::Oid,
+    token: i64,
+    schedule: Schedule,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        shmem::take_visit(self.database, now());
+        if !in_transaction(job::table_exists) {
+            // sqlchat is not installed here (a visit after the server started).
+            shmem::set_queued(self.database, 0);
+            shmem::leave(self.slot, self.database, true);
+            return;
+        }
+        self.recover();
+        self.schedule.run(true);
+        let mut ran_a_job = false;
+        let mut last_work = Instant::now();
+        loop {
+            unsafe { pg_sys::ResetLatch(pg_sys::MyLatch) };
+            check_for_interrupts!();
+            reload_settings();
+            if shmem::take_visit(self.database, now()) {
+                self.recover();
+                self.schedule.run(true);
+            } else {
+                self.schedule.run(false);
+            }
+            while let Some(claimed) = self.claim() {
+                self.run_job(claimed);
+                ran_a_job = true;
+                last_work = Instant::now();
+                reload_settings();
+                if shmem::should_yield(gucs::max_workers(), self.database) || self.over_limit() {
+                    self.end(true);
+                    return;
+                }
+                self.schedule.run(false);
+            }
+            let idle_timeout = gucs::worker_idle_timeout();
+            if (should_exit(ran_a_job, last_work.elapsed(), idle_timeout) || self.over_limit()) && self.end(false) {
+                return;
+            }
+            let mut wait = idle_timeout.saturating_sub(last_work.elapsed());
+            if let Some(due) = self.schedule.next_due() {
+                wait = wait.min(due.saturating_duration_since(Instant::now()));
+            }
+            wait_latch(wait.max(Duration::from_millis(1)));
+        }
+    }
+
+    /// More workers than sqlchat.max_workers allows (it was lowered; 0 pauses every worker).
+    fn over_limit(&self) -> bool {
+        shmem::over_limit(gucs::max_workers())
+    }
+
+    /// Leaves the slot (see `shmem::leave`) after telling the launcher when the maintenance
+    /// tasks are due next; false when jobs arrived meanwhile and the worker stays.
+    fn end(&mut self, yielding: bool) -> bool {
+        self.schedule.run(true);
+        if let Some(due) = self.schedule.next_due() {
+            maintenance::request_visit(self.database, due.saturating_duration_since(Instant::now()));
+        }
+        shmem::leave(self.slot, self.database, yielding)
+    }
+
+    fn recover(&self) {
+        let ended = in_transaction(|| job::recover(&shmem::live_tokens()));
+        ended.into_iter().for_each(shmem::job_ended);
+    }
+
+    /// The oldest queued job, now marked running by this worker; None when none is queued.
+    fn claim(&self) -> Option<Claimed> {
+        in_transaction(|| {
+            let (claimed, remaining) = job::claim(self.token, COUNT_QUEUED_UP_TO)?;
+            if let Some(c) = &claimed {
+                // Before the claim commits: a cancel_job that sees the job running finds it here.
+                shmem::set_busy(self.slot, c.id);
+            }
+            shmem::set_queued(self.database, remaining);
+            claimed
+        })
+    }
+
+    fn run_job(&self, claimed: Claimed) {
+        report_activity(Some(&format!("sqlchat job {}", claimed.id)));
+        let ended = in_transaction(|| {
+            let result = execute(&claimed);
+            shmem::job_done(self.slot);
+            // A cancel or timeout that arrived after the job's own work ended has nothing left to stop.
+            unsafe { pg_sys::QueryCancelPending = 0 };
+            job::finish(claimed.id, self.token, result)
+        });
+        match ended {
+            Some(_) => shmem::job_ended(claimed.id),
+            // Not recorded (the server log says why): the next worker here queues it again or
+            // fails it, as a job whose worker stopped.
+            None => maintenance::request_visit(self.database, Duration::ZERO),
+        }
+        shmem::set_idle(self.slot);
+        report_activity(None);
+    }
+}
+
+/// Runs a claimed job as the role that submitted it, with its settings: the answer, or the ERROR
+/// as the role would have seen it from `ask_full`.
+fn execute(claimed: &Claimed) -> Result<Answer, StoredError> {
+    let role = claimed.role.clone();
+    let exists = unsafe {
+        let name = pg_sys::GetUserNameFromId(role.oid, true);
+        !name.is_null() && std::ffi::CStr::from_ptr(name).to_string_lossy() == role.name
+    };
+    if !exists {
+        return Err(StoredError::of(&sqlchat_core::Error::JobRoleGone { job: claimed.id, role: role.name }));
+    }
+    let snapshot = claimed.settings.as_ref().and_then(Snapshot::from_json).unwrap_or_default();
+    let outcome = subxact::run(OnSuccess::Commit, || unsafe {
+        pg_sys::SetSessionAuthorization(role.oid, pg_sys::superuser_arg(role.oid));
+        let nest_level = settings::apply(&snapshot);
+        if pg_sys::StatementTimeout > 0 {
+            enable_timeout_after(STATEMENT_TIMEOUT, pg_sys::StatementTimeout);
+        }
+        let answer = api::answer(Some(&claimed.question), claimed.session_id.as_deref());
+        settings::restore(nest_level);
+        answer
+    });
+    unsafe {
+        disable_timeout(STATEMENT_TIMEOUT, false);
+        pg_sys::SetSessionAuthorization(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID), true);
+    }
+    outcome.map_err(|f| {
+        let secrets = gucs::secrets();
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        StoredError {
+            sqlstate: f.sqlstate,
+            message: scrub(&f.message, &secrets),
+            detail: f.detail.map(|d| scrub(&d, &secrets)),
+            hint: f.hint.map(|h| scrub(&h, &secrets)),
+        }
+    })
+}
+
+/// Runs `work` in a transaction of its own with a snapshot for SPI; an ERROR escaping it ends the
+/// worker (PostgreSQL makes it FATAL outside any error handler), and the launcher starts another.
+pub fn in_transaction<R>(work: impl FnOnce() -> R) -> R {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let r = work();
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommitTransactionCommand();
+        r
+    }
+}
+
+fn now() -> i64 {
+    unsafe { pg_sys::GetCurrentTimestamp() }
+}
+
+fn reload_settings() {
+    unsafe {
+        if pg_sys::ConfigReloadPending != 0 {
+            pg_sys::ConfigReloadPending = 0;
+            pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP);
+        }
+    }
+}
+
+fn wait_latch(wait: Duration) {
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            wait.as_millis().clamp(1, i32::MAX as u128) as std::ffi::c_long,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+    }
+}
+
+fn report_activity(what: Option<&str>) {
+    let text = what.and_then(|w| CString::new(w).ok());
+    let state = if text.is_some() { pg_sys::BackendState::STATE_RUNNING } else { pg_sys::BackendState::STATE_IDLE };
+    unsafe { pg_sys::pgstat_report_activity(state, text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr())) };
+}
