@@ -181,6 +181,8 @@ def test_a_job_runs_as_its_role_with_the_sessions_settings(jc, gw, conns, idle):
     admin.execute("ALTER TABLE customers ENABLE ROW LEVEL SECURITY")
     admin.execute("CREATE POLICY tenant ON customers USING (tenant = current_setting('app.tenant', true))")
     admin.execute("ALTER ROLE job_bob SET sqlchat.max_rows = 4")
+    # The workers' own role (the bootstrap superuser) has a tenant: no job may see it.
+    admin.execute("ALTER ROLE postgres IN DATABASE jobs SET app.tenant = 'a'")
     try:
         gw.rule(purpose=GEN, contains="per city", content="SELECT id, city FROM customers ORDER BY id")
         gw.rule(purpose=GEN, contains="when", content="SELECT at FROM events")
@@ -201,7 +203,13 @@ def test_a_job_runs_as_its_role_with_the_sessions_settings(jc, gw, conns, idle):
         direct = bob.execute("SELECT rows, truncated FROM sqlchat.ask_full('customers per city')").fetchone()
         assert direct == rows
         assert bob.execute("SELECT role FROM sqlchat.jobs WHERE job = %s", (rows_job,)).fetchone()[0] == "job_bob"
+        alice = conns("job_alice")
+        alice.execute("SET sqlchat.enable_cache = off")
+        no_tenant = alice.execute("SELECT sqlchat.submit('customers per city')").fetchone()[0]
+        assert alice.execute("SELECT rows FROM sqlchat.result(%s, 10000)", (no_tenant,)).fetchone()[0] == []
+        assert alice.execute("SELECT rows FROM sqlchat.ask_full('customers per city')").fetchone()[0] == []
     finally:
+        admin.execute("ALTER ROLE postgres IN DATABASE jobs RESET app.tenant")
         admin.execute("DROP POLICY tenant ON customers")
         admin.execute("ALTER TABLE customers DISABLE ROW LEVEL SECURITY")
         admin.execute("ALTER ROLE job_bob RESET sqlchat.max_rows")
