@@ -103,3 +103,52 @@ fn custom_settings() -> Vec<String> {
 pub fn restore(nest_level: i32) {
     unsafe { pg_sys::AtEOXact_GUC(false, nest_level) };
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use pgrx::prelude::*;
+
+    fn setting(name: &str) -> Option<String> {
+        Spi::get_one_with_args::<String>("SELECT pg_catalog.current_setting($1, true)", &[name.into()]).ok().flatten()
+    }
+
+    #[pg_test]
+    fn captured_settings_come_back_exactly() {
+        Spi::run("SET TimeZone = 'Asia/Tokyo'").unwrap();
+        Spi::run("SET statement_timeout = '1500ms'").unwrap();
+        Spi::run("SET sqlchat.summary_temperature = 0.123456789").unwrap();
+        Spi::run("SET app.tenant = 'captured'").unwrap();
+        let snapshot = capture();
+        let value = |name: &str| snapshot.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        assert_eq!(value("statement_timeout").as_deref(), Some("1500"), "base unit, reads back exactly");
+        assert_eq!(value("sqlchat.summary_temperature").as_deref(), Some("0.123456789"), "full precision");
+        for connection_or_transaction in ["application_name", "client_encoding", "transaction_isolation", "role"] {
+            assert_eq!(value(connection_or_transaction), None, "{connection_or_transaction}");
+        }
+        assert_eq!(value("sqlchat.api_key"), None, "server configuration only");
+        Spi::run("RESET TimeZone").unwrap();
+        Spi::run("RESET statement_timeout").unwrap();
+        Spi::run("RESET sqlchat.summary_temperature").unwrap();
+        Spi::run("SET app.tenant = 'later'").unwrap();
+        let nest_level = apply(&snapshot);
+        assert_eq!(setting("TimeZone").as_deref(), Some("Asia/Tokyo"));
+        assert_eq!(setting("statement_timeout").as_deref(), Some("1500ms"));
+        assert_eq!(setting("sqlchat.summary_temperature").as_deref(), Some("0.123456789"));
+        assert_eq!(setting("app.tenant").as_deref(), Some("captured"));
+        restore(nest_level);
+        assert_eq!(setting("app.tenant").as_deref(), Some("later"));
+        assert_eq!(setting("statement_timeout").as_deref(), Some("0"));
+    }
+
+    #[pg_test]
+    fn custom_settings_the_session_had_not_are_empty_for_the_job() {
+        let snapshot = capture();
+        Spi::run("SET app.worker_only = 'the worker role''s value'").unwrap();
+        let nest_level = apply(&snapshot);
+        assert_eq!(setting("app.worker_only").as_deref(), Some(""));
+        restore(nest_level);
+        assert_eq!(setting("app.worker_only").as_deref(), Some("the worker role's value"));
+    }
+}

@@ -297,6 +297,39 @@ def test_submit_refuses_read_only_transactions(jc, conns, idle):
     assert raised(conn, "SELECT sqlchat.submit('  ')")[0] == "22023"
 
 
+def test_a_hot_standby_reads_jobs_and_refuses_to_queue(jc, gw, conns, idle):
+    gw.rule(purpose=GEN, content=COUNT, delay_ms=300)
+    standby_dir = jc.dir / "standby"
+    standby_dir.mkdir()
+    os.chmod(standby_dir, 0o777)
+    port = harness.free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(
+        as_pg + [str(harness.PGBIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(jc.port), "-U", "postgres",
+                 "-D", str(standby_dir / "data"), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast"],
+        check=True, capture_output=True, timeout=300,
+    )
+    try:
+        subprocess.run(["bash", str(harness.CLUSTER_SCRIPT), "start", str(standby_dir), str(port),
+                        "shared_preload_libraries=sqlchat", *jc.options], check=True, capture_output=True, timeout=120)
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="jobs", autocommit=True) as standby:
+            sqlstate, message, _, hint = raised(standby, "SELECT sqlchat.submit('how many customers?')")
+            assert sqlstate == "25006" and "hot standby" in message and "sqlchat.ask" in hint
+            job = conns().execute("SELECT sqlchat.submit('how many customers?')").fetchone()[0]
+            assert wait_until(lambda: standby.execute("SELECT count(*) FROM sqlchat.jobs WHERE job = %s",
+                                                      (job,)).fetchone()[0] == 1, 10), "replayed"
+            # No worker wakes a standby's waiting result: it looks again until the end is replayed.
+            rows = standby.execute("SELECT rows FROM sqlchat.result(%s, 10000)", (job,)).fetchone()[0]
+            assert rows == [{"n": 30}]
+            assert standby.execute("SELECT state FROM sqlchat.jobs WHERE job = %s", (job,)).fetchone()[0] == "done"
+            assert count(jc, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sqlchat launcher'") == 1
+            launchers = standby.execute("SELECT count(*) FROM pg_stat_activity "
+                                        "WHERE backend_type LIKE 'sqlchat%'").fetchone()[0]
+            assert launchers == 0, "no launcher runs before promotion"
+    finally:
+        subprocess.run(["bash", str(harness.CLUSTER_SCRIPT), "stop", str(standby_dir)], capture_output=True, timeout=120)
+
+
 def test_a_dropped_role_and_a_dropped_database_end_their_jobs(jc, gw, conns, idle):
     gw.rule(purpose=GEN, contains="hangs", fault="hang_before_headers", hang_ms=60000)
     gw.rule(purpose=GEN, content=COUNT)
