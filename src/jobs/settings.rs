@@ -135,7 +135,7 @@ mod tests {
         let nest_level = apply(&snapshot);
         assert_eq!(setting("TimeZone").as_deref(), Some("Asia/Tokyo"));
         assert_eq!(setting("statement_timeout").as_deref(), Some("1500ms"));
-        assert_eq!(setting("sqlchat.summary_temperature").as_deref(), Some("0.123456789"));
+        assert_eq!(crate::gucs::summary_temperature(), 0.123456789, "SHOW would round it to six digits");
         assert_eq!(setting("app.tenant").as_deref(), Some("captured"));
         restore(nest_level);
         assert_eq!(setting("app.tenant").as_deref(), Some("later"));

@@ -112,12 +112,7 @@ impl Worker {
             unsafe { pg_sys::ResetLatch(pg_sys::MyLatch) };
             check_for_interrupts!();
             reload_settings();
-            if shmem::take_visit(self.database, now()) {
-                self.recover();
-                self.schedule.run(true);
-            } else {
-                self.schedule.run(false);
-            }
+            self.maintain();
             while let Some(claimed) = self.claim() {
                 self.run_job(claimed);
                 ran_a_job = true;
@@ -127,7 +122,7 @@ impl Worker {
                     self.end(true);
                     return;
                 }
-                self.schedule.run(false);
+                self.maintain();
             }
             let idle_timeout = gucs::worker_idle_timeout();
             if (should_exit(ran_a_job, last_work.elapsed(), idle_timeout) || self.over_limit()) && self.end(false) {
@@ -138,6 +133,17 @@ impl Worker {
                 wait = wait.min(due.saturating_duration_since(Instant::now()));
             }
             wait_latch(wait.max(Duration::from_millis(1)));
+        }
+    }
+
+    /// A requested visit (jobs of a worker that stopped, work handed to a maintenance task): the
+    /// recovery and every task; else the tasks that are due.
+    fn maintain(&mut self) {
+        if shmem::take_visit(self.database, now()) {
+            self.recover();
+            self.schedule.run(true);
+        } else {
+            self.schedule.run(false);
         }
     }
 
