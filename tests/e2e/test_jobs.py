@@ -423,6 +423,7 @@ def test_a_worker_killed_mid_job_loses_nothing(jc, gw, conns, idle):
     conn = conns()
     killed = conn.execute("SELECT sqlchat.submit('the question whose worker is killed')").fetchone()[0]
     wait_state(conn, killed, {"running"})
+    gw.wait_for(lambda reqs: any("killed" in str(r["messages"]) for r in reqs))
     pid = conn.execute("SELECT worker_pid FROM sqlchat.jobs WHERE job = %s", (killed,)).fetchone()[0]
     queued = [conn.execute("SELECT sqlchat.submit(%s)", (f"queued behind ({i})",)).fetchone()[0] for i in range(3)]
     os.kill(pid, signal.SIGKILL)
