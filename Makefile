@@ -4,8 +4,7 @@
 #   make demo      the demo on a cluster of its own (tools/demo.sh)
 #   make eval      evaluation on the public question sets (results/eval.md); EVAL_FLAGS=--quick for a smoke run
 #   make bench     benchmarks of the optimised build (results/bench.md, results/faults.json, results/jobs.json);
-#                  BENCH_FLAGS=--quick
-#                  for a smoke run
+#                  BENCH_FLAGS=--quick for a smoke run
 # eval and bench read the public data from $SQLCHAT_EVAL_DIR (default ../shared/eval) and need the
 # extension installed (make install) and the Python packages in tests/requirements.txt.
 PYTHON ?= python3
