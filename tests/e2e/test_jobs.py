@@ -146,6 +146,13 @@ def test_a_job_answers_what_ask_full_answers(jc, gw, conns, idle):
     status = conn.execute("SELECT state, role, runs, sqlstate, submitted_at <= started_at, started_at <= finished_at "
                           "FROM sqlchat.jobs WHERE job = %s", (job,)).fetchone()
     assert status == ("done", "postgres", 1, None, True, True)
+    # Conversation memory: a job's turn is the session's, as an ask_full's would be.
+    remembered = conn.execute("SELECT sqlchat.submit('how many customers in Oslo?', 'job-session')").fetchone()[0]
+    conn.execute("SELECT sqlchat.result(%s, 10000)", (remembered,))
+    conn.execute("SELECT sqlchat.ask('and in Rome?', 'job-session')")
+    turns = conn.execute("SELECT question FROM sqlchat.history('job-session') ORDER BY turn").fetchall()
+    assert turns == [("how many customers in Oslo?",), ("and in Rome?",)]
+    assert "how many customers in Oslo?" in str(gw.requests(purpose=GEN)[-1]["messages"])
 
 
 def test_a_failed_job_raises_ask_fulls_error(jc, gw, conns, idle):
