@@ -213,6 +213,7 @@ fn result(job: i64, wait_ms: default!(i32, 0)) -> Option<pgrx::composite_type!('
 }
 
 /// The caller's jobs (superusers: everyone's), newest first, or one of them.
+#[allow(clippy::type_complexity)] // pgrx reads the row's columns from the type as written here
 #[pg_extern]
 fn job_status(
     job: default!(Option<i64>, "NULL"),
