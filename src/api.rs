@@ -122,6 +122,9 @@ fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'s
     set!("engine", out.engine.to_string());
     set!("truncated", out.result.as_ref().map(|r| r.truncated).unwrap_or(false));
     set!("chart", chart);
+    set!("columns", out.result.as_ref().map(|r| JsonB(r.columns_json())));
+    set!("verified", false);
+    set!("example_id", None::<i64>);
     t
 }
 
