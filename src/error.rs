@@ -1,22 +1,41 @@
-//! The one place where sqlchat's errors become PostgreSQL ERRORs: SQLSTATE, message, detail and
-//! hint, with every configured secret scrubbed from the texts.
+//! The one place where sqlchat's errors become PostgreSQL ERRORs (SQLSTATE, message, detail,
+//! hint), every text scrubbed of the configured secrets first.
 
 use crate::gucs;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use sqlchat_core::error::{scrub, Error};
+use sqlchat_core::error::{Error, Secrets};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+thread_local! {
+    /// The secrets' automaton, built again only when a secret's value changes.
+    static SECRETS: RefCell<Option<(Vec<String>, Rc<Secrets>)>> = const { RefCell::new(None) };
+}
+
+/// The configured secrets (API key, Authorization value) and what finds them in a text.
+pub fn secrets() -> Rc<Secrets> {
+    let values = gucs::secrets();
+    SECRETS.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        match cached.as_ref() {
+            Some((v, s)) if *v == values => Rc::clone(s),
+            _ => {
+                let s = Rc::new(Secrets::new(&values));
+                *cached = Some((values, Rc::clone(&s)));
+                s
+            }
+        }
+    })
+}
 
 /// Raises `err` as an ERROR; never returns.
 pub fn raise(err: Error) -> ! {
-    let secrets = gucs::secrets();
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let mut report = ErrorReport::new(sqlstate_code(err.sqlstate()), scrub(&err.message(), &secrets), "sqlchat");
-    if let Some(detail) = err.detail() {
-        report = report.set_detail(scrub(&detail, &secrets));
-    }
-    if let Some(hint) = err.hint() {
-        report = report.set_hint(hint);
+    let r = err.report(&secrets());
+    let mut report = ErrorReport::new(sqlstate_code(&r.sqlstate), r.message, "sqlchat").set_hint(r.hint);
+    if let Some(detail) = r.detail {
+        report = report.set_detail(detail);
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ERROR returned")
