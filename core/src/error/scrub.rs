@@ -4,7 +4,7 @@
 //! turned into short fragments (windows of `FRAGMENT` bytes of each form) that one Aho-Corasick
 //! automaton finds in a single pass over the text, its percent/JSON-decoded view and the view
 //! decoded twice; each run of matched bytes is replaced. Building is linear in the secrets' size
-//! and scrubbing linear in the text's, with memory bounded by the secrets, not the text.
+//! and scrubbing linear in the text's; the decoded views are streamed, never stored.
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::nfa::contiguous::NFA;

@@ -157,6 +157,25 @@ fn max_attempts_is_suggested_only_where_more_repairs_can_help() {
     assert!(failed("42703", tried(3, 3, 3)).hint().contains("sqlchat.max_attempts (now 3)"));
 }
 
+/// `Refusal::ALL` holds every kind: a new kind does not compile here until it is chained in, and
+/// then the walk finds it missing from `ALL`.
+#[test]
+fn all_holds_every_refusal_kind() {
+    fn next(kind: Refusal) -> Option<Refusal> {
+        match kind {
+            Refusal::Statement => Some(Refusal::Function),
+            Refusal::Function => Some(Refusal::Relation),
+            Refusal::Relation => Some(Refusal::ForeignCode),
+            Refusal::ForeignCode => Some(Refusal::RlsBypass),
+            Refusal::RlsBypass => Some(Refusal::Cost),
+            Refusal::Cost => Some(Refusal::Malformed),
+            Refusal::Malformed => None,
+        }
+    }
+    let walked: Vec<Refusal> = std::iter::successors(Some(Refusal::Statement), |&k| next(k)).collect();
+    assert_eq!(walked, Refusal::ALL);
+}
+
 #[test]
 fn each_refusal_kind_gets_its_own_hint() {
     let hints: Vec<String> = Refusal::ALL.iter().map(|&k| refused(k).hint()).collect();
