@@ -70,9 +70,8 @@ pub fn parse_models(body: &[u8]) -> Result<Vec<String>> {
             detail: format!("the reply nests JSON deeper than {MAX_JSON_DEPTH} levels"),
         });
     }
-    let v: Value = serde_json::from_str(text).map_err(|e| Error::GatewayBadReply {
-        detail: format!("the reply is not JSON ({e}): {}", keep(text)),
-    })?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| Error::GatewayBadReply { detail: format!("the reply is not JSON ({e}): {}", keep(text)) })?;
     Ok(v.get("data")
         .and_then(Value::as_array)
         .map(|models| models.iter().filter_map(|m| m.get("id").and_then(Value::as_str)).map(str::to_string).collect())

@@ -24,7 +24,7 @@ ALTER TABLE fenced ENABLE ROW LEVEL SECURITY;
 CREATE ROLE err_plain LOGIN;
 CREATE ROLE err_stranger;
 GRANT SELECT ON items, fenced TO err_plain;
-CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+CREATE DOMAIN positive AS int CHECK (VALUE > 0 AND pg_catalog.pg_advisory_lock(VALUE) IS NOT NULL);
 ALTER DOMAIN positive OWNER TO err_stranger;
 """
 # A key without the "sk-" prefix that key-like masking recognises: only scrubbing of the configured
