@@ -263,6 +263,9 @@ def test_pathological_replies_end_at_once_on_cancel(db, connect, gw, name):
         if call.sqlstate == "57014":
             latencies.append(latency)
         faults.finish(conn, call)
+        # A helper that was parsing the body when its call was cancelled finishes alone, in bounded
+        # time; each cancel is measured without the previous one's helper still running.
+        assert faults.wait_threads(pid, timeout=15.0) == 1
     assert latencies, "no cancel landed before the ask ended"
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
@@ -277,7 +280,6 @@ def test_pathological_replies_end_at_once_on_cancel(db, connect, gw, name):
     ALL_LATENCIES.extend(latencies)
     print(f"\n{name}: {figures}")
     assert p99 < 1.0, f"cancel took {p99 * 1000:.0f} ms at p99"
-    assert faults.wait_threads(pid) == 1
 
 
 def test_statement_timeout_ends_a_pathological_reply(db, connect, gw):
