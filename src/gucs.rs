@@ -224,7 +224,7 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"sqlchat.max_attempts",
-        c"Most statements tried for one question (the first plus repairs).",
+        c"Most replies asked of the model for SQL for one question (the first, one request for the SQL alone, repairs).",
         c"",
         &MAX_ATTEMPTS,
         1,

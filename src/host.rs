@@ -35,4 +35,9 @@ impl Host for Backend {
             cache::put(key, &self.role, &self.model, sql, ttl);
         }
     }
+
+    /// A pending cancel or timeout raises its ERROR here, unwinding out of the core's passes.
+    fn check_interrupts(&mut self) {
+        pgrx::check_for_interrupts!();
+    }
 }

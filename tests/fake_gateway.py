@@ -36,6 +36,8 @@ plus, for any of them:
               client goes away)
     drip_ms   the pause between bytes for `drip` (default 1000)
     size_mb   the body size for `huge` (default 8)
+    repeat    what the content of `huge` repeats (default "x"), e.g. "<think></think>": a valid
+              completion whose text is that pattern over and over, about size_mb megabytes of JSON
     location  where `redirect` points (default this server's /_capture/redirected)
 
 With no matching rule, purpose `answer` gets a generic JSON answer and everything else gets a 500
@@ -78,7 +80,7 @@ FAULTS = {
 RULE_KEYS = {
     "purpose", "contains", "regex", "model", "times",
     "content", "contents", "status", "body", "headers", "fault",
-    "delay_ms", "hang_ms", "drip_ms", "size_mb", "location", "name",
+    "delay_ms", "hang_ms", "drip_ms", "size_mb", "repeat", "location", "name",
 }
 DEFAULT_HANG_MS = 300_000
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
@@ -120,6 +122,8 @@ def validate_rule(rule):
         raise ValueError("contents must be a non-empty list")
     if "regex" in rule:
         re.compile(rule["regex"])
+    if "repeat" in rule and not (isinstance(rule["repeat"], str) and rule["repeat"]):
+        raise ValueError("repeat must be a non-empty string")
     replies = [k for k in ("content", "contents", "status", "fault") if k in rule]
     if len(replies) > 1:
         raise ValueError(f"a rule gives one kind of reply, not {replies}")
@@ -497,7 +501,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_bytes(200, body.replace(b"MARK", b"\xff\xfe\xc3("))
             return 200
         if kind == "huge":
-            return self.huge(float(spec.get("size_mb", 8)), model, prompt_tokens)
+            return self.huge(float(spec.get("size_mb", 8)), spec.get("repeat", "x"), model, prompt_tokens)
         if kind == "redirect":
             host, port = self.server.server_address[:2]
             location = spec.get("location") or f"http://{host}:{port}/_capture/redirected"
@@ -505,21 +509,25 @@ class Handler(BaseHTTPRequestHandler):
             return 302
         raise AssertionError(kind)
 
-    def huge(self, size_mb, model, prompt_tokens):
-        """A valid completion whose content is about `size_mb` megabytes, streamed in chunks."""
-        size = int(size_mb * 1024 * 1024)
+    def huge(self, size_mb, repeat, model, prompt_tokens):
+        """A valid completion whose content repeats `repeat` over about `size_mb` megabytes of the
+        body (counted as the JSON-escaped text), streamed in chunks."""
+        unit = json.dumps(repeat)[1:-1].encode()
+        count = max(1, int(size_mb * 1024 * 1024) // len(unit))
         head, tail = json.dumps(completion("@@", model, prompt_tokens)).encode().split(b"@@")
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(head) + size + len(tail)))
+        self.send_header("Content-Length", str(len(head) + count * len(unit) + len(tail)))
         self.end_headers()
         self.write(head)
-        chunk = b"x" * 65536
-        left = size
+        per_chunk = max(1, 65536 // len(unit))
+        chunk = unit * per_chunk
+        left = count
         while left > 0:
-            self.write(chunk[: min(left, len(chunk))])
-            left -= len(chunk)
+            n = min(left, per_chunk)
+            self.write(chunk if n == per_chunk else unit * n)
+            left -= n
         self.write(tail)
         return 200
 

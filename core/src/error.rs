@@ -108,9 +108,10 @@ impl Refusal {
     }
 }
 
-/// How far a question got before sqlchat gave up: statements tried (checked and run, the first
-/// plus repairs; `sqlchat.answer.attempts`), the most it would try (`sqlchat.max_attempts`), and
-/// model calls made (`sqlchat.answer.llm_calls`).
+/// How far a question got before sqlchat gave up: attempts (replies asked of the model for SQL:
+/// the first, one request for the SQL alone after a reply without any, and repairs;
+/// `sqlchat.answer.attempts`), the most it would ask for (`sqlchat.max_attempts`), and model calls
+/// made (`sqlchat.answer.llm_calls`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tried {
     pub statements: u32,
@@ -120,7 +121,7 @@ pub struct Tried {
 
 impl fmt::Display for Tried {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} tried and {}", count(&self.statements, "statement"), count(&self.model_calls, "model call"))
+        write!(f, "{} and {}", count(&self.statements, "attempt"), count(&self.model_calls, "model call"))
     }
 }
 

@@ -176,7 +176,7 @@ def test_each_query_error_gets_its_documented_hint(gw, conn, sqlstate, sql, sett
     hint = e.diag.message_hint
     assert hint.startswith(QUERY_HINTS[row]), hint
     assert ("sqlchat.max_attempts" in hint) == repairable, hint
-    assert e.diag.message_primary.startswith("sqlchat: the generated SQL failed after 1 statement tried and 1 model call:")
+    assert e.diag.message_primary.startswith("sqlchat: the generated SQL failed after 1 attempt and 1 model call:")
     assert e.diag.message_detail.startswith("Stopped: sqlchat.max_attempts (1) reached. Last statement tried: ")
     assert_no_backtrace(e)
 
@@ -243,7 +243,7 @@ def test_statements_tried_and_model_calls_are_counted_as_in_the_answer(gw, conn)
     e = ask_error(c, "stubborn question")
     calls = len(gw.requests())
     assert calls == 3
-    assert "after 2 statements tried and 3 model calls" in e.diag.message_primary, e.diag.message_primary
+    assert "after 2 attempts and 3 model calls" in e.diag.message_primary, e.diag.message_primary
     assert e.diag.message_detail.startswith("Stopped: the model's repair gave no new statement.")
     assert "max_attempts" not in e.diag.message_hint
 
