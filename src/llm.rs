@@ -59,6 +59,8 @@ struct Target {
     tls: Option<Tls>,
     authorization: Option<String>,
     request_timeout: Duration,
+    /// What finds the configured secrets in a reply (a gateway may echo the key into it).
+    secrets: Arc<sqlchat_core::error::Secrets>,
 }
 
 /// TLS for one CA setting: ureq's settings and its rustls connector, which builds the rustls
@@ -119,6 +121,7 @@ fn target() -> Result<Target> {
         tls,
         authorization,
         request_timeout: Duration::from_millis(gucs::request_timeout_ms()),
+        secrets: crate::error::secrets(),
     })
 }
 
@@ -230,8 +233,7 @@ pub fn chat(purpose: Purpose, messages: &[Message], temperature: f64) -> Result<
             attempt += 1;
             let (reply, retry_after) = call_once(&target, purpose, &body);
             let err = match reply {
-                // A gateway may echo the key into the reply: it never reaches an answer or a table.
-                Ok(text) => return Ok(crate::error::secrets().scrub_configured(&text)),
+                Ok(text) => return Ok(text),
                 Err(e) => e,
             };
             if attempt > retries || !retry::is_retryable(&err) {
@@ -486,7 +488,8 @@ fn exchange(
             match purpose {
                 // One model name a line.
                 Purpose::CheckSetup => openai::parse_models(&body).map(|models| models.join("\n")),
-                _ => openai::parse_reply(&body),
+                // A gateway may echo the key into the reply: it never reaches an answer or a table.
+                _ => openai::parse_reply(&body).map(|text| target.secrets.scrub_configured(&text)),
             }
         });
         return (text, retry_after);

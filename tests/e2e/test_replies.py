@@ -102,7 +102,7 @@ def test_text_twice_is_an_error_never_an_answer(conn, gw):
     with pytest.raises(psycopg.Error) as e:
         ask_full(conn, "how many big orders are there?")
     assert e.value.sqlstate == "22000"
-    assert "did not return SQL" in e.value.diag.message_primary
+    assert "held no SQL" in e.value.diag.message_primary
     assert e.value.diag.message_hint
     assert purposes(gw) == ["generate_sql", "repair"]
 
