@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod offline;
 pub mod openai;
+pub mod ops;
 pub mod pipeline;
 pub mod policy;
 pub mod prompt;

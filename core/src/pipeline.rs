@@ -38,6 +38,8 @@ pub trait Host {
     }
     /// Remembers SQL that ran for this prompt context.
     fn store_sql(&mut self, _key: &str, _sql: &str) {}
+    /// Progress: the tables an engine (llm or offline) will use are chosen.
+    fn tables_chosen(&mut self, _engine: &'static str, _tables: &[String]) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +210,7 @@ fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) ->
         offline::Decision::Answer(p) => p,
         offline::Decision::Decline(_) => return Ok(None),
     };
+    host.tables_chosen("offline", &plan.tables);
     if opts.sql_only {
         return Ok(Some(Outcome {
             sql: Some(plan.sql.clone()),
@@ -254,6 +257,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
     let selected = rank::select_tables(req.catalog, req.question, opts.schema_budget_tokens);
     let schema = rank::render_schema(req.catalog, &selected);
     let tables: Vec<String> = selected.iter().map(|&i| req.catalog.tables[i].display_name()).collect();
+    ctr.host.tables_chosen("llm", &tables);
     let messages = prompt::generate_sql_messages(req.question, &schema, req.history, summary);
     let prompt_tokens: usize = messages.iter().map(|m| crate::estimate_tokens(&m.content)).sum();
     let cache_key = crate::cache_key(&opts.cache_scope, &messages);
