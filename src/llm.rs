@@ -229,9 +229,16 @@ pub fn chat(purpose: Purpose, messages: &[Message], temperature: f64) -> Result<
         let mut attempt = 0u32;
         last = loop {
             attempt += 1;
+            crate::ops::progress::waiting_for_model(model, purpose);
+            let sent = Instant::now();
             let (reply, retry_after) = call_once(&target, purpose, &body);
-            let err = match reply.and_then(|b| openai::parse_reply(&b)) {
-                Ok(text) => return Ok(text),
+            let parsed = reply.and_then(|b| openai::parse_completion(&b));
+            crate::ops::meter::gateway_request(purpose, sent.elapsed(), messages, parsed.as_ref().ok());
+            let err = match parsed {
+                Ok(completion) => {
+                    crate::ops::progress::notice(&format!("the model {model} replied"));
+                    return Ok(completion.text);
+                }
                 Err(e) => e,
             };
             if attempt > retries || !retry::is_retryable(&err) {

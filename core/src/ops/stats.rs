@@ -98,6 +98,29 @@ impl Counters {
         }
     }
 
+    /// Adds another set of counters (one ask's) to these.
+    pub fn merge(&mut self, other: &Counters) {
+        fn add(a: &mut [u64], b: &[u64]) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x = x.saturating_add(*y);
+            }
+        }
+        self.asks = self.asks.saturating_add(other.asks);
+        self.llm_failures = self.llm_failures.saturating_add(other.llm_failures);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(other.completion_tokens);
+        self.prompt_tokens_estimated = self.prompt_tokens_estimated.saturating_add(other.prompt_tokens_estimated);
+        self.completion_tokens_estimated =
+            self.completion_tokens_estimated.saturating_add(other.completion_tokens_estimated);
+        self.gateway_us = self.gateway_us.saturating_add(other.gateway_us);
+        self.sql_us = self.sql_us.saturating_add(other.sql_us);
+        self.ask_us = self.ask_us.saturating_add(other.ask_us);
+        add(&mut self.answers, &other.answers);
+        add(&mut self.errors, &other.errors);
+        add(&mut self.llm_requests, &other.llm_requests);
+        add(&mut self.latency, &other.latency);
+    }
+
     /// All tokens, reported and estimated.
     pub fn total_tokens(&self) -> u64 {
         self.prompt_tokens
@@ -170,6 +193,23 @@ mod tests {
         assert_eq!(c.latency[0], 3, "5 ms is inside the first bucket");
         assert_eq!(c.latency[1], 1);
         assert_eq!(c.latency[13], 1, "past the last bound");
+    }
+
+    #[test]
+    fn merging_one_ask_adds_every_counter() {
+        let mut ask = Counters::default();
+        ask.add_request(Purpose::Summarize, 10, Some(Tokens { prompt: 3, completion: 2, estimated: true }));
+        ask.add_sql(7);
+        ask.add_ask(&Ending::Failed { sqlstate: "08001".into() }, 20_000);
+        let mut total = Counters { asks: 4, ..Counters::default() };
+        total.merge(&ask);
+        total.merge(&ask);
+        assert_eq!(total.asks, 6);
+        assert_eq!(total.llm_requests[purpose_slot(Purpose::Summarize)], 2);
+        assert_eq!((total.prompt_tokens_estimated, total.completion_tokens_estimated), (6, 4));
+        assert_eq!((total.gateway_us, total.sql_us, total.ask_us), (20, 14, 40_000));
+        assert_eq!(total.errors[error_slot("08001")], 2);
+        assert_eq!(total.latency[latency_slot(20_000)], 2);
     }
 
     #[test]
