@@ -15,7 +15,6 @@ use crate::store::Caller;
 use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::prelude::*;
 use pgrx::PgTryBuilder;
-use sqlchat_core::error::scrub;
 use sqlchat_core::ops::stats::Ending;
 use sqlchat_core::pipeline::Outcome;
 use std::cell::Cell;
@@ -88,9 +87,7 @@ fn finish(caller: &Caller, question: Option<&str>, session_id: Option<&str>, end
         r.role = caller.name.clone();
         r.session = session_id.map(str::to_string);
         r.question = question.and_then(|q| gucs::log_questions().apply(q));
-        let secrets = gucs::secrets();
-        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let line = scrub(&r.slow_log_line(), &secrets);
+        let line = crate::error::secrets().scrub(&r.slow_log_line());
         ErrorReport::new(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, format!("sqlchat slow ask: {line}"), "sqlchat")
             .report(PgLogLevel::LOG_SERVER_ONLY);
     }

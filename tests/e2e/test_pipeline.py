@@ -64,7 +64,7 @@ def test_repair_stops_when_the_model_repeats_itself(db, gw, connect):
     gw.rule(purpose="repair", content="SELECT nope FROM customers")
     with pytest.raises(psycopg.errors.UndefinedColumn) as e:
         connect(db).execute("SELECT sqlchat.ask('stubborn question')")
-    assert "after 1 attempt" in str(e.value)
+    assert "after 1 statement tried and 2 model calls" in str(e.value)
     assert len(gw.requests(purpose="repair")) == 1
 
 
@@ -286,3 +286,22 @@ def test_generation_expressions_over_hidden_columns_stay_out_of_the_prompt(db, g
     assert "payout" in prompt and "doubled" in prompt
     assert "hidden_rate_zz" not in prompt
     assert "(base * " in prompt, "expressions over readable columns are kept"
+
+
+def test_columns_give_the_query_order_and_types(db, gw, connect):
+    gw.rule(purpose="generate_sql", content=(
+        "SELECT 3 AS order_id, now() AS ordered_at, 'new'::text AS status, ARRAY[1,2] AS tags, "
+        "'{\"a\": 1}'::jsonb AS extra, 1 AS order_id"))
+    conn = connect(db)
+    columns, rows = conn.execute("SELECT a.columns, a.rows FROM sqlchat.ask_full('columns please') a").fetchone()
+    assert [c["name"] for c in columns] == ["order_id", "ordered_at", "status", "tags", "extra", "order_id_2"]
+    assert [c["type"] for c in columns][:4] == ["integer", "timestamp with time zone", "text", "integer[]"]
+    row = rows[0]
+    assert row["tags"] == [1, 2] and row["extra"] == {"a": 1} and row["order_id_2"] == 1
+    assert "+" in row["ordered_at"] or row["ordered_at"].endswith("Z") or "-" in row["ordered_at"][19:]
+    # The rows in column order, as the README shows.
+    ordered = conn.execute(
+        "SELECT array_agg(a.rows -> 0 -> (c.col ->> 'name') ORDER BY c.n) "
+        "FROM sqlchat.ask_full('columns please') a, jsonb_array_elements(a.columns) WITH ORDINALITY c(col, n)"
+    ).fetchone()[0]
+    assert ordered[0] == 3 and ordered[3] == [1, 2]
