@@ -73,7 +73,8 @@ pub struct PromptSize {
     /// Tokens (characters / 4) of each part of the SQL-generation request.
     pub instructions: usize,
     pub schema: usize,
-    pub history: usize,
+    /// Earlier turns sent in full and the words framing the parts.
+    pub history_and_framing: usize,
     pub summary: usize,
     pub question: usize,
     pub total: usize,
@@ -235,11 +236,11 @@ fn prompt_size(
     let schema_tokens = estimate_tokens(schema);
     let question = estimate_tokens(&format!("Question: {}", req.question.trim()));
     let summary = req.summary.map_or(0, estimate_tokens);
-    let history = user.saturating_sub(schema_tokens + question + summary);
+    let history_and_framing = user.saturating_sub(schema_tokens + question + summary);
     PromptSize {
         instructions,
         schema: schema_tokens,
-        history,
+        history_and_framing,
         summary,
         question,
         total: instructions + user,
@@ -352,6 +353,6 @@ mod tests {
         let e = explain(&req, &Options::default(), &mut NoData);
         assert!(e.prompt.summary_call_first);
         assert!(e.cache.key.is_none());
-        assert!(e.prompt.history > 0);
+        assert!(e.prompt.history_and_framing > e.prompt.question);
     }
 }
