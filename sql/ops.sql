@@ -4,8 +4,8 @@
 CREATE TABLE sqlchat.quota (
     role_oid        oid PRIMARY KEY,
     role_name       name NOT NULL,
-    asks_per_hour   int CHECK (asks_per_hour >= 0),
-    tokens_per_day  bigint CHECK (tokens_per_day >= 0),
+    asks_per_hour   int CHECK (asks_per_hour OPERATOR(pg_catalog.>=) 0),
+    tokens_per_day  bigint CHECK (tokens_per_day OPERATOR(pg_catalog.>=) 0),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE sqlchat.quota IS 'sqlchat quotas per role: asks per hour and tokens per day';
