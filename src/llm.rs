@@ -210,7 +210,7 @@ pub fn list_models() -> Result<Vec<String>> {
     let mut target = target()?;
     target.request_timeout = target.request_timeout.min(Duration::from_secs(5));
     let (reply, _) = call_once(&target, Purpose::CheckSetup, &Arc::new(Vec::new()));
-    reply.map(|names| names.lines().map(str::to_string).collect())
+    reply.map(|names| names.text.lines().map(str::to_string).collect())
 }
 
 /// One chat call: the configured model with bounded retries, then each fallback model in turn.
@@ -231,9 +231,15 @@ pub fn chat(purpose: Purpose, messages: &[Message], temperature: f64) -> Result<
         let mut attempt = 0u32;
         last = loop {
             attempt += 1;
+            crate::ops::progress::waiting_for_model(model, purpose);
+            let sent = Instant::now();
             let (reply, retry_after) = call_once(&target, purpose, &body);
+            crate::ops::meter::gateway_request(purpose, sent.elapsed(), messages, reply.as_ref().ok());
             let err = match reply {
-                Ok(text) => return Ok(text),
+                Ok(completion) => {
+                    crate::ops::progress::notice(&format!("the model {model} replied"));
+                    return Ok(completion.text);
+                }
                 Err(e) => e,
             };
             if attempt > retries || !retry::is_retryable(&err) {
@@ -303,7 +309,7 @@ fn sleep_interruptibly(pause: Duration) {
 }
 
 /// The reply's text of one attempt (or its error) and the server's Retry-After, if any.
-type Attempt = (Result<String>, Option<Duration>);
+type Attempt = (Result<openai::Completion>, Option<Duration>);
 
 /// What the backend and the helper share: whether the call was abandoned, and a handle to the
 /// gateway socket so the backend can shut it down.
@@ -487,9 +493,11 @@ fn exchange(
             lock(shared).parsing = true;
             match purpose {
                 // One model name a line.
-                Purpose::CheckSetup => openai::parse_models(&body).map(|models| models.join("\n")),
+                Purpose::CheckSetup => openai::parse_models(&body)
+                    .map(|models| openai::Completion { text: models.join("\n"), usage: None }),
                 // A gateway may echo the key into the reply: it never reaches an answer or a table.
-                _ => openai::parse_reply(&body).map(|text| target.secrets.scrub_configured(&text)),
+                _ => openai::parse_completion(&body)
+                    .map(|c| openai::Completion { text: target.secrets.scrub_configured(&c.text), ..c }),
             }
         });
         return (text, retry_after);

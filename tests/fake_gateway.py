@@ -39,12 +39,13 @@ plus, for any of them:
     repeat    what the content of `huge` repeats (default "x"), e.g. "<think></think>": a valid
               completion whose text is that pattern over and over, about size_mb megabytes of JSON
     location  where `redirect` points (default this server's /_capture/redirected)
+    usage     false: a successful reply carries no `usage` object (default true)
 
 With no matching rule, purpose `answer` gets a generic JSON answer and everything else gets a 500
 with an OpenAI-style error saying no rule matched, so a test notices the unscripted call.
 
 Every request is recorded: time, path, purpose, Authorization header, model, temperature, messages,
-body size, the rule that answered, the status sent, whether the reply finished, and whether (and
+body size, the `usage` sent (null when none), the rule that answered, the status sent, whether the reply finished, and whether (and
 when) the client closed the connection before it did.
 """
 
@@ -78,7 +79,7 @@ FAULTS = {
     "redirect",
 }
 RULE_KEYS = {
-    "purpose", "contains", "regex", "model", "times",
+    "purpose", "contains", "regex", "model", "times", "usage",
     "content", "contents", "status", "body", "headers", "fault",
     "delay_ms", "hang_ms", "drip_ms", "size_mb", "repeat", "location", "name",
 }
@@ -207,23 +208,25 @@ class State:
             return [dict(e) for e in self.requests if purpose is None or e.get("purpose") == purpose]
 
 
-def completion(content, model, prompt_tokens, extra_message=None):
+def completion(content, model, prompt_tokens, extra_message=None, usage=True):
     message = {"role": "assistant", "content": content}
     if extra_message:
         message.update(extra_message)
     completion_tokens = estimate_tokens(content or "")
-    return {
+    body = {
         "id": f"chatcmpl-fake-{int(time.time() * 1000)}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model or "fake-model",
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": {
+    }
+    if usage:
+        body["usage"] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+        }
+    return body
 
 
 def error_body(message, kind="invalid_request_error", code=None):
@@ -371,6 +374,7 @@ class Handler(BaseHTTPRequestHandler):
             "temperature": None,
             "messages": None,
             "rule": None,
+            "usage": None,
             "status": None,
             "completed": False,
             "client_disconnected": False,
@@ -415,7 +419,9 @@ class Handler(BaseHTTPRequestHandler):
         """Sends the reply a rule (or the default) asks for; returns the HTTP status sent."""
         if rule is None:
             if entry["purpose"] == "answer":
-                self.send_json(200, completion(json.dumps(DEFAULT_ANSWER), model, prompt_tokens))
+                body = completion(json.dumps(DEFAULT_ANSWER), model, prompt_tokens)
+                self.state.update(entry, usage=body.get("usage"))
+                self.send_json(200, body)
                 return 200
             msg = f"fake gateway: no rule matched this request (purpose={entry['purpose']!r})"
             self.send_json(500, error_body(msg, kind="server_error", code="no_rule_matched"))
@@ -438,7 +444,9 @@ class Handler(BaseHTTPRequestHandler):
             content = spec["contents"][min(use, len(spec["contents"]) - 1)]
         else:
             content = spec.get("content", "")
-        self.send_json(200, completion(content, model, prompt_tokens), headers=spec.get("headers"))
+        body = completion(content, model, prompt_tokens, usage=spec.get("usage", True))
+        self.state.update(entry, usage=body.get("usage"))
+        self.send_json(200, body, headers=spec.get("headers"))
         return 200
 
     def fault(self, spec, model, prompt_tokens):

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod lang;
 pub mod offline;
 pub mod openai;
+pub mod ops;
 pub mod pipeline;
 pub mod policy;
 pub mod prompt;

@@ -50,6 +50,8 @@ pub trait Host {
     /// `check_for_interrupts!()`). Called between steps and during long passes over model text;
     /// must be cheap when nothing is pending.
     fn check_interrupts(&mut self) {}
+    /// Progress: the tables an engine (llm or offline) will use are chosen.
+    fn tables_chosen(&mut self, _engine: &'static str, _tables: &[String]) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +230,7 @@ fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) ->
         offline::Decision::Answer(p) => p,
         offline::Decision::Decline(_) => return Ok(None),
     };
+    host.tables_chosen("offline", &plan.tables);
     if opts.sql_only {
         return Ok(Some(Outcome {
             sql: Some(plan.sql.clone()),
@@ -264,6 +267,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
     let selected = rank::select_tables(req.catalog, req.question, opts.schema_budget_tokens);
     let schema = rank::render_schema(req.catalog, &selected);
     let tables: Vec<String> = selected.iter().map(|&i| req.catalog.tables[i].display_name()).collect();
+    ctr.host.tables_chosen("llm", &tables);
     let context = Context { question: req.question, schema: &schema, history: req.history, summary };
     let messages = prompt::generate_sql_messages(req.question, &schema, req.history, summary);
     let prompt_tokens: usize = messages.iter().map(|m| crate::estimate_tokens(&m.content)).sum();

@@ -48,6 +48,8 @@ fn every_variant() -> Vec<Error> {
         Error::NoVisibleTables,
         Error::Privileged { what: "w".into(), role: "r".into(), hint: "h".into() },
         Error::Internal { detail: "x".into() },
+        Error::QuotaExceeded { role: "r".into(), limit: "5 asks per hour".into(), resets_at: "t".into() },
+        Error::NotPreloaded { what: "sqlchat.stats".into() },
     ]
 }
 
@@ -277,6 +279,7 @@ fn docs_list_every_hint() {
                 | Error::Cancelled { .. }
                 | Error::InvalidArgument { .. }
                 | Error::Privileged { .. }
+                | Error::QuotaExceeded { .. }
         );
         if !own_hint {
             assert!(docs.contains(&e.hint()), "docs/errors.md lacks the hint of {e:?}: {}", e.hint());
