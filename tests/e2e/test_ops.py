@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import harness
 
-SHOP = """
+SHOP = r"""
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, city text);
 CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers(id), amount numeric(10,2), ordered_at date);
 CREATE TABLE audit_events (id int PRIMARY KEY, happened_at timestamptz, detail text);
