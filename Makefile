@@ -1,6 +1,7 @@
 # One command each; see the scripts for what they do and their options.
+#   make help      this list
 #   make install   build and install the extension into the system PostgreSQL (tools/setup.sh)
-#   make test      every test layer (tools/test.sh)
+#   make test      every test layer (tools/test.sh; tools/test.sh --help lists the layers and runs nothing)
 #   make demo      the demo on a cluster of its own (tools/demo.sh)
 #   make eval      evaluation on the public question sets (results/eval.md); EVAL_FLAGS=--quick for a smoke run
 #   make bench     benchmarks of the optimised build (results/bench.md, results/faults.json, results/jobs.json);
@@ -9,7 +10,7 @@
 # extension installed (make install) and the Python packages in tests/requirements.txt.
 PYTHON ?= python3
 
-.PHONY: install test demo eval bench
+.PHONY: install test demo eval bench help
 
 install:
 	tools/setup.sh
@@ -28,3 +29,6 @@ bench:
 	$(PYTHON) tools/bench.py $(BENCH_FLAGS)
 	$(PYTHON) tools/bench_faults.py $(BENCH_FLAGS)
 	$(PYTHON) tools/bench_jobs.py $(BENCH_FLAGS)
+
+help:
+	@sed -n '/^[^#]/q; s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))

@@ -31,7 +31,10 @@ CREATE TYPE sqlchat.answer AS (
     elapsed_ms  double precision, -- wall time of the call
     engine      text,             -- 'llm' or 'offline'
     truncated   bool,             -- more rows existed than sqlchat.max_rows
-    chart       jsonb             -- a suggested chart for the rows (see sqlchat.suggest_chart)
+    chart       jsonb,            -- a suggested chart for the rows (see sqlchat.suggest_chart)
+    columns     jsonb,            -- [{"name", "type"}] in the query's column order (NULL when nothing ran)
+    verified    boolean,          -- the SQL is a taught example's, reused as is
+    example_id  bigint            -- that example (NULL otherwise)
 );
 COMMENT ON TYPE sqlchat.answer IS 'The full result of sqlchat.ask_full';
 

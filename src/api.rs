@@ -1,7 +1,7 @@
 //! Every SQL function of the extension. Thin: check arguments, call the pipeline, shape the result.
 
 use crate::catalog;
-use crate::error::{raise, OrRaise};
+use crate::error::{guarded, notice, raise, OrRaise};
 use crate::exec::Limits;
 use crate::gucs;
 use crate::host::Backend;
@@ -16,7 +16,7 @@ use sqlchat_core::prompt::Turn;
 use std::time::Instant;
 
 /// `cache_scope` makes cache keys differ per model and role: one role never reuses another's SQL.
-fn options(sql_only: bool, cache_scope: String) -> Options {
+pub(crate) fn options(sql_only: bool, cache_scope: String) -> Options {
     Options {
         engine: gucs::engine(),
         generation_temperature: gucs::generation_temperature(),
@@ -30,14 +30,26 @@ fn options(sql_only: bool, cache_scope: String) -> Options {
     }
 }
 
+/// The cache scope of a model and role.
+pub(crate) fn cache_scope(model: &str, role: &store::Caller) -> String {
+    format!("{model}\n{}\n{}", role.oid.to_u32(), role.name)
+}
+
+// --- operations: every ask is observed (statistics, quota, slow log) ---
 fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outcome {
+    crate::ops::observe_ask(question, session_id, || run_pipeline(question, session_id, sql_only))
+}
+
+fn run_pipeline(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outcome {
     let question = pipeline::validate_question(question).or_raise();
     let session_id = session_id.map(str::trim).filter(|s| !s.is_empty());
+    let read_at = Instant::now();
     let catalog = catalog::visible_catalog().or_raise();
+    crate::ops::meter::step("catalog", read_at.elapsed());
     let role = store::Caller::current();
     let model = gucs::model();
     let context = session_id.map(|s| memory::load(&role, s, gucs::max_history())).unwrap_or_default();
-    let opts = options(sql_only, format!("{model}\n{}\n{}", role.oid.to_u32(), role.name));
+    let opts = options(sql_only, cache_scope(&model, &role));
     let mut host = Backend {
         limits: Limits::from_settings(),
         role: role.clone(),
@@ -69,18 +81,20 @@ fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outc
 /// The answer in words.
 #[pg_extern]
 fn ask(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -> String {
-    run(question, session_id, false).answer
+    guarded(|| run(question, session_id, false).answer)
 }
 
 /// The SQL for a question, not executed. NULL (with a NOTICE saying why) when the question cannot
 /// be answered from the schema.
 #[pg_extern]
 fn generate_sql(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -> Option<String> {
-    let out = run(question, session_id, true);
-    if out.sql.is_none() {
-        pgrx::notice!("{}", out.answer);
-    }
-    out.sql
+    guarded(|| {
+        let out = run(question, session_id, true);
+        if out.sql.is_none() {
+            notice(&out.answer);
+        }
+        out.sql
+    })
 }
 
 /// Answer, SQL, rows, suggestions and figures of one question.
@@ -92,12 +106,15 @@ fn ask_full(
     answer(question, session_id)
 }
 
-/// What `ask_full` returns, or the ERROR it raises; a background job runs exactly this.
+/// What `ask_full` returns, or the ERROR it raises (as `guarded` raises it); a background job runs
+/// exactly this.
 pub fn answer(question: Option<&str>, session_id: Option<&str>) -> PgHeapTuple<'static, AllocatedByRust> {
-    let started = Instant::now();
-    let out = run(question, session_id, false);
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    answer_tuple(question.unwrap_or_default(), out, elapsed_ms)
+    guarded(|| {
+        let started = Instant::now();
+        let out = run(question, session_id, false);
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        answer_tuple(question.unwrap_or_default(), out, elapsed_ms)
+    })
 }
 
 fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'static, AllocatedByRust> {
@@ -127,6 +144,9 @@ fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'s
     set!("engine", out.engine.to_string());
     set!("truncated", out.result.as_ref().map(|r| r.truncated).unwrap_or(false));
     set!("chart", chart);
+    set!("columns", out.result.as_ref().map(|r| JsonB(r.columns_json())));
+    set!("verified", false);
+    set!("example_id", None::<i64>);
     t
 }
 
@@ -134,6 +154,10 @@ fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'s
 /// Vega-Lite v5 spec with the data inline.
 #[pg_extern]
 fn suggest_chart(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) -> JsonB {
+    guarded(|| chart_for(question, sql, results))
+}
+
+fn chart_for(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) -> JsonB {
     let question = question.unwrap_or("");
     let results = results.map(|j| j.0).unwrap_or(serde_json::Value::Null);
     let mut chart = chart::suggest_chart(question, sql.unwrap_or(""), &results).or_raise();
@@ -165,26 +189,28 @@ fn history(
         name!(asked_at, Option<pgrx::datum::TimestampWithTimeZone>),
     ),
 > {
-    TableIterator::new(memory::history(&store::Caller::current(), session_id))
+    guarded(|| TableIterator::new(memory::history(&store::Caller::current(), session_id)))
 }
 
 /// Deletes the caller's turns of a session; returns how many were deleted.
 #[pg_extern]
 fn forget(session_id: &str) -> i64 {
-    memory::forget(&store::Caller::current(), session_id)
+    guarded(|| memory::forget(&store::Caller::current(), session_id))
 }
 
 /// Empties the LLM cache; for superusers and the extension's owner. Returns the rows deleted.
 #[pg_extern]
 fn clear_cache() -> i64 {
-    if !store::caller_is_admin() {
-        raise(sqlchat_core::Error::Privileged {
-            what: "sqlchat.clear_cache()".into(),
-            role: store::Caller::current().name,
-            hint: "Ask a superuser or the owner of the sqlchat extension to clear the cache.".into(),
-        });
-    }
-    cache::clear()
+    guarded(|| {
+        if !store::caller_is_admin() {
+            raise(sqlchat_core::Error::Privileged {
+                what: "sqlchat.clear_cache()".into(),
+                role: store::Caller::current().name,
+                hint: "Ask a superuser or the owner of the sqlchat extension to clear the cache.".into(),
+            });
+        }
+        cache::clear()
+    })
 }
 
 /// What in the server's configuration needs attention: the library not preloaded, keys where other
@@ -192,8 +218,11 @@ fn clear_cache() -> i64 {
 /// model it does not serve... One row per finding, most severe first; ('ok', ...) when none.
 #[pg_extern]
 fn check_setup() -> TableIterator<'static, (name!(severity, String), name!(problem, String), name!(fix, String))> {
-    let rows: Vec<_> = crate::setup::check().into_iter().map(|f| (f.severity.to_string(), f.problem, f.fix)).collect();
-    TableIterator::new(rows)
+    guarded(|| {
+        let rows: Vec<_> =
+            crate::setup::check().into_iter().map(|f| (f.severity.to_string(), f.problem, f.fix)).collect();
+        TableIterator::new(rows)
+    })
 }
 
 // ---- background asks (src/jobs/) ----

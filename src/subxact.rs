@@ -1,7 +1,7 @@
 //! Running work inside an internal subtransaction and catching its ERROR, the way PL/pgSQL's
 //! exception blocks and PL/Python's plpy_spi.c do: the caller's transaction is never aborted.
 
-use crate::error::sqlstate_text;
+use crate::error::{log_panic, secrets, sqlstate_text};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgTryBuilder;
@@ -53,19 +53,28 @@ pub fn run<R>(on_success: OnSuccess, work: impl FnOnce() -> R) -> Result<R, Fail
     }
 }
 
+/// The caught ERROR's SQLSTATE, message, detail and hint, scrubbed of the configured secrets (it
+/// goes back to the model and may reach the caller); a panic's text and location go to the server
+/// log only.
 fn failure_from(caught: CaughtError) -> Failure {
     match caught {
-        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Failure {
-            sqlstate: sqlstate_text(r.sql_error_code()),
-            message: r.message().to_string(),
-            detail: r.detail().map(str::to_string),
-            hint: r.hint().map(str::to_string),
-        },
-        CaughtError::RustPanic { ereport, .. } => Failure {
-            sqlstate: "XX000".into(),
-            message: format!("internal error: {}", ereport.message()),
-            detail: None,
-            hint: None,
-        },
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
+            let secrets = secrets();
+            Failure {
+                sqlstate: sqlstate_text(r.sql_error_code()),
+                message: secrets.scrub_configured(r.message()),
+                detail: r.detail().map(|d| secrets.scrub_configured(d)),
+                hint: r.hint().map(|h| secrets.scrub_configured(h)),
+            }
+        }
+        CaughtError::RustPanic { ereport, .. } => {
+            log_panic(&ereport);
+            Failure {
+                sqlstate: "XX000".into(),
+                message: "internal error in sqlchat (the server log has its details)".into(),
+                detail: None,
+                hint: None,
+            }
+        }
     }
 }

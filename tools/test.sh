@@ -8,6 +8,39 @@
 #   5. end-to-end tests (pytest) against a cluster of its own and the fake gateway.
 # Public eval data is read from $SQLCHAT_EVAL_DIR or ../shared/eval; tests needing it skip without it.
 set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: tools/test.sh [--help]
+
+Installs what is missing, builds and installs the debug extension (tools/setup.sh), then runs
+every test layer in this order (about 10 minutes). To run one layer alone:
+
+  1. core unit tests (no PostgreSQL)    cargo test -p sqlchat-core
+  2. #[pg_test]s of the extension       cargo pgrx test pg15 [TEST NAME FILTER]
+                                        as root: cargo pgrx test pg15 --runas postgres --pgdata DIR/data
+                                        (DIR owned by postgres)
+  3. charts drawn in headless Chromium  tests/browser/run.sh
+  4. pg_regress cases                   python3 -m pytest tests/e2e/test_regress.py -q
+  5. end-to-end tests (pytest)          python3 -m pytest tests/e2e -q
+                                        one module: python3 -m pytest tests/e2e/test_errors.py -q
+
+Layers 4 and 5 need the extension installed (tools/setup.sh) and the Python packages in
+tests/requirements.txt; they start their own cluster and fake gateway. Layer 2 installs a test
+build: run tools/setup.sh again afterwards.
+
+Environment: PG_CONFIG (the PostgreSQL to build for; default the system's 15), PGBIN (its binaries,
+for the test clusters), SQLCHAT_EVAL_DIR (public eval data; default ../shared/eval; tests that
+need it skip without it), SQLCHAT_RESULTS_DIR (measured figures; default results/),
+SQLCHAT_E2E_PORTS (LOW-HIGH ports for the test clusters).
+EOF
+}
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  "") ;;
+  *) usage >&2; exit 2 ;;
+esac
+
 cd "$(dirname "$0")/.."
 export SQLCHAT_RESULTS_DIR=${SQLCHAT_RESULTS_DIR:-$PWD/results}
 mkdir -p "$SQLCHAT_RESULTS_DIR"

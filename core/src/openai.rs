@@ -1,6 +1,6 @@
 //! The OpenAI chat-completions wire format: request bodies and reply parsing.
 
-use crate::error::{excerpt, Error, Result};
+use crate::error::{keep, Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -70,9 +70,8 @@ pub fn parse_models(body: &[u8]) -> Result<Vec<String>> {
             detail: format!("the reply nests JSON deeper than {MAX_JSON_DEPTH} levels"),
         });
     }
-    let v: Value = serde_json::from_str(text).map_err(|e| Error::GatewayBadReply {
-        detail: format!("the reply is not JSON ({e}): {}", excerpt(text, 120)),
-    })?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| Error::GatewayBadReply { detail: format!("the reply is not JSON ({e}): {}", keep(text)) })?;
     Ok(v.get("data")
         .and_then(Value::as_array)
         .map(|models| models.iter().filter_map(|m| m.get("id").and_then(Value::as_str)).map(str::to_string).collect())
@@ -81,6 +80,32 @@ pub fn parse_models(body: &[u8]) -> Result<Vec<String>> {
 
 /// The text of the first choice of a chat-completions reply body.
 pub fn parse_reply(body: &[u8]) -> Result<String> {
+    parse_completion(body).map(|c| c.text)
+}
+
+/// A chat-completions reply: the first choice's text and the gateway's token counts, when its
+/// `usage` object has them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub usage: Option<Usage>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+fn usage_of(v: &Value) -> Option<Usage> {
+    let u = v.get("usage")?;
+    Some(Usage {
+        prompt_tokens: u.get("prompt_tokens")?.as_u64()?,
+        completion_tokens: u.get("completion_tokens")?.as_u64()?,
+    })
+}
+
+pub fn parse_completion(body: &[u8]) -> Result<Completion> {
     let text = std::str::from_utf8(body)
         .map_err(|e| Error::GatewayBadReply { detail: format!("the reply is not valid UTF-8 ({e})") })?;
     if json_depth_exceeds(text, MAX_JSON_DEPTH) {
@@ -88,12 +113,11 @@ pub fn parse_reply(body: &[u8]) -> Result<String> {
             detail: format!("the reply nests JSON deeper than {MAX_JSON_DEPTH} levels"),
         });
     }
-    let v: Value = serde_json::from_str(text).map_err(|e| Error::GatewayBadReply {
-        detail: format!("the reply is not JSON ({e}): {}", excerpt(text, 120)),
-    })?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| Error::GatewayBadReply { detail: format!("the reply is not JSON ({e}): {}", keep(text)) })?;
     if let Some(err) = v.get("error") {
         let msg = err.get("message").and_then(Value::as_str).unwrap_or("unknown error");
-        return Err(Error::GatewayBadReply { detail: format!("the gateway reported an error: {}", excerpt(msg, 300)) });
+        return Err(Error::GatewayBadReply { detail: format!("the gateway reported an error: {}", keep(msg)) });
     }
     let choices = v
         .get("choices")
@@ -105,7 +129,8 @@ pub fn parse_reply(body: &[u8]) -> Result<String> {
     let message = first
         .get("message")
         .ok_or_else(|| Error::GatewayBadReply { detail: "the first choice has no \"message\"".into() })?;
-    match message.get("content") {
+    let usage = usage_of(&v);
+    let text = match message.get("content") {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Array(parts)) => {
             // Some gateways return content as [{type: text, text: ...}].
@@ -121,7 +146,8 @@ pub fn parse_reply(body: &[u8]) -> Result<String> {
             Err(Error::GatewayBadReply { detail: "the model answered with tool_calls instead of text content".into() })
         }
         _ => Err(Error::GatewayBadReply { detail: "the reply's message has no text content".into() }),
-    }
+    }?;
+    Ok(Completion { text, usage })
 }
 
 /// True when brackets nest deeper than `max` outside strings (checked without recursion).
@@ -167,7 +193,8 @@ pub fn error_message(body: &str) -> String {
 
 /// The error for a non-2xx answer: `body` is the reply's text (an OpenAI-style error or plain).
 pub fn status_error(status: u16, body: &str, location: Option<&str>) -> Error {
-    let body = excerpt(&error_message(body), 500);
+    // Kept whole (bounded): secrets are scrubbed before the text is cut for display.
+    let body = keep(&error_message(body));
     match status {
         300..=399 => Error::GatewayRedirect { status, location: location.unwrap_or("").to_string() },
         401 | 403 => Error::GatewayAuth { status, body },
@@ -184,6 +211,19 @@ mod tests {
     fn parses_content() {
         let b = br#"{"choices":[{"message":{"role":"assistant","content":"SELECT 1"}}]}"#;
         assert_eq!(parse_reply(b).unwrap(), "SELECT 1");
+    }
+
+    #[test]
+    fn usage_is_read_when_the_gateway_sends_it() {
+        let b =
+            br#"{"choices":[{"message":{"content":"SELECT 1"}}],"usage":{"prompt_tokens":12,"completion_tokens":3}}"#;
+        let c = parse_completion(b).unwrap();
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 12, completion_tokens: 3 }));
+        let without = br#"{"choices":[{"message":{"content":"SELECT 1"}}],"usage":{"total_tokens":15}}"#;
+        assert_eq!(parse_completion(without).unwrap().usage, None);
+        let negative =
+            br#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":-1,"completion_tokens":3}}"#;
+        assert_eq!(parse_completion(negative).unwrap().usage, None);
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub struct ResultColumn {
 pub struct ResultSet {
     pub columns: Vec<ResultColumn>,
     /// One Vec per row, in column order. Numbers and booleans are JSON numbers and booleans,
-    /// json/jsonb values are embedded, everything else is its PostgreSQL text form; NULL is null.
+    /// json/jsonb values are embedded, arrays and composite values are JSON arrays and objects (as
+    /// PostgreSQL's array_to_json and row_to_json make them), everything else is its PostgreSQL text
+    /// form; NULL is null.
     pub rows: Vec<Vec<Value>>,
     /// More rows existed than the row cap allowed.
     pub truncated: bool,
@@ -52,6 +54,18 @@ impl ResultSet {
                     }
                     Value::Object(m)
                 })
+                .collect(),
+        )
+    }
+
+    /// The columns in the query's order, as `ask_full` returns them in `columns`: each one's key in
+    /// the row objects and its PostgreSQL type name.
+    pub fn columns_json(&self) -> Value {
+        let keys = self.keys();
+        Value::Array(
+            keys.into_iter()
+                .zip(&self.columns)
+                .map(|(name, c)| serde_json::json!({"name": name, "type": c.type_name}))
                 .collect(),
         )
     }

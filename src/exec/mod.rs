@@ -39,18 +39,17 @@ const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
 /// Validates and runs `sql`; the caller's transaction is left exactly as it was.
 pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure> {
-    let refused = |kind, message: String| ExecFailure { sqlstate: "42501".into(), message, refusal: Some(kind) };
+    let refused =
+        |kind, message: String, sqlstate: &str| ExecFailure { sqlstate: sqlstate.into(), message, refusal: Some(kind) };
     if sql.len() > MAX_STATEMENT_BYTES {
-        return Err(refused(
-            Refusal::Malformed,
-            format!(
-                "the statement is {} bytes long; sqlchat runs statements of up to {MAX_STATEMENT_BYTES} bytes",
-                sql.len()
-            ),
-        ));
+        let message = format!(
+            "the statement is {} bytes long; sqlchat runs statements of up to {MAX_STATEMENT_BYTES} bytes",
+            sql.len()
+        );
+        return Err(refused(Refusal::Malformed, message, "54000"));
     }
-    let c_sql =
-        CString::new(sql).map_err(|_| refused(Refusal::Malformed, "the statement contains a zero byte".into()))?;
+    let c_sql = CString::new(sql)
+        .map_err(|_| refused(Refusal::Malformed, "the statement contains a zero byte".into(), "22021"))?;
     let scope = trust::Scope::begin(gucs::allowed_functions());
     let deadline = timeout::Deadline::arm(limits.timeout_ms);
     let result = subxact::run(OnSuccess::Rollback, || unsafe { run_in_sandbox(&c_sql, limits, &scope) });
@@ -72,7 +71,7 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
             refusal: None,
         }),
         Err(f) => match hook_refusal {
-            Some((kind, reason)) if !f.is_cancel() => Err(refused(kind, reason)),
+            Some((kind, reason)) if !f.is_cancel() => Err(refused(kind, reason, "42501")),
             _ => Err(ExecFailure { sqlstate: f.sqlstate, message: f.message, refusal: None }),
         },
     }
@@ -162,8 +161,11 @@ unsafe fn prepare_check_and_run(sql: &CStr, limits: Limits, scope: &trust::Scope
         });
     }
     // Check the very plan that will run, before it is planned.
-    let verdict =
-        guard::check_plan(plan, &gucs::allowed_functions()).map_err(|(kind, reason)| refused(kind, reason, "42501"))?;
+    let verdict = guard::check_plan(plan, &gucs::allowed_functions()).map_err(|(kind, reason)| {
+        // Nesting deeper than the walk goes is "statement too complex", as PostgreSQL says it.
+        let sqlstate = if kind == Refusal::Malformed { "54001" } else { "42501" };
+        refused(kind, reason, sqlstate)
+    })?;
     if !verdict.rls_bypassed.is_empty() {
         let tables = verdict.rls_bypassed.join(", ");
         match gucs::rls_bypass() {
@@ -202,6 +204,7 @@ unsafe fn prepare_check_and_run(sql: &CStr, limits: Limits, scope: &trust::Scope
 /// caps are never fetched.
 unsafe fn fetch_rows(portal: pg_sys::Portal, max_rows: usize, max_bytes: usize) -> ResultSet {
     let mut rs = ResultSet::default();
+    let mut encodings = Vec::new();
     let mut bytes = 0usize;
     let mut batch = 1usize;
     loop {
@@ -212,7 +215,7 @@ unsafe fn fetch_rows(portal: pg_sys::Portal, max_rows: usize, max_bytes: usize) 
             break;
         }
         if rs.columns.is_empty() {
-            rs.columns = columns_of((*table).tupdesc);
+            (rs.columns, encodings) = columns_of((*table).tupdesc);
         }
         let got = pg_sys::SPI_processed as usize;
         for r in 0..got {
@@ -220,7 +223,8 @@ unsafe fn fetch_rows(portal: pg_sys::Portal, max_rows: usize, max_bytes: usize) 
                 rs.truncated = true;
                 break;
             }
-            match read_row(*(*table).vals.add(r), (*table).tupdesc, &rs.columns, &mut bytes, max_bytes) {
+            let tuple = *(*table).vals.add(r);
+            match read_row(tuple, (*table).tupdesc, &rs.columns, &encodings, &mut bytes, max_bytes) {
                 Some(row) => rs.rows.push(row),
                 None => {
                     rs.truncated = true;
@@ -240,21 +244,42 @@ unsafe fn fetch_rows(portal: pg_sys::Portal, max_rows: usize, max_bytes: usize) 
     rs
 }
 
-unsafe fn columns_of(tupdesc: pg_sys::TupleDesc) -> Vec<ResultColumn> {
+/// How a column's values become JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// From the type's text form (numbers, booleans, json and jsonb by type; the rest as strings).
+    Text,
+    /// An array, through array_to_json: a JSON array.
+    Array,
+    /// A composite value, through row_to_json: a JSON object.
+    Row,
+}
+
+unsafe fn columns_of(tupdesc: pg_sys::TupleDesc) -> (Vec<ResultColumn>, Vec<Encoding>) {
     let natts = (*tupdesc).natts;
     let mut columns = Vec::with_capacity(natts as usize);
+    let mut encodings = Vec::with_capacity(natts as usize);
     for i in 1..=natts {
         let name = pg_sys::SPI_fname(tupdesc, i);
         let name =
             if name.is_null() { format!("column{i}") } else { CStr::from_ptr(name).to_string_lossy().into_owned() };
         let typ = pg_sys::SPI_gettypeid(tupdesc, i);
         let type_name = CStr::from_ptr(pg_sys::format_type_be(typ)).to_string_lossy().into_owned();
+        let base = pg_sys::getBaseType(typ);
         let mut category: std::ffi::c_char = 0;
         let mut preferred = false;
-        pg_sys::get_type_category_preferred(pg_sys::getBaseType(typ), &mut category, &mut preferred);
-        columns.push(ResultColumn { name, type_name, category: (category as u8) as char });
+        pg_sys::get_type_category_preferred(base, &mut category, &mut preferred);
+        let category = (category as u8) as char;
+        encodings.push(if category == 'A' {
+            Encoding::Array
+        } else if pg_sys::type_is_rowtype(base) {
+            Encoding::Row
+        } else {
+            Encoding::Text
+        });
+        columns.push(ResultColumn { name, type_name, category });
     }
-    columns
+    (columns, encodings)
 }
 
 /// One row's values as JSON, or None when it would take the values past `max_bytes` (measured
@@ -263,23 +288,40 @@ unsafe fn read_row(
     tuple: pg_sys::HeapTuple,
     tupdesc: pg_sys::TupleDesc,
     columns: &[ResultColumn],
+    encodings: &[Encoding],
     bytes: &mut usize,
     max_bytes: usize,
 ) -> Option<Vec<serde_json::Value>> {
     let mut row = Vec::with_capacity(columns.len());
-    for (i, col) in columns.iter().enumerate() {
-        let v = pg_sys::SPI_getvalue(tuple, tupdesc, (i + 1) as i32);
-        let text = if v.is_null() {
-            None
+    for (i, (col, encoding)) in columns.iter().zip(encodings).enumerate() {
+        let attno = (i + 1) as i32;
+        let text = match encoding {
+            Encoding::Text => pg_sys::SPI_getvalue(tuple, tupdesc, attno),
+            Encoding::Array | Encoding::Row => {
+                let mut is_null = false;
+                let datum = pg_sys::SPI_getbinval(tuple, tupdesc, attno, &mut is_null);
+                let convert = if *encoding == Encoding::Array { pg_sys::array_to_json } else { pg_sys::row_to_json };
+                match (!is_null).then(|| pgrx::direct_function_call_as_datum(convert, &[Some(datum)])).flatten() {
+                    Some(json) => pg_sys::text_to_cstring(json.cast_mut_ptr()),
+                    None => std::ptr::null_mut(),
+                }
+            }
+        };
+        let value = if text.is_null() {
+            serde_json::Value::Null
         } else {
-            let value = CStr::from_ptr(v);
-            *bytes += value.to_bytes().len();
+            let text = CStr::from_ptr(text);
+            *bytes += text.to_bytes().len();
             if *bytes > max_bytes {
                 return None;
             }
-            Some(value.to_string_lossy().into_owned())
+            let text = text.to_string_lossy();
+            match encoding {
+                Encoding::Text => json_value(Some(&text), &col.type_name, col.category),
+                _ => json_value(Some(&text), "json", 'U'),
+            }
         };
-        row.push(json_value(text.as_deref(), &col.type_name, col.category));
+        row.push(value);
     }
     Some(row)
 }
@@ -305,6 +347,19 @@ mod tests {
                 .unwrap();
         assert_eq!(rs.columns.len(), 5);
         assert_eq!(rs.to_objects(), serde_json::json!([{"a": 1, "b": "x", "c": true, "d": null, "e": {"k": 1}}]));
+        let rs = run_readonly(
+            "SELECT ARRAY[1,2] AS a, ARRAY[['x','y']] AS b, ROW(1, 'z')::record AS r, \
+             '{\"k\": [1]}'::json AS j, ARRAY['2024-01-02 03:04:05+00'::timestamptz] AS t",
+            limits(),
+        )
+        .unwrap();
+        let row = &rs.to_objects()[0];
+        assert_eq!(row["a"], serde_json::json!([1, 2]));
+        assert_eq!(row["b"], serde_json::json!([["x", "y"]]));
+        assert_eq!(row["r"], serde_json::json!({"f1": 1, "f2": "z"}));
+        assert_eq!(row["j"], serde_json::json!({"k": [1]}));
+        assert!(row["t"][0].as_str().is_some_and(|t| t.starts_with("2024-01-02T") && t.contains('+')), "{row}");
+        assert_eq!(rs.columns_json()[1], serde_json::json!({"name": "b", "type": "text[]"}));
     }
 
     #[pg_test]

@@ -66,7 +66,7 @@ pub fn init() {
 /// Queues a question; the job's id. The job is taken once the transaction commits.
 pub fn submit(question: Option<&str>, session_id: Option<&str>) -> i64 {
     if !gucs::preloaded() {
-        raise(Error::JobsNotPreloaded);
+        raise(Error::NotPreloaded { what: "sqlchat.submit".into() });
     }
     ensure_writable("queue a job");
     pipeline::validate_question(question).or_raise();

@@ -18,7 +18,6 @@ use crate::store::job::{self, Answer, Claimed, StoredError};
 use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use sqlchat_core::error::scrub;
 use sqlchat_core::jobs::{should_exit, Snapshot};
 use std::ffi::{c_int, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -226,16 +225,8 @@ fn execute(claimed: &Claimed) -> Result<Answer, StoredError> {
         disable_timeout(STATEMENT_TIMEOUT, false);
         pg_sys::SetSessionAuthorization(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID), true);
     }
-    outcome.map_err(|f| {
-        let secrets = gucs::secrets();
-        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        StoredError {
-            sqlstate: f.sqlstate,
-            message: scrub(&f.message, &secrets),
-            detail: f.detail.map(|d| scrub(&d, &secrets)),
-            hint: f.hint.map(|h| scrub(&h, &secrets)),
-        }
-    })
+    // As `guarded` raised it (scrubbed of the secrets): what ask_full's caller would have seen.
+    outcome.map_err(|f| StoredError { sqlstate: f.sqlstate, message: f.message, detail: f.detail, hint: f.hint })
 }
 
 /// Runs `work` in a transaction of its own with a snapshot for SPI; an ERROR escaping it ends the

@@ -35,8 +35,10 @@ pub struct StoredError {
 }
 
 impl StoredError {
+    /// One of sqlchat's own errors, as `raise` would raise it.
     pub fn of(err: &sqlchat_core::Error) -> StoredError {
-        StoredError { sqlstate: err.sqlstate().into(), message: err.message(), detail: err.detail(), hint: err.hint() }
+        let r = err.report(&crate::error::secrets());
+        StoredError { sqlstate: r.sqlstate, message: r.message, detail: r.detail, hint: Some(r.hint) }
     }
 }
 

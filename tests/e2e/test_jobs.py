@@ -457,6 +457,7 @@ def test_submit_needs_the_library_preloaded(gateway):
         cluster.create_database("jobs_plain")
         with cluster.connect("jobs_plain") as conn:
             sqlstate, message, _, hint = raised(conn, "SELECT sqlchat.submit('anything')")
-        assert sqlstate == "55000" and "shared_preload_libraries" in message and "ask_full" in hint
+        assert sqlstate == "55000" and message == "sqlchat: sqlchat.submit needs sqlchat in shared_preload_libraries"
+        assert "shared_preload_libraries" in hint and "restart" in hint
     finally:
         cluster.stop()

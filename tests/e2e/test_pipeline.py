@@ -64,7 +64,8 @@ def test_repair_stops_when_the_model_repeats_itself(db, gw, connect):
     gw.rule(purpose="repair", content="SELECT nope FROM customers")
     with pytest.raises(psycopg.errors.UndefinedColumn) as e:
         connect(db).execute("SELECT sqlchat.ask('stubborn question')")
-    assert "after 1 attempt" in str(e.value)
+    # The repeated statement is the model's second attempt; it is not run again.
+    assert "after 2 attempts and 2 model calls" in str(e.value)
     assert len(gw.requests(purpose="repair")) == 1
 
 
@@ -94,11 +95,14 @@ def test_refusal_is_an_answer_not_an_error(db, gw, connect):
 
 
 def test_model_without_sql_is_a_clear_error(db, gw, connect):
-    gw.rule(purpose="generate_sql", contains="empty reply", content="   ")
+    # The empty reply gets one more request for the SQL alone (purpose repair); empty again, the
+    # ask ends.
+    gw.rule(purpose=["generate_sql", "repair"], contains="empty reply", content="   ")
     with pytest.raises(psycopg.Error) as e:
         connect(db).execute("SELECT sqlchat.ask('empty reply please')")
     assert e.value.sqlstate == "22000"
     assert e.value.diag.message_hint
+    assert [r["purpose"] for r in gw.requests()] == ["generate_sql", "repair"]
 
 
 def test_unreachable_gateway(db, gw, connect):
@@ -286,3 +290,22 @@ def test_generation_expressions_over_hidden_columns_stay_out_of_the_prompt(db, g
     assert "payout" in prompt and "doubled" in prompt
     assert "hidden_rate_zz" not in prompt
     assert "(base * " in prompt, "expressions over readable columns are kept"
+
+
+def test_columns_give_the_query_order_and_types(db, gw, connect):
+    gw.rule(purpose="generate_sql", content=(
+        "SELECT 3 AS order_id, now() AS ordered_at, 'new'::text AS status, ARRAY[1,2] AS tags, "
+        "'{\"a\": 1}'::jsonb AS extra, 1 AS order_id"))
+    conn = connect(db)
+    columns, rows = conn.execute("SELECT a.columns, a.rows FROM sqlchat.ask_full('columns please') a").fetchone()
+    assert [c["name"] for c in columns] == ["order_id", "ordered_at", "status", "tags", "extra", "order_id_2"]
+    assert [c["type"] for c in columns][:4] == ["integer", "timestamp with time zone", "text", "integer[]"]
+    row = rows[0]
+    assert row["tags"] == [1, 2] and row["extra"] == {"a": 1} and row["order_id_2"] == 1
+    assert "+" in row["ordered_at"] or row["ordered_at"].endswith("Z") or "-" in row["ordered_at"][19:]
+    # The rows in column order, as the README shows.
+    ordered = conn.execute(
+        "SELECT array_agg(a.rows -> 0 -> (c.col ->> 'name') ORDER BY c.n) "
+        "FROM sqlchat.ask_full('columns please') a, jsonb_array_elements(a.columns) WITH ORDINALITY c(col, n)"
+    ).fetchone()[0]
+    assert ordered[0] == 3 and ordered[3] == [1, 2]
