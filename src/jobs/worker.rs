@@ -112,19 +112,24 @@ impl Worker {
             check_for_interrupts!();
             reload_settings();
             self.maintain();
-            while let Some(claimed) = self.claim() {
+            while !self.over_limit() {
+                let Some(claimed) = self.claim() else { break };
                 self.run_job(claimed);
                 ran_a_job = true;
                 last_work = Instant::now();
                 reload_settings();
-                if shmem::should_yield(gucs::max_workers(), self.database) || self.over_limit() {
+                if shmem::should_yield(gucs::max_workers(), self.database) {
                     self.end(true);
                     return;
                 }
                 self.maintain();
             }
+            if self.over_limit() {
+                self.end(true);
+                return;
+            }
             let idle_timeout = gucs::worker_idle_timeout();
-            if (should_exit(ran_a_job, last_work.elapsed(), idle_timeout) || self.over_limit()) && self.end(false) {
+            if should_exit(ran_a_job, last_work.elapsed(), idle_timeout) && self.end(false) {
                 return;
             }
             let mut wait = idle_timeout.saturating_sub(last_work.elapsed());
