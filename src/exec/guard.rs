@@ -218,7 +218,7 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut c_void) ->
         return true;
     }
     walk.nodes += 1;
-    if walk.nodes % INTERRUPT_EVERY == 0 && pg_sys::InterruptPending != 0 {
+    if walk.nodes.is_multiple_of(INTERRUPT_EVERY) && pg_sys::InterruptPending != 0 {
         walk.interrupted = true;
         return true;
     }

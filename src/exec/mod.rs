@@ -259,7 +259,8 @@ unsafe fn columns_of(tupdesc: pg_sys::TupleDesc) -> (Vec<ResultColumn>, Vec<Enco
     let mut encodings = Vec::with_capacity(natts as usize);
     for i in 1..=natts {
         let name = pg_sys::SPI_fname(tupdesc, i);
-        let name = if name.is_null() { format!("column{i}") } else { CStr::from_ptr(name).to_string_lossy().into_owned() };
+        let name =
+            if name.is_null() { format!("column{i}") } else { CStr::from_ptr(name).to_string_lossy().into_owned() };
         let typ = pg_sys::SPI_gettypeid(tupdesc, i);
         let type_name = CStr::from_ptr(pg_sys::format_type_be(typ)).to_string_lossy().into_owned();
         let base = pg_sys::getBaseType(typ);
