@@ -1,7 +1,8 @@
 # One command each; see the scripts for what they do and their options.
+#   make help      this list
 #   make install   build and install the extension into the system PostgreSQL, or the one PG_CONFIG names
 #                  (tools/setup.sh)
-#   make test      every test layer (tools/test.sh)
+#   make test      every test layer (tools/test.sh; tools/test.sh --help lists the layers and runs nothing)
 #   make package   target/package/sqlchat-<version>-pg<major>-<arch>-linux.tar.gz with INSTALL.md (tools/package.sh)
 #   make lint      rustfmt and clippy -D warnings, core and extension (tools/lint.sh)
 #   make demo      the demo on a cluster of its own (tools/demo.sh)
@@ -12,7 +13,7 @@
 # extension installed (make install) and the Python packages in tests/requirements.txt.
 PYTHON ?= python3
 
-.PHONY: install test package lint demo eval bench
+.PHONY: install test package lint demo eval bench help
 
 install:
 	tools/setup.sh
@@ -36,3 +37,6 @@ bench:
 	tools/setup.sh --release
 	$(PYTHON) tools/bench.py $(BENCH_FLAGS)
 	$(PYTHON) tools/bench_faults.py $(BENCH_FLAGS)
+
+help:
+	@sed -n '/^[^#]/q; s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))

@@ -1,7 +1,7 @@
 //! Every SQL function of the extension. Thin: check arguments, call the pipeline, shape the result.
 
 use crate::catalog;
-use crate::error::{raise, OrRaise};
+use crate::error::{guarded, notice, raise, OrRaise};
 use crate::exec::Limits;
 use crate::gucs;
 use crate::host::Backend;
@@ -69,18 +69,20 @@ fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outc
 /// The answer in words.
 #[pg_extern]
 fn ask(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -> String {
-    run(question, session_id, false).answer
+    guarded(|| run(question, session_id, false).answer)
 }
 
 /// The SQL for a question, not executed. NULL (with a NOTICE saying why) when the question cannot
 /// be answered from the schema.
 #[pg_extern]
 fn generate_sql(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -> Option<String> {
-    let out = run(question, session_id, true);
-    if out.sql.is_none() {
-        pgrx::notice!("{}", out.answer);
-    }
-    out.sql
+    guarded(|| {
+        let out = run(question, session_id, true);
+        if out.sql.is_none() {
+            notice(&out.answer);
+        }
+        out.sql
+    })
 }
 
 /// Answer, SQL, rows, suggestions and figures of one question.
@@ -89,10 +91,12 @@ fn ask_full(
     question: Option<&str>,
     session_id: default!(Option<&str>, "NULL"),
 ) -> pgrx::composite_type!('static, "sqlchat.answer") {
-    let started = Instant::now();
-    let out = run(question, session_id, false);
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    answer_tuple(question.unwrap_or_default(), out, elapsed_ms)
+    guarded(|| {
+        let started = Instant::now();
+        let out = run(question, session_id, false);
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        answer_tuple(question.unwrap_or_default(), out, elapsed_ms)
+    })
 }
 
 fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'static, AllocatedByRust> {
@@ -132,6 +136,10 @@ fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'s
 /// Vega-Lite v5 spec with the data inline.
 #[pg_extern]
 fn suggest_chart(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) -> JsonB {
+    guarded(|| chart_for(question, sql, results))
+}
+
+fn chart_for(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) -> JsonB {
     let question = question.unwrap_or("");
     let results = results.map(|j| j.0).unwrap_or(serde_json::Value::Null);
     let mut chart = chart::suggest_chart(question, sql.unwrap_or(""), &results).or_raise();
@@ -166,26 +174,28 @@ fn history(
         name!(asked_at, Option<pgrx::datum::TimestampWithTimeZone>),
     ),
 > {
-    TableIterator::new(memory::history(&store::Caller::current(), session_id))
+    guarded(|| TableIterator::new(memory::history(&store::Caller::current(), session_id)))
 }
 
 /// Deletes the caller's turns of a session; returns how many were deleted.
 #[pg_extern]
 fn forget(session_id: &str) -> i64 {
-    memory::forget(&store::Caller::current(), session_id)
+    guarded(|| memory::forget(&store::Caller::current(), session_id))
 }
 
 /// Empties the LLM cache; for superusers and the extension's owner. Returns the rows deleted.
 #[pg_extern]
 fn clear_cache() -> i64 {
-    if !store::caller_is_admin() {
-        raise(sqlchat_core::Error::Privileged {
-            what: "sqlchat.clear_cache()".into(),
-            role: store::Caller::current().name,
-            hint: "Ask a superuser or the owner of the sqlchat extension to clear the cache.".into(),
-        });
-    }
-    cache::clear()
+    guarded(|| {
+        if !store::caller_is_admin() {
+            raise(sqlchat_core::Error::Privileged {
+                what: "sqlchat.clear_cache()".into(),
+                role: store::Caller::current().name,
+                hint: "Ask a superuser or the owner of the sqlchat extension to clear the cache.".into(),
+            });
+        }
+        cache::clear()
+    })
 }
 
 /// What in the server's configuration needs attention: the library not preloaded, keys where other
@@ -193,6 +203,9 @@ fn clear_cache() -> i64 {
 /// model it does not serve... One row per finding, most severe first; ('ok', ...) when none.
 #[pg_extern]
 fn check_setup() -> TableIterator<'static, (name!(severity, String), name!(problem, String), name!(fix, String))> {
-    let rows: Vec<_> = crate::setup::check().into_iter().map(|f| (f.severity.to_string(), f.problem, f.fix)).collect();
-    TableIterator::new(rows)
+    guarded(|| {
+        let rows: Vec<_> =
+            crate::setup::check().into_iter().map(|f| (f.severity.to_string(), f.problem, f.fix)).collect();
+        TableIterator::new(rows)
+    })
 }

@@ -10,7 +10,7 @@ use crate::gucs;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use sqlchat_core::error::{scrub, Error, Result};
+use sqlchat_core::error::{Error, Result};
 use sqlchat_core::openai::{self, Message, Purpose};
 use sqlchat_core::retry;
 use std::fmt;
@@ -207,13 +207,12 @@ pub fn list_models() -> Result<Vec<String>> {
     let mut target = target()?;
     target.request_timeout = target.request_timeout.min(Duration::from_secs(5));
     let (reply, _) = call_once(&target, Purpose::CheckSetup, &Arc::new(Vec::new()));
-    reply.and_then(|b| openai::parse_models(&b)).map_err(|e| scrub_error(e, &gucs::secrets()))
+    reply.and_then(|b| openai::parse_models(&b))
 }
 
 /// One chat call: the configured model with bounded retries, then each fallback model in turn.
 pub fn chat(purpose: Purpose, messages: &[Message], temperature: f64) -> Result<String> {
     let target = target()?;
-    let secrets = gucs::secrets();
     let mut models = vec![gucs::model()];
     for m in gucs::fallback_models() {
         if !models.contains(&m) {
@@ -231,7 +230,8 @@ pub fn chat(purpose: Purpose, messages: &[Message], temperature: f64) -> Result<
             attempt += 1;
             let (reply, retry_after) = call_once(&target, purpose, &body);
             let err = match reply.and_then(|b| openai::parse_reply(&b)) {
-                Ok(text) => return Ok(text),
+                // A gateway may echo the key into the reply: it never reaches an answer or a table.
+                Ok(text) => return Ok(crate::error::secrets().scrub_configured(&text)),
                 Err(e) => e,
             };
             if attempt > retries || !retry::is_retryable(&err) {
@@ -249,18 +249,8 @@ pub fn chat(purpose: Purpose, messages: &[Message], temperature: f64) -> Result<
             break;
         }
     }
-    Err(scrub_error(last, &secrets))
-}
-
-fn scrub_error(e: Error, secrets: &[String]) -> Error {
-    let s: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    match e {
-        Error::GatewayBadReply { detail } => Error::GatewayBadReply { detail: scrub(&detail, &s) },
-        Error::GatewayAuth { status, body } => Error::GatewayAuth { status, body: scrub(&body, &s) },
-        Error::GatewayRateLimited { body } => Error::GatewayRateLimited { body: scrub(&body, &s) },
-        Error::GatewayStatus { status, body } => Error::GatewayStatus { status, body: scrub(&body, &s) },
-        other => other,
-    }
+    // Its texts are scrubbed, whole, where they are shown (crate::error).
+    Err(last)
 }
 
 /// Time left before the statement's statement_timeout, when one is set.

@@ -40,7 +40,7 @@ pub fn check() -> Vec<Finding> {
         send_rows_sample: gucs::send_rows(),
         ..Facts::default()
     };
-    let secrets: Vec<String> = SECRETS.iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = SECRETS.iter().map(|s| s.to_string()).collect();
     let allowed = gucs::allowed_functions();
     let stored = gucs::with_search_path(gucs::SYSTEM_SEARCH_PATH, || {
         Spi::connect(|c| {
@@ -53,13 +53,13 @@ pub fn check() -> Vec<Finding> {
                 }
                 Ok(out)
             };
-            let in_roles = pairs(ROLE_SETTINGS_SQL, &[secrets.clone().into()])?;
+            let in_roles = pairs(ROLE_SETTINGS_SQL, &[names.clone().into()])?;
             let readable = c
                 .select("SELECT has_table_privilege('pg_catalog.pg_file_settings', 'SELECT')", None, &[])?
                 .first()
                 .get_one::<bool>()?
                 .unwrap_or(false);
-            let in_files = if readable { Some(pairs(FILE_SETTINGS_SQL, &[secrets.clone().into()])?) } else { None };
+            let in_files = if readable { Some(pairs(FILE_SETTINGS_SQL, &[names.clone().into()])?) } else { None };
             let mut unknown = Vec::new();
             if !allowed.is_empty() {
                 for row in c.select(UNKNOWN_FUNCTIONS_SQL, None, &[allowed.clone().into()])? {
@@ -78,13 +78,15 @@ pub fn check() -> Vec<Finding> {
         Err(e) => pgrx::warning!("sqlchat: check_setup could not read the catalog: {e}"),
     }
     if facts.api_base.is_some() {
+        // Texts from the gateway reach the result: scrubbed like any error.
+        let secrets = crate::error::secrets();
         match llm::check_settings() {
             Err(e) if e.is_cancel() => crate::error::raise(e),
-            Err(e) => facts.gateway_settings_problem = Some(e.to_string()),
+            Err(e) => facts.gateway_settings_problem = Some(secrets.scrub(&e.to_string())),
             Ok(()) => {
                 facts.gateway = Some(match llm::list_models() {
                     Err(e) if e.is_cancel() => crate::error::raise(e),
-                    r => r.map_err(|e| e.to_string()),
+                    r => r.map_err(|e| secrets.scrub(&e.to_string())),
                 })
             }
         }

@@ -1,7 +1,7 @@
 //! Running work inside an internal subtransaction and catching its ERROR, the way PL/pgSQL's
 //! exception blocks and PL/Python's plpy_spi.c do: the caller's transaction is never aborted.
 
-use crate::error::sqlstate_text;
+use crate::error::{log_panic, secrets, sqlstate_text};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgTryBuilder;
@@ -51,13 +51,19 @@ pub fn run<R>(on_success: OnSuccess, work: impl FnOnce() -> R) -> Result<R, Fail
     }
 }
 
+/// The caught ERROR's SQLSTATE and message, scrubbed of the configured secrets (it goes back to
+/// the model and may reach the caller); a panic's text and location go to the server log only.
 fn failure_from(caught: CaughtError) -> Failure {
     match caught {
         CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
-            Failure { sqlstate: sqlstate_text(r.sql_error_code()), message: r.message().to_string() }
+            Failure { sqlstate: sqlstate_text(r.sql_error_code()), message: secrets().scrub_configured(r.message()) }
         }
         CaughtError::RustPanic { ereport, .. } => {
-            Failure { sqlstate: "XX000".into(), message: format!("internal error: {}", ereport.message()) }
+            log_panic(&ereport);
+            Failure {
+                sqlstate: "XX000".into(),
+                message: "internal error in sqlchat (the server log has its details)".into(),
+            }
         }
     }
 }

@@ -7,18 +7,50 @@
 #      vega-embed in headless Chromium,
 #   4. pg_regress cases of the SQL surface, and
 #   5. end-to-end tests (pytest) against a cluster of its own and the fake gateway.
-#   tools/test.sh                  every layer
-#   tools/test.sh --server-subset  what CI runs on the other PostgreSQL versions: the #[pg_test]s,
-#                                  pg_regress, upgrades, and the end-to-end pipeline, safety, trust,
-#                                  secrets and gateway-fault tests (the core and the charts do not
-#                                  depend on the server)
 # Public eval data is read from $SQLCHAT_EVAL_DIR or ../shared/eval; tests needing it skip without it.
 set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: tools/test.sh [--help | --server-subset]
+
+Installs what is missing, builds and installs the debug extension (tools/setup.sh) for the
+PostgreSQL that PG_CONFIG names, then runs every test layer in this order (about 10 minutes).
+With --server-subset it runs only what CI runs on the other PostgreSQL versions: layer 2,
+pg_regress, the upgrade test and the end-to-end pipeline, safety, trust, secrets and gateway-fault
+tests (the core and the charts do not depend on the server). To run one layer alone:
+
+  1. core unit tests (no PostgreSQL)    cargo test -p sqlchat-core
+  2. #[pg_test]s of the extension       cargo pgrx test pg15 [TEST NAME FILTER]   (pg16, pg18: other versions)
+                                        as root: cargo pgrx test pg15 --runas postgres --pgdata DIR/data
+                                        (DIR owned by postgres)
+  3. charts drawn in headless Chromium  tests/browser/run.sh
+  4. pg_regress cases                   python3 -m pytest tests/e2e/test_regress.py -q
+  5. end-to-end tests (pytest)          python3 -m pytest tests/e2e -q
+                                        one module: python3 -m pytest tests/e2e/test_errors.py -q
+
+Layers 4 and 5 need the extension installed (tools/setup.sh) and the Python packages in
+tests/requirements.txt; they start their own cluster and fake gateway. Layer 2 installs a test
+build: run tools/setup.sh again afterwards.
+
+Environment: PG_CONFIG (the PostgreSQL to build for; default the system's 15; tools/postgres.sh 18
+installs 18 and prints its pg_config), PGBIN (its binaries, for the test clusters; default
+PG_CONFIG's), SQLCHAT_EVAL_DIR (public eval data; default ../shared/eval; tests that need it skip
+without it), SQLCHAT_RESULTS_DIR (measured figures; default results/), SQLCHAT_E2E_PORTS (LOW-HIGH
+ports for the test clusters).
+EOF
+}
+subset=false
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  --server-subset) subset=true ;;
+  "") ;;
+  *) usage >&2; exit 2 ;;
+esac
+
 cd "$(dirname "$0")/.."
 export SQLCHAT_RESULTS_DIR=${SQLCHAT_RESULTS_DIR:-$PWD/results}
 mkdir -p "$SQLCHAT_RESULTS_DIR"
-subset=false
-[ "${1:-}" = "--server-subset" ] && subset=true
 
 tools/setup.sh
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}

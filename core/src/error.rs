@@ -1,7 +1,13 @@
-//! The one error type of sqlchat. Each variant knows its SQLSTATE, message, detail and hint; the
-//! extension turns it into a PostgreSQL ERROR in exactly one place. Secrets never enter these texts:
-//! gateway bodies are scrubbed by `scrub` before they are stored here.
+//! The one error type of sqlchat. Each variant knows its SQLSTATE, message, detail and hint;
+//! `Error::report` renders the four with every secret scrubbed from the whole text before it is
+//! cut to length, and the extension raises that report in exactly one place.
 
+pub mod hint;
+pub mod scrub;
+
+pub use scrub::Secrets;
+
+use std::fmt;
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -36,12 +42,12 @@ pub enum Error {
     GatewayReplyTooLarge { limit: usize },
     #[error("the LLM gateway's reply could not be used: {detail}")]
     GatewayBadReply { detail: String },
-    #[error("the model did not return SQL")]
-    NoSql { reply_excerpt: String },
-    #[error("the generated SQL failed after {attempts} attempt(s): {message}")]
-    QueryFailed { sqlstate: String, message: String, sql: String, attempts: u32 },
-    #[error("the generated SQL was refused after {attempts} attempt(s): {reason}")]
-    QueryRefused { sqlstate: String, kind: Refusal, reason: String, sql: String, attempts: u32 },
+    #[error("the model's reply held no SQL statement ({})", count(.model_calls, "model call"))]
+    NoSql { reply: String, model_calls: u32 },
+    #[error("the generated SQL failed after {tried}: {message}")]
+    QueryFailed { sqlstate: String, message: String, sql: String, tried: Tried },
+    #[error("the generated SQL was refused after {tried}: {reason}")]
+    QueryRefused { sqlstate: String, kind: Refusal, reason: String, sql: String, tried: Tried },
     #[error("{message}")]
     Cancelled { message: String },
     #[error("the caller can read no table or view")]
@@ -54,7 +60,8 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Why sqlchat refused a statement before running it; each kind has a hint of its own.
+/// Why sqlchat refused a statement before running it; each kind has a hint of its own
+/// (`hint::for_refusal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Not exactly one plain SELECT: DML, DDL, utility, several statements, SELECT INTO, FOR
@@ -75,8 +82,78 @@ pub enum Refusal {
     Malformed,
 }
 
+impl Refusal {
+    /// Every kind, for documentation and tests.
+    pub const ALL: [Refusal; 7] = [
+        Refusal::Statement,
+        Refusal::Function,
+        Refusal::Relation,
+        Refusal::ForeignCode,
+        Refusal::RlsBypass,
+        Refusal::Cost,
+        Refusal::Malformed,
+    ];
+
+    /// The kind's name in docs/errors.md.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::Statement => "statement",
+            Refusal::Function => "function",
+            Refusal::Relation => "relation",
+            Refusal::ForeignCode => "foreign_code",
+            Refusal::RlsBypass => "rls_bypass",
+            Refusal::Cost => "cost",
+            Refusal::Malformed => "malformed",
+        }
+    }
+}
+
+/// How far a question got before sqlchat gave up: statements tried (checked and run, the first
+/// plus repairs; `sqlchat.answer.attempts`), the most it would try (`sqlchat.max_attempts`), and
+/// model calls made (`sqlchat.answer.llm_calls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tried {
+    pub statements: u32,
+    pub limit: u32,
+    pub model_calls: u32,
+}
+
+impl fmt::Display for Tried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} tried and {}", count(&self.statements, "statement"), count(&self.model_calls, "model call"))
+    }
+}
+
+/// "1 statement", "2 statements".
+fn count(n: &u32, noun: &str) -> String {
+    if *n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Most characters of a text an error keeps: far more than any report shows, so that the text
+/// is scrubbed whole before it is cut for display.
+pub const MAX_KEPT_CHARS: usize = 64 * 1024;
+/// Most characters of a report's message.
+const MESSAGE_CHARS: usize = 1000;
+/// Most characters of a gateway's or model's text shown in a detail.
+const REPLY_CHARS: usize = 300;
+/// Most characters of the SQL shown in a detail.
+const SQL_CHARS: usize = 2000;
+
+/// An error as PostgreSQL raises it, every text scrubbed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub sqlstate: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: String,
+}
+
 impl Error {
-    /// The SQLSTATE this error is raised with (documented in the README's error table).
+    /// The SQLSTATE this error is raised with (docs/errors.md lists each).
     pub fn sqlstate(&self) -> &str {
         match self {
             Error::NullQuestion => "22004",
@@ -103,58 +180,72 @@ impl Error {
         }
     }
 
-    pub fn message(&self) -> String {
-        format!("sqlchat: {self}")
+    /// The message, detail and hint as shown, with `secrets` scrubbed from each whole text before
+    /// it is cut to length.
+    pub fn report(&self, secrets: &Secrets) -> Report {
+        let shown = |text: &str, max: usize| excerpt(&secrets.scrub(text), max);
+        Report {
+            sqlstate: self.sqlstate().to_string(),
+            message: shown(&format!("sqlchat: {self}"), MESSAGE_CHARS),
+            detail: self.detail().map(|(label, text, max)| format!("{label}{}", shown(text, max))),
+            hint: secrets.scrub(&self.hint()),
+        }
     }
 
-    pub fn detail(&self) -> Option<String> {
+    /// The detail as a fixed label, a text that may hold secrets, and how much of it is shown.
+    fn detail(&self) -> Option<(String, &str, usize)> {
         match self {
             Error::GatewayAuth { body, .. }
             | Error::GatewayRateLimited { body }
             | Error::GatewayStatus { body, .. }
                 if !body.is_empty() =>
             {
-                Some(format!("gateway said: {}", excerpt(body, 300)))
+                Some(("gateway said: ".into(), body, REPLY_CHARS))
             }
             Error::GatewayRedirect { location, .. } if !location.is_empty() => {
-                Some(format!("Location: {}", excerpt(location, 300)))
+                Some(("Location: ".into(), location, REPLY_CHARS))
             }
-            Error::NoSql { reply_excerpt } => Some(format!("the model replied: {}", excerpt(reply_excerpt, 300))),
-            Error::QueryFailed { sql, .. } | Error::QueryRefused { sql, .. } => {
-                Some(format!("last SQL tried: {}", excerpt(sql, 2000)))
+            Error::NoSql { reply, .. } => Some(("the model replied: ".into(), reply, REPLY_CHARS)),
+            Error::QueryFailed { sql, tried, .. } | Error::QueryRefused { sql, tried, .. } => {
+                let why = if tried.statements >= tried.limit {
+                    format!("sqlchat.max_attempts ({}) reached", tried.limit)
+                } else {
+                    "the model's repair gave no new statement".to_string()
+                };
+                Some((format!("Stopped: {why}. Last statement tried: "), sql, SQL_CHARS))
             }
             _ => None,
         }
     }
 
-    pub fn hint(&self) -> Option<String> {
+    /// What to do about it; every error has one.
+    pub fn hint(&self) -> String {
         let h = match self {
             Error::NullQuestion | Error::EmptyQuestion => "Pass the question as text, e.g. SELECT sqlchat.ask('how many orders are there?').",
-            Error::InvalidArgument { hint, .. } | Error::Privileged { hint, .. } => return Some(hint.clone()),
+            Error::InvalidArgument { hint, .. } | Error::Privileged { hint, .. } => hint.as_str(),
             Error::NotConfigured => "Set sqlchat.api_base (and sqlchat.api_key or the SQLCHAT_API_KEY environment variable) in postgresql.conf or with ALTER SYSTEM, then SELECT pg_reload_conf(); or SET sqlchat.engine = 'offline'.",
             Error::SecretExposed { .. } => "Add sqlchat to shared_preload_libraries in postgresql.conf and restart the server, or move the key to sqlchat.api_key_file or the server's environment (SQLCHAT_API_KEY); consider the exposed key compromised.",
             Error::GatewayUnreachable { .. } => "Check sqlchat.api_base and that the gateway is running and reachable from the database server.",
             Error::GatewayConnectionLost { .. } => "The gateway closed the connection mid-reply; try again, and check the gateway's logs.",
             Error::GatewayTls { .. } => "The gateway's certificate must be valid for its host name and signed by a root the server trusts; for a private CA a superuser can set sqlchat.ca_file.",
             Error::GatewayTimeout { .. } => "Raise sqlchat.request_timeout_ms, or check the gateway's load.",
-            Error::GatewayAuth { .. } => "Check sqlchat.api_key (or sqlchat.auth_header) in the server's configuration.",
+            Error::GatewayAuth { .. } => "Check sqlchat.api_key (or sqlchat.api_key_file, sqlchat.auth_header, SQLCHAT_API_KEY) in the server's configuration.",
             Error::GatewayRateLimited { .. } => "Wait and try again, or configure sqlchat.fallback_models.",
-            Error::GatewayStatus { status, .. } if *status == 404 => "Check sqlchat.api_base (it should end before /chat/completions) and sqlchat.model.",
-            Error::GatewayStatus { status, .. } if *status == 400 => "Check sqlchat.model and that the gateway speaks the OpenAI chat-completions API.",
-            Error::GatewayRedirect { .. } => "Set sqlchat.api_base to the gateway's final URL (redirects are never followed, so the key is never sent elsewhere).",
-            Error::GatewayStatus { status, .. } if (502..=504).contains(status) => "The gateway is overloaded or restarting and did not recover within the retries; try again later or configure sqlchat.fallback_models.",
+            Error::GatewayStatus { status: 404, .. } => "Check sqlchat.api_base (it should end before /chat/completions) and sqlchat.model.",
+            Error::GatewayStatus { status: 400, .. } => "Check sqlchat.model and that the gateway speaks the OpenAI chat-completions API.",
+            Error::GatewayStatus { status: 502..=504, .. } => "The gateway is overloaded or restarting and did not recover within the retries; try again later or configure sqlchat.fallback_models.",
             Error::GatewayStatus { .. } => "The gateway failed; try again or configure sqlchat.fallback_models.",
+            Error::GatewayRedirect { .. } => "Set sqlchat.api_base to the gateway's final URL (redirects are never followed, so the key is never sent elsewhere).",
             Error::GatewayReplyTooLarge { .. } => "The gateway's reply exceeded the size limit; check sqlchat.model and the gateway.",
             Error::GatewayBadReply { .. } => "Check that sqlchat.api_base points at an OpenAI-compatible chat-completions API.",
-            Error::NoSql { .. } => "Rephrase the question, or name the tables and columns it is about.",
-            Error::QueryFailed { .. } => "Rephrase the question, name the tables and columns it is about, or raise sqlchat.max_attempts.",
-            Error::QueryRefused { kind: Refusal::Cost, .. } => "The query's estimated cost is above sqlchat.max_cost: ask a narrower question, or have a superuser raise the limit.",
-            Error::QueryRefused { .. } => "sqlchat runs only one read-only SELECT that calls allowed functions; a superuser can allow more in sqlchat.allowed_functions.",
-            Error::Cancelled { .. } => return None,
+            Error::NoSql { .. } => "Rephrase the question, or name the tables and columns it is about; check that sqlchat.model is a model that writes SQL.",
+            Error::QueryFailed { sqlstate, tried, .. } => return hint::for_query_error(sqlstate, tried),
+            Error::QueryRefused { kind, .. } => hint::for_refusal(*kind),
+            Error::Cancelled { message } => hint::CancelCause::of(message).hint(),
             Error::NoVisibleTables => "GRANT SELECT on the tables the question is about, and USAGE on their schemas, to this role.",
             Error::Internal { .. } => "This is a bug in sqlchat; please report it with the question that caused it.",
         };
-        Some(h.to_string())
+        h.to_string()
     }
 
     /// Errors that end the whole request at once: never retried, never answered around.
@@ -165,91 +256,19 @@ impl Error {
 
 /// The first `max` characters of `s` (at a char boundary), with an ellipsis when cut.
 pub fn excerpt(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}...", &s[..cut]),
     }
-    let cut: String = s.chars().take(max).collect();
-    format!("{cut}...")
 }
 
-/// Removes secrets from a text that may be shown to users: each of `secrets` (and, for a bearer
-/// key, its longest prefix-free form) is replaced, and anything that looks like a bearer token or
-/// an OpenAI-style key is masked.
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        let s = s.trim();
-        if s.len() >= 4 {
-            out = out.replace(s, "[redacted]");
-            if let Some(tok) = s.strip_prefix("Bearer ") {
-                if tok.len() >= 4 {
-                    out = out.replace(tok, "[redacted]");
-                }
-            }
-        }
-    }
-    mask_key_like(&out)
-}
-
-fn mask_key_like(text: &str) -> String {
-    // sk-..., Bearer ...: mask the token that follows.
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    loop {
-        let next = ["sk-", "Bearer "].iter().filter_map(|p| rest.find(p).map(|i| (i, *p))).min_by_key(|(i, _)| *i);
-        match next {
-            None => {
-                out.push_str(rest);
-                return out;
-            }
-            Some((i, p)) => {
-                out.push_str(&rest[..i + p.len()]);
-                let after = &rest[i + p.len()..];
-                let end = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
-                    .unwrap_or(after.len());
-                if end >= 8 {
-                    out.push_str("[redacted]");
-                } else {
-                    out.push_str(&after[..end]);
-                }
-                rest = &after[end..];
-            }
-        }
+/// The part of a text an error keeps (`MAX_KEPT_CHARS`).
+pub fn keep(s: &str) -> String {
+    match s.char_indices().nth(MAX_KEPT_CHARS) {
+        None => s.to_string(),
+        Some((cut, _)) => s[..cut].to_string(),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_error_has_a_five_char_sqlstate_and_a_hint_or_is_a_cancel() {
-        let all = vec![
-            Error::NullQuestion,
-            Error::EmptyQuestion,
-            Error::NotConfigured,
-            Error::GatewayUnreachable { detail: "x".into() },
-            Error::GatewayTimeout { timeout_ms: 1 },
-            Error::GatewayAuth { status: 401, body: "".into() },
-            Error::GatewayStatus { status: 500, body: "".into() },
-            Error::NoSql { reply_excerpt: "".into() },
-            Error::QueryFailed { sqlstate: "42703".into(), message: "m".into(), sql: "s".into(), attempts: 3 },
-            Error::Cancelled { message: "canceling statement due to user request".into() },
-        ];
-        for e in all {
-            assert_eq!(e.sqlstate().len(), 5, "{e:?}");
-            assert!(e.hint().is_some() || e.is_cancel());
-            assert!(e.message().starts_with("sqlchat: "));
-        }
-    }
-
-    #[test]
-    fn scrub_removes_keys() {
-        let s = scrub("auth failed for key sk-abcdefghijklmnop and mykey12345", &["mykey12345"]);
-        assert!(!s.contains("abcdefghijklmnop"));
-        assert!(!s.contains("mykey12345"));
-        assert_eq!(scrub("Authorization: Bearer abc.def.ghi.jkl", &[]), "Authorization: Bearer [redacted]");
-        assert_eq!(scrub("plain text", &[]), "plain text");
-    }
-}
+mod tests;

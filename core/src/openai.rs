@@ -1,6 +1,6 @@
 //! The OpenAI chat-completions wire format: request bodies and reply parsing.
 
-use crate::error::{excerpt, Error, Result};
+use crate::error::{keep, Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -70,9 +70,8 @@ pub fn parse_models(body: &[u8]) -> Result<Vec<String>> {
             detail: format!("the reply nests JSON deeper than {MAX_JSON_DEPTH} levels"),
         });
     }
-    let v: Value = serde_json::from_str(text).map_err(|e| Error::GatewayBadReply {
-        detail: format!("the reply is not JSON ({e}): {}", excerpt(text, 120)),
-    })?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| Error::GatewayBadReply { detail: format!("the reply is not JSON ({e}): {}", keep(text)) })?;
     Ok(v.get("data")
         .and_then(Value::as_array)
         .map(|models| models.iter().filter_map(|m| m.get("id").and_then(Value::as_str)).map(str::to_string).collect())
@@ -88,12 +87,11 @@ pub fn parse_reply(body: &[u8]) -> Result<String> {
             detail: format!("the reply nests JSON deeper than {MAX_JSON_DEPTH} levels"),
         });
     }
-    let v: Value = serde_json::from_str(text).map_err(|e| Error::GatewayBadReply {
-        detail: format!("the reply is not JSON ({e}): {}", excerpt(text, 120)),
-    })?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| Error::GatewayBadReply { detail: format!("the reply is not JSON ({e}): {}", keep(text)) })?;
     if let Some(err) = v.get("error") {
         let msg = err.get("message").and_then(Value::as_str).unwrap_or("unknown error");
-        return Err(Error::GatewayBadReply { detail: format!("the gateway reported an error: {}", excerpt(msg, 300)) });
+        return Err(Error::GatewayBadReply { detail: format!("the gateway reported an error: {}", keep(msg)) });
     }
     let choices = v
         .get("choices")
@@ -167,7 +165,8 @@ pub fn error_message(body: &str) -> String {
 
 /// The error for a non-2xx answer: `body` is the reply's text (an OpenAI-style error or plain).
 pub fn status_error(status: u16, body: &str, location: Option<&str>) -> Error {
-    let body = excerpt(&error_message(body), 500);
+    // Kept whole (bounded): secrets are scrubbed before the text is cut for display.
+    let body = keep(&error_message(body));
     match status {
         300..=399 => Error::GatewayRedirect { status, location: location.unwrap_or("").to_string() },
         401 | 403 => Error::GatewayAuth { status, body },

@@ -3,7 +3,7 @@
 //! answer. The host owns every side effect (HTTP, SQL, cache); this module owns the decisions.
 
 use crate::catalog::Catalog;
-use crate::error::{Error, Refusal, Result};
+use crate::error::{Error, Refusal, Result, Tried};
 use crate::extract::{extract_sql, Extracted};
 use crate::offline;
 use crate::openai::{Message, Purpose};
@@ -281,7 +281,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
                 ..Default::default()
             })
         }
-        Extracted::Empty => return Err(Error::NoSql { reply_excerpt: first_reply }),
+        Extracted::Empty => return Err(Error::NoSql { reply: first_reply, model_calls: ctr.calls }),
     };
 
     if opts.sql_only {
@@ -310,12 +310,15 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
                 // A cached statement that no longer runs (schema changed under the same context):
                 // repair it like any other failure, but never count the stale entry as a hit.
                 from_cache = false;
-                let give_up = |sql: String, f: ExecFailure, attempts: u32| match f.refusal {
-                    Some(kind) => Error::QueryRefused { sqlstate: f.sqlstate, kind, reason: f.message, sql, attempts },
-                    None => Error::QueryFailed { sqlstate: f.sqlstate, message: f.message, sql, attempts },
+                let give_up = |sql: String, f: ExecFailure, statements: usize, model_calls: u32| {
+                    let tried = Tried { statements: statements as u32, limit: max_attempts, model_calls };
+                    match f.refusal {
+                        Some(kind) => Error::QueryRefused { sqlstate: f.sqlstate, kind, reason: f.message, sql, tried },
+                        None => Error::QueryFailed { sqlstate: f.sqlstate, message: f.message, sql, tried },
+                    }
                 };
                 if tried.len() as u32 >= max_attempts {
-                    return Err(give_up(sql, f, tried.len() as u32));
+                    return Err(give_up(sql, f, tried.len(), ctr.calls));
                 }
                 let error_text = if f.refusal.is_some() {
                     format!("sqlchat refused this statement before running it: {}", f.message)
@@ -327,7 +330,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
                 match extract_sql(&reply) {
                     Extracted::Sql(s) if !tried.contains(&normalize_sql(&s)) => sql = s,
                     // The model repeats itself or gives up: nothing more to learn from it.
-                    _ => return Err(give_up(sql, f, tried.len() as u32)),
+                    _ => return Err(give_up(sql, f, tried.len(), ctr.calls)),
                 }
             }
         }
@@ -477,7 +480,9 @@ mod tests {
             executed: vec![],
         };
         let err = run(&mut h, &req(&c), &Options::default()).unwrap_err();
-        assert!(matches!(err, Error::QueryFailed { attempts: 1, .. }), "{err:?}");
+        let Error::QueryFailed { tried, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(*tried, Tried { statements: 1, limit: 3, model_calls: 2 });
+        assert!(err.to_string().contains("after 1 statement tried and 2 model calls"), "{err}");
         assert_eq!(err.sqlstate(), "42703");
         assert_eq!(h.executed.len(), 1);
     }
@@ -512,7 +517,8 @@ mod tests {
             executed: vec![],
         };
         let err = run(&mut h, &req(&c), &Options::default()).unwrap_err();
-        assert!(matches!(err, Error::QueryFailed { attempts: 3, .. }));
+        let Error::QueryFailed { tried, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(*tried, Tried { statements: 3, limit: 3, model_calls: 3 });
         assert_eq!(h.executed, vec!["SELECT a", "SELECT b", "SELECT c"]);
     }
 

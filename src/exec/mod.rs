@@ -39,18 +39,17 @@ const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
 /// Validates and runs `sql`; the caller's transaction is left exactly as it was.
 pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure> {
-    let refused = |kind, message: String| ExecFailure { sqlstate: "42501".into(), message, refusal: Some(kind) };
+    let refused =
+        |kind, message: String, sqlstate: &str| ExecFailure { sqlstate: sqlstate.into(), message, refusal: Some(kind) };
     if sql.len() > MAX_STATEMENT_BYTES {
-        return Err(refused(
-            Refusal::Malformed,
-            format!(
-                "the statement is {} bytes long; sqlchat runs statements of up to {MAX_STATEMENT_BYTES} bytes",
-                sql.len()
-            ),
-        ));
+        let message = format!(
+            "the statement is {} bytes long; sqlchat runs statements of up to {MAX_STATEMENT_BYTES} bytes",
+            sql.len()
+        );
+        return Err(refused(Refusal::Malformed, message, "54000"));
     }
-    let c_sql =
-        CString::new(sql).map_err(|_| refused(Refusal::Malformed, "the statement contains a zero byte".into()))?;
+    let c_sql = CString::new(sql)
+        .map_err(|_| refused(Refusal::Malformed, "the statement contains a zero byte".into(), "22021"))?;
     let scope = trust::Scope::begin(gucs::allowed_functions());
     let deadline = timeout::Deadline::arm(limits.timeout_ms);
     let result = subxact::run(OnSuccess::Rollback, || unsafe { run_in_sandbox(&c_sql, limits, &scope) });
@@ -72,7 +71,7 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
             refusal: None,
         }),
         Err(f) => match hook_refusal {
-            Some((kind, reason)) if !f.is_cancel() => Err(refused(kind, reason)),
+            Some((kind, reason)) if !f.is_cancel() => Err(refused(kind, reason, "42501")),
             _ => Err(ExecFailure { sqlstate: f.sqlstate, message: f.message, refusal: None }),
         },
     }
@@ -162,8 +161,11 @@ unsafe fn prepare_check_and_run(sql: &CStr, limits: Limits, scope: &trust::Scope
         });
     }
     // Check the very plan that will run, before it is planned.
-    let verdict =
-        guard::check_plan(plan, &gucs::allowed_functions()).map_err(|(kind, reason)| refused(kind, reason, "42501"))?;
+    let verdict = guard::check_plan(plan, &gucs::allowed_functions()).map_err(|(kind, reason)| {
+        // Nesting deeper than the walk goes is "statement too complex", as PostgreSQL says it.
+        let sqlstate = if kind == Refusal::Malformed { "54001" } else { "42501" };
+        refused(kind, reason, sqlstate)
+    })?;
     if !verdict.rls_bypassed.is_empty() {
         let tables = verdict.rls_bypassed.join(", ");
         match gucs::rls_bypass() {

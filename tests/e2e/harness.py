@@ -173,7 +173,9 @@ class Cluster:
 
     superuser = "postgres"
 
-    def __init__(self, preload=True, settings=()):
+    def __init__(self, preload=True, settings=(), env=None):
+        """settings: extra `name=value` server options; env: extra environment variables of the
+        server process (e.g. RUST_BACKTRACE)."""
         if not (PGBIN / "initdb").exists():
             raise FileNotFoundError(f"PostgreSQL binaries not found in {PGBIN} (set PGBIN)")
         self.dir = Path(tempfile.mkdtemp(prefix="sqlchat-e2e-"))
@@ -185,14 +187,15 @@ class Cluster:
         try:
             # A developer's RUST_BACKTRACE would make every ERROR raised through Rust symbolise a
             # backtrace (about 100 ms in a debug build): keep the server's environment as in production.
-            env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
+            server_env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
+            server_env.update(env or {})
             subprocess.run(
                 ["bash", str(CLUSTER_SCRIPT), "start", str(self.dir), str(self.port), *options],
                 check=True,
                 capture_output=True,
                 text=True,
                 timeout=180,
-                env=env,
+                env=server_env,
             )
             self.started = True
         except subprocess.CalledProcessError as e:

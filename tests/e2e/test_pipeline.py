@@ -64,7 +64,7 @@ def test_repair_stops_when_the_model_repeats_itself(db, gw, connect):
     gw.rule(purpose="repair", content="SELECT nope FROM customers")
     with pytest.raises(psycopg.errors.UndefinedColumn) as e:
         connect(db).execute("SELECT sqlchat.ask('stubborn question')")
-    assert "after 1 attempt" in str(e.value)
+    assert "after 1 statement tried and 2 model calls" in str(e.value)
     assert len(gw.requests(purpose="repair")) == 1
 
 
