@@ -168,25 +168,30 @@ def keyed(rows):
 
 @pytest.fixture(scope="module")
 def installed_release_scripts():
-    """Puts each kept release script into the server's extension directory for the module's tests,
-    and removes the ones it put there afterwards."""
+    """Puts each kept release script into the server's extension directory for the module's tests
+    (over any script an earlier build of that version left there), and puts back what was there."""
     directory = extension_dir()
     if directory is None or not (directory / "sqlchat.control").exists():
         pytest.skip("the sqlchat extension is not installed")
-    placed = []
+    replaced = {}
     try:
         for version in released_versions():
+            if version == current_version():
+                continue
             target = directory / f"sqlchat--{version}.sql"
-            if version != current_version() and not target.exists():
-                try:
-                    target.write_text((RELEASED / target.name).read_text())
-                except PermissionError:
-                    pytest.skip(f"cannot write {directory} (run as its owner or root)")
-                placed.append(target)
+            previous = target.read_text() if target.exists() else None
+            try:
+                target.write_text((RELEASED / target.name).read_text())
+            except PermissionError:
+                pytest.skip(f"cannot write {directory} (run as its owner or root)")
+            replaced[target] = previous
         yield directory
     finally:
-        for path in placed:
-            path.unlink(missing_ok=True)
+        for path, previous in replaced.items():
+            if previous is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(previous)
 
 
 def test_every_released_version_has_rows_to_fill():
