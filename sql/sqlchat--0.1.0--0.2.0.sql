@@ -49,7 +49,7 @@ ALTER TABLE sqlchat.session_summary
     DROP CONSTRAINT session_summary_pkey,
     ADD PRIMARY KEY (role_oid, role_name, session_id);
 
--- New function.
+-- New functions: check_setup, and the operations' (statistics, metrics, quotas, explain).
 CREATE FUNCTION sqlchat.check_setup() RETURNS TABLE (
     severity text,
     problem text,
@@ -58,3 +58,81 @@ CREATE FUNCTION sqlchat.check_setup() RETURNS TABLE (
 STRICT
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'check_setup_wrapper';
+
+CREATE FUNCTION sqlchat.explain(question text, session_id text DEFAULT NULL) RETURNS jsonb
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'explain_wrapper';
+
+CREATE FUNCTION sqlchat.metrics() RETURNS text
+STRICT
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'metrics_wrapper';
+
+CREATE FUNCTION sqlchat.quota_usage() RETURNS TABLE (
+    role_name text,
+    quota_of text,
+    asks_per_hour bigint,
+    tokens_per_day bigint,
+    asks_this_hour bigint,
+    tokens_today bigint,
+    asks_reset_at timestamp with time zone,
+    tokens_reset_at timestamp with time zone
+)
+STRICT
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'quota_usage_wrapper';
+
+CREATE FUNCTION sqlchat.set_quota(role_name text, asks_per_hour int, tokens_per_day bigint) RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'set_quota_wrapper';
+
+CREATE FUNCTION sqlchat.stats_reset() RETURNS void
+STRICT
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'stats_reset_wrapper';
+
+CREATE FUNCTION sqlchat.stats_snapshot() RETURNS TABLE (
+    datname text,
+    rolname text,
+    asks bigint,
+    answers_llm bigint,
+    answers_offline bigint,
+    answers_verified bigint,
+    answers_cache bigint,
+    errors bigint,
+    errors_by_class jsonb,
+    llm_requests jsonb,
+    llm_failures bigint,
+    prompt_tokens bigint,
+    completion_tokens bigint,
+    prompt_tokens_estimated bigint,
+    completion_tokens_estimated bigint,
+    gateway_ms double precision,
+    sql_ms double precision,
+    total_ms double precision,
+    latency_ms_histogram jsonb,
+    stats_reset timestamp with time zone
+)
+STRICT
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'stats_snapshot_wrapper';
+
+-- Operations (sql/ops.sql): quotas per role, and the views over statistics and quotas.
+CREATE TABLE sqlchat.quota (
+    role_oid        oid PRIMARY KEY,
+    role_name       name NOT NULL,
+    asks_per_hour   int CHECK (asks_per_hour OPERATOR(pg_catalog.>=) 0),
+    tokens_per_day  bigint CHECK (tokens_per_day OPERATOR(pg_catalog.>=) 0),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE sqlchat.quota IS 'sqlchat quotas per role: asks per hour and tokens per day';
+REVOKE ALL ON sqlchat.quota FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('sqlchat.quota', '');
+
+CREATE VIEW sqlchat.stats AS SELECT * FROM sqlchat.stats_snapshot();
+COMMENT ON VIEW sqlchat.stats IS 'sqlchat statistics per database and role (since the server started or sqlchat.stats_reset())';
+GRANT SELECT ON sqlchat.stats TO PUBLIC;
+
+CREATE VIEW sqlchat.quotas AS SELECT * FROM sqlchat.quota_usage();
+COMMENT ON VIEW sqlchat.quotas IS 'sqlchat quotas and their use this hour and day (superusers)';
+GRANT SELECT ON sqlchat.quotas TO PUBLIC;

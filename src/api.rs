@@ -16,7 +16,7 @@ use sqlchat_core::prompt::Turn;
 use std::time::Instant;
 
 /// `cache_scope` makes cache keys differ per model and role: one role never reuses another's SQL.
-fn options(sql_only: bool, cache_scope: String) -> Options {
+pub(crate) fn options(sql_only: bool, cache_scope: String) -> Options {
     Options {
         engine: gucs::engine(),
         generation_temperature: gucs::generation_temperature(),
@@ -30,14 +30,26 @@ fn options(sql_only: bool, cache_scope: String) -> Options {
     }
 }
 
+/// The cache scope of a model and role.
+pub(crate) fn cache_scope(model: &str, role: &store::Caller) -> String {
+    format!("{model}\n{}\n{}", role.oid.to_u32(), role.name)
+}
+
+// --- operations: every ask is observed (statistics, quota, slow log) ---
 fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outcome {
+    crate::ops::observe_ask(question, session_id, || run_pipeline(question, session_id, sql_only))
+}
+
+fn run_pipeline(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outcome {
     let question = pipeline::validate_question(question).or_raise();
     let session_id = session_id.map(str::trim).filter(|s| !s.is_empty());
+    let read_at = Instant::now();
     let catalog = catalog::visible_catalog().or_raise();
+    crate::ops::meter::step("catalog", read_at.elapsed());
     let role = store::Caller::current();
     let model = gucs::model();
     let context = session_id.map(|s| memory::load(&role, s, gucs::max_history())).unwrap_or_default();
-    let opts = options(sql_only, format!("{model}\n{}\n{}", role.oid.to_u32(), role.name));
+    let opts = options(sql_only, cache_scope(&model, &role));
     let mut host = Backend {
         limits: Limits::from_settings(),
         role: role.clone(),

@@ -13,23 +13,23 @@ use sqlchat_core::error::hint::CancelCause;
 use sqlchat_core::error::{Error, Secrets};
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
-use std::rc::Rc;
+use std::sync::Arc;
 
 thread_local! {
     /// The secrets' automaton, built again only when a secret's value changes.
-    static SECRETS: RefCell<Option<(Vec<String>, Rc<Secrets>)>> = const { RefCell::new(None) };
+    static SECRETS: RefCell<Option<(Vec<String>, Arc<Secrets>)>> = const { RefCell::new(None) };
 }
 
 /// The configured secrets (API key, Authorization value) and what finds them in a text.
-pub fn secrets() -> Rc<Secrets> {
+pub fn secrets() -> Arc<Secrets> {
     let values = gucs::secrets();
     SECRETS.with(|cell| {
         let mut cached = cell.borrow_mut();
         match cached.as_ref() {
-            Some((v, s)) if *v == values => Rc::clone(s),
+            Some((v, s)) if *v == values => Arc::clone(s),
             _ => {
-                let s = Rc::new(Secrets::new(&values));
-                *cached = Some((values, Rc::clone(&s)));
+                let s = Arc::new(Secrets::new(&values));
+                *cached = Some((values, Arc::clone(&s)));
                 s
             }
         }

@@ -63,6 +63,82 @@ static ENGINE: GucSetting<EngineSetting> = GucSetting::<EngineSetting>::new(Engi
 static SEND_ROWS: GucSetting<SendRows> = GucSetting::<SendRows>::new(SendRows::Sample);
 static RLS_BYPASS: GucSetting<RlsBypass> = GucSetting::<RlsBypass>::new(RlsBypass::Warn);
 
+// --- operations: statistics, slow log, progress ---
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LogQuestions {
+    #[name = c"on"]
+    On,
+    #[name = c"off"]
+    Off,
+    #[name = c"hash"]
+    Hash,
+}
+
+static TRACK_STATS: GucSetting<bool> = GucSetting::<bool>::new(true);
+static LOG_MIN_DURATION_MS: GucSetting<i32> = GucSetting::<i32>::new(-1);
+static LOG_QUESTIONS: GucSetting<LogQuestions> = GucSetting::<LogQuestions>::new(LogQuestions::On);
+static PROGRESS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+fn init_ops() {
+    GucRegistry::define_bool_guc(
+        c"sqlchat.track_stats",
+        c"Count asks, gateway requests, tokens and times in shared memory (sqlchat.stats, sqlchat.metrics()).",
+        c"Needs sqlchat in shared_preload_libraries. Quotas are kept whatever this says.",
+        &TRACK_STATS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.log_min_duration_ms",
+        c"Asks that take at least this long are written to the server log as one JSON line (-1: none, 0: every ask).",
+        c"The line has the role, session, question (see sqlchat.log_questions), SQL, engine and the time of each step.",
+        &LOG_MIN_DURATION_MS,
+        -1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_enum_guc(
+        c"sqlchat.log_questions",
+        c"Whether logs keep the question's text: on, off, or hash (its SHA-256, which still shows repeats).",
+        c"",
+        &LOG_QUESTIONS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"sqlchat.progress",
+        c"Send a NOTICE at each step of an ask (tables chosen, waiting for the model, running the SQL...) with its time.",
+        c"",
+        &PROGRESS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+pub fn track_stats() -> bool {
+    TRACK_STATS.get()
+}
+
+/// -1: no slow log.
+pub fn log_min_duration_ms() -> i64 {
+    i64::from(LOG_MIN_DURATION_MS.get())
+}
+
+pub fn log_questions() -> sqlchat_core::ops::record::QuestionText {
+    use sqlchat_core::ops::record::QuestionText;
+    match LOG_QUESTIONS.get() {
+        LogQuestions::On => QuestionText::On,
+        LogQuestions::Off => QuestionText::Off,
+        LogQuestions::Hash => QuestionText::Hash,
+    }
+}
+
+pub fn progress() -> bool {
+    PROGRESS.get()
+}
+// --- end of operations ---
+
 /// Whether the library was loaded by shared_preload_libraries, so that the `sqlchat.*` settings
 /// existed, with their protection, before any session's first command.
 static PRELOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -224,7 +300,7 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"sqlchat.max_attempts",
-        c"Most statements tried for one question (the first plus repairs).",
+        c"Most replies asked of the model for SQL for one question (the first, one request for the SQL alone, repairs).",
         c"",
         &MAX_ATTEMPTS,
         1,
@@ -324,6 +400,7 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    init_ops();
     unsafe { pg_sys::MarkGUCPrefixReserved(c"sqlchat".as_ptr()) };
 }
 

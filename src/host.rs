@@ -22,7 +22,20 @@ impl Host for Backend {
     }
 
     fn execute(&mut self, sql: &str) -> std::result::Result<ResultSet, ExecFailure> {
-        exec::run_readonly(sql, self.limits)
+        // operations: time and progress of each statement
+        crate::ops::progress::notice("running the SQL");
+        let started = std::time::Instant::now();
+        let result = exec::run_readonly(sql, self.limits);
+        crate::ops::meter::sql_ran(started.elapsed());
+        match &result {
+            Ok(rs) => crate::ops::progress::notice(&format!("the SQL returned {} row(s)", rs.rows.len())),
+            Err(f) => crate::ops::progress::notice(&format!("the SQL failed (SQLSTATE {})", f.sqlstate)),
+        }
+        result
+    }
+
+    fn tables_chosen(&mut self, engine: &'static str, tables: &[String]) {
+        crate::ops::progress::tables_chosen(engine, tables);
     }
 
     fn cached_sql(&mut self, key: &str) -> Option<String> {
@@ -34,5 +47,10 @@ impl Host for Backend {
         if let Some(ttl) = self.cache_ttl_s {
             cache::put(key, &self.role, &self.model, sql, ttl);
         }
+    }
+
+    /// A pending cancel or timeout raises its ERROR here, unwinding out of the core's passes.
+    fn check_interrupts(&mut self) {
+        pgrx::check_for_interrupts!();
     }
 }

@@ -10,6 +10,7 @@ mod exec;
 mod gucs;
 mod host;
 mod llm;
+mod ops;
 mod setup;
 mod store;
 mod subxact;
@@ -17,12 +18,15 @@ mod subxact;
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+// Operations: the quota table and the views over the statistics functions.
+extension_sql_file!("../sql/ops.sql", name = "ops", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     catalog::register_invalidation();
     exec::trust::install_hooks();
+    ops::init();
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ struct Target {
     tls: Option<Tls>,
     authorization: Option<String>,
     request_timeout: Duration,
+    /// What finds the configured secrets in a reply (a gateway may echo the key into it).
+    secrets: Arc<sqlchat_core::error::Secrets>,
 }
 
 /// TLS for one CA setting: ureq's settings and its rustls connector, which builds the rustls
@@ -119,6 +121,7 @@ fn target() -> Result<Target> {
         tls,
         authorization,
         request_timeout: Duration::from_millis(gucs::request_timeout_ms()),
+        secrets: crate::error::secrets(),
     })
 }
 
@@ -207,7 +210,7 @@ pub fn list_models() -> Result<Vec<String>> {
     let mut target = target()?;
     target.request_timeout = target.request_timeout.min(Duration::from_secs(5));
     let (reply, _) = call_once(&target, Purpose::CheckSetup, &Arc::new(Vec::new()));
-    reply.and_then(|b| openai::parse_models(&b))
+    reply.map(|names| names.text.lines().map(str::to_string).collect())
 }
 
 /// One chat call: the configured model with bounded retries, then each fallback model in turn.
@@ -228,10 +231,15 @@ pub fn chat(purpose: Purpose, messages: &[Message], temperature: f64) -> Result<
         let mut attempt = 0u32;
         last = loop {
             attempt += 1;
+            crate::ops::progress::waiting_for_model(model, purpose);
+            let sent = Instant::now();
             let (reply, retry_after) = call_once(&target, purpose, &body);
-            let err = match reply.and_then(|b| openai::parse_reply(&b)) {
-                // A gateway may echo the key into the reply: it never reaches an answer or a table.
-                Ok(text) => return Ok(crate::error::secrets().scrub_configured(&text)),
+            crate::ops::meter::gateway_request(purpose, sent.elapsed(), messages, reply.as_ref().ok());
+            let err = match reply {
+                Ok(completion) => {
+                    crate::ops::progress::notice(&format!("the model {model} replied"));
+                    return Ok(completion.text);
+                }
                 Err(e) => e,
             };
             if attempt > retries || !retry::is_retryable(&err) {
@@ -300,14 +308,16 @@ fn sleep_interruptibly(pause: Duration) {
     }
 }
 
-/// The reply body of one attempt (or its error) and the server's Retry-After, if any.
-type Attempt = (Result<Vec<u8>>, Option<Duration>);
+/// The reply's text of one attempt (or its error) and the server's Retry-After, if any.
+type Attempt = (Result<openai::Completion>, Option<Duration>);
 
 /// What the backend and the helper share: whether the call was abandoned, and a handle to the
 /// gateway socket so the backend can shut it down.
 #[derive(Default)]
 struct Shared {
     abandoned: bool,
+    /// The body is read and being parsed: no socket left to shut down, and nothing to wait for.
+    parsing: bool,
     socket: Option<Socket>,
     outcome: Option<Attempt>,
 }
@@ -381,7 +391,8 @@ fn call_once(target: &Target, purpose: Purpose, body: &Arc<Vec<u8>>) -> Attempt 
 
 /// Ends an abandoned attempt: marks it, shuts the socket down (the gateway sees the client go
 /// away), and joins the helper, which then returns at once from any blocked read, write or
-/// connect.
+/// connect. A helper already parsing a body is left to finish alone: parsing touches nothing
+/// but its own memory and ends in a time linear in the body, which is bounded.
 struct HelperGuard {
     shared: Arc<Mutex<Shared>>,
     done_rx: UnixStream,
@@ -396,6 +407,9 @@ impl Drop for HelperGuard {
             s.abandoned = true;
             if let Some(sock) = s.socket.take() {
                 let _ = sock.shutdown(Shutdown::Both);
+            }
+            if s.parsing {
+                return;
             }
         }
         let mut pfd = libc::pollfd { fd: self.done_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 };
@@ -473,7 +487,20 @@ fn exchange(
     let location = header("Location");
     if (200..300).contains(&status) {
         let reply = response.body_mut().with_config().limit(MAX_REPLY_BYTES as u64).read_to_vec();
-        return (reply.map_err(|e| gateway_error(e, timeout_ms)), retry_after);
+        // Parsed here rather than in the backend: a large body takes long to parse, and the
+        // backend's wait stays interruptible meanwhile.
+        let text = reply.map_err(|e| gateway_error(e, timeout_ms)).and_then(|body| {
+            lock(shared).parsing = true;
+            match purpose {
+                // One model name a line.
+                Purpose::CheckSetup => openai::parse_models(&body)
+                    .map(|models| openai::Completion { text: models.join("\n"), usage: None }),
+                // A gateway may echo the key into the reply: it never reaches an answer or a table.
+                _ => openai::parse_completion(&body)
+                    .map(|c| openai::Completion { text: target.secrets.scrub_configured(&c.text), ..c }),
+            }
+        });
+        return (text, retry_after);
     }
     // Only the start of an error body is read: it becomes a message, not data.
     let mut text = Vec::new();

@@ -36,13 +36,16 @@ plus, for any of them:
               client goes away)
     drip_ms   the pause between bytes for `drip` (default 1000)
     size_mb   the body size for `huge` (default 8)
+    repeat    what the content of `huge` repeats (default "x"), e.g. "<think></think>": a valid
+              completion whose text is that pattern over and over, about size_mb megabytes of JSON
     location  where `redirect` points (default this server's /_capture/redirected)
+    usage     false: a successful reply carries no `usage` object (default true)
 
 With no matching rule, purpose `answer` gets a generic JSON answer and everything else gets a 500
 with an OpenAI-style error saying no rule matched, so a test notices the unscripted call.
 
 Every request is recorded: time, path, purpose, Authorization header, model, temperature, messages,
-body size, the rule that answered, the status sent, whether the reply finished, and whether (and
+body size, the `usage` sent (null when none), the rule that answered, the status sent, whether the reply finished, and whether (and
 when) the client closed the connection before it did.
 """
 
@@ -76,9 +79,9 @@ FAULTS = {
     "redirect",
 }
 RULE_KEYS = {
-    "purpose", "contains", "regex", "model", "times",
+    "purpose", "contains", "regex", "model", "times", "usage",
     "content", "contents", "status", "body", "headers", "fault",
-    "delay_ms", "hang_ms", "drip_ms", "size_mb", "location", "name",
+    "delay_ms", "hang_ms", "drip_ms", "size_mb", "repeat", "location", "name",
 }
 DEFAULT_HANG_MS = 300_000
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
@@ -120,6 +123,8 @@ def validate_rule(rule):
         raise ValueError("contents must be a non-empty list")
     if "regex" in rule:
         re.compile(rule["regex"])
+    if "repeat" in rule and not (isinstance(rule["repeat"], str) and rule["repeat"]):
+        raise ValueError("repeat must be a non-empty string")
     replies = [k for k in ("content", "contents", "status", "fault") if k in rule]
     if len(replies) > 1:
         raise ValueError(f"a rule gives one kind of reply, not {replies}")
@@ -203,23 +208,25 @@ class State:
             return [dict(e) for e in self.requests if purpose is None or e.get("purpose") == purpose]
 
 
-def completion(content, model, prompt_tokens, extra_message=None):
+def completion(content, model, prompt_tokens, extra_message=None, usage=True):
     message = {"role": "assistant", "content": content}
     if extra_message:
         message.update(extra_message)
     completion_tokens = estimate_tokens(content or "")
-    return {
+    body = {
         "id": f"chatcmpl-fake-{int(time.time() * 1000)}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model or "fake-model",
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": {
+    }
+    if usage:
+        body["usage"] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+        }
+    return body
 
 
 def error_body(message, kind="invalid_request_error", code=None):
@@ -367,6 +374,7 @@ class Handler(BaseHTTPRequestHandler):
             "temperature": None,
             "messages": None,
             "rule": None,
+            "usage": None,
             "status": None,
             "completed": False,
             "client_disconnected": False,
@@ -411,7 +419,9 @@ class Handler(BaseHTTPRequestHandler):
         """Sends the reply a rule (or the default) asks for; returns the HTTP status sent."""
         if rule is None:
             if entry["purpose"] == "answer":
-                self.send_json(200, completion(json.dumps(DEFAULT_ANSWER), model, prompt_tokens))
+                body = completion(json.dumps(DEFAULT_ANSWER), model, prompt_tokens)
+                self.state.update(entry, usage=body.get("usage"))
+                self.send_json(200, body)
                 return 200
             msg = f"fake gateway: no rule matched this request (purpose={entry['purpose']!r})"
             self.send_json(500, error_body(msg, kind="server_error", code="no_rule_matched"))
@@ -434,7 +444,9 @@ class Handler(BaseHTTPRequestHandler):
             content = spec["contents"][min(use, len(spec["contents"]) - 1)]
         else:
             content = spec.get("content", "")
-        self.send_json(200, completion(content, model, prompt_tokens), headers=spec.get("headers"))
+        body = completion(content, model, prompt_tokens, usage=spec.get("usage", True))
+        self.state.update(entry, usage=body.get("usage"))
+        self.send_json(200, body, headers=spec.get("headers"))
         return 200
 
     def fault(self, spec, model, prompt_tokens):
@@ -497,7 +509,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_bytes(200, body.replace(b"MARK", b"\xff\xfe\xc3("))
             return 200
         if kind == "huge":
-            return self.huge(float(spec.get("size_mb", 8)), model, prompt_tokens)
+            return self.huge(float(spec.get("size_mb", 8)), spec.get("repeat", "x"), model, prompt_tokens)
         if kind == "redirect":
             host, port = self.server.server_address[:2]
             location = spec.get("location") or f"http://{host}:{port}/_capture/redirected"
@@ -505,21 +517,25 @@ class Handler(BaseHTTPRequestHandler):
             return 302
         raise AssertionError(kind)
 
-    def huge(self, size_mb, model, prompt_tokens):
-        """A valid completion whose content is about `size_mb` megabytes, streamed in chunks."""
-        size = int(size_mb * 1024 * 1024)
+    def huge(self, size_mb, repeat, model, prompt_tokens):
+        """A valid completion whose content repeats `repeat` over about `size_mb` megabytes of the
+        body (counted as the JSON-escaped text), streamed in chunks."""
+        unit = json.dumps(repeat)[1:-1].encode()
+        count = max(1, int(size_mb * 1024 * 1024) // len(unit))
         head, tail = json.dumps(completion("@@", model, prompt_tokens)).encode().split(b"@@")
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(head) + size + len(tail)))
+        self.send_header("Content-Length", str(len(head) + count * len(unit) + len(tail)))
         self.end_headers()
         self.write(head)
-        chunk = b"x" * 65536
-        left = size
+        per_chunk = max(1, 65536 // len(unit))
+        chunk = unit * per_chunk
+        left = count
         while left > 0:
-            self.write(chunk[: min(left, len(chunk))])
-            left -= len(chunk)
+            n = min(left, per_chunk)
+            self.write(chunk if n == per_chunk else unit * n)
+            left -= n
         self.write(tail)
         return 200
 

@@ -56,6 +56,11 @@ pub enum Error {
     Privileged { what: String, role: String, hint: String },
     #[error("internal error: {detail}")]
     Internal { detail: String },
+    // --- operations (statistics, quotas) ---
+    #[error("role {role} is over its quota of {limit}")]
+    QuotaExceeded { role: String, limit: String, resets_at: String },
+    #[error("{what} needs sqlchat in shared_preload_libraries")]
+    NotPreloaded { what: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -108,9 +113,10 @@ impl Refusal {
     }
 }
 
-/// How far a question got before sqlchat gave up: statements tried (checked and run, the first
-/// plus repairs; `sqlchat.answer.attempts`), the most it would try (`sqlchat.max_attempts`), and
-/// model calls made (`sqlchat.answer.llm_calls`).
+/// How far a question got before sqlchat gave up: attempts (replies asked of the model for SQL:
+/// the first, one request for the SQL alone after a reply without any, and repairs;
+/// `sqlchat.answer.attempts`), the most it would ask for (`sqlchat.max_attempts`), and model calls
+/// made (`sqlchat.answer.llm_calls`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tried {
     pub statements: u32,
@@ -120,7 +126,7 @@ pub struct Tried {
 
 impl fmt::Display for Tried {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} tried and {}", count(&self.statements, "statement"), count(&self.model_calls, "model call"))
+        write!(f, "{} and {}", count(&self.statements, "attempt"), count(&self.model_calls, "model call"))
     }
 }
 
@@ -177,6 +183,8 @@ impl Error {
             Error::NoVisibleTables => "42501",
             Error::Privileged { .. } => "42501",
             Error::Internal { .. } => "XX000",
+            Error::QuotaExceeded { .. } => "53400",
+            Error::NotPreloaded { .. } => "55000",
         }
     }
 
@@ -244,6 +252,10 @@ impl Error {
             Error::Cancelled { message } => hint::CancelCause::of(message).hint(),
             Error::NoVisibleTables => "GRANT SELECT on the tables the question is about, and USAGE on their schemas, to this role.",
             Error::Internal { .. } => "This is a bug in sqlchat; please report it with the question that caused it.",
+            Error::QuotaExceeded { resets_at, .. } => {
+                return format!("The quota resets at {resets_at}; a superuser can change it with sqlchat.set_quota().")
+            }
+            Error::NotPreloaded { .. } => "Add sqlchat to shared_preload_libraries in postgresql.conf and restart the server.",
         };
         h.to_string()
     }

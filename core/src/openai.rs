@@ -80,6 +80,32 @@ pub fn parse_models(body: &[u8]) -> Result<Vec<String>> {
 
 /// The text of the first choice of a chat-completions reply body.
 pub fn parse_reply(body: &[u8]) -> Result<String> {
+    parse_completion(body).map(|c| c.text)
+}
+
+/// A chat-completions reply: the first choice's text and the gateway's token counts, when its
+/// `usage` object has them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub usage: Option<Usage>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+fn usage_of(v: &Value) -> Option<Usage> {
+    let u = v.get("usage")?;
+    Some(Usage {
+        prompt_tokens: u.get("prompt_tokens")?.as_u64()?,
+        completion_tokens: u.get("completion_tokens")?.as_u64()?,
+    })
+}
+
+pub fn parse_completion(body: &[u8]) -> Result<Completion> {
     let text = std::str::from_utf8(body)
         .map_err(|e| Error::GatewayBadReply { detail: format!("the reply is not valid UTF-8 ({e})") })?;
     if json_depth_exceeds(text, MAX_JSON_DEPTH) {
@@ -103,7 +129,8 @@ pub fn parse_reply(body: &[u8]) -> Result<String> {
     let message = first
         .get("message")
         .ok_or_else(|| Error::GatewayBadReply { detail: "the first choice has no \"message\"".into() })?;
-    match message.get("content") {
+    let usage = usage_of(&v);
+    let text = match message.get("content") {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Array(parts)) => {
             // Some gateways return content as [{type: text, text: ...}].
@@ -119,7 +146,8 @@ pub fn parse_reply(body: &[u8]) -> Result<String> {
             Err(Error::GatewayBadReply { detail: "the model answered with tool_calls instead of text content".into() })
         }
         _ => Err(Error::GatewayBadReply { detail: "the reply's message has no text content".into() }),
-    }
+    }?;
+    Ok(Completion { text, usage })
 }
 
 /// True when brackets nest deeper than `max` outside strings (checked without recursion).
@@ -183,6 +211,19 @@ mod tests {
     fn parses_content() {
         let b = br#"{"choices":[{"message":{"role":"assistant","content":"SELECT 1"}}]}"#;
         assert_eq!(parse_reply(b).unwrap(), "SELECT 1");
+    }
+
+    #[test]
+    fn usage_is_read_when_the_gateway_sends_it() {
+        let b =
+            br#"{"choices":[{"message":{"content":"SELECT 1"}}],"usage":{"prompt_tokens":12,"completion_tokens":3}}"#;
+        let c = parse_completion(b).unwrap();
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 12, completion_tokens: 3 }));
+        let without = br#"{"choices":[{"message":{"content":"SELECT 1"}}],"usage":{"total_tokens":15}}"#;
+        assert_eq!(parse_completion(without).unwrap().usage, None);
+        let negative =
+            br#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":-1,"completion_tokens":3}}"#;
+        assert_eq!(parse_completion(negative).unwrap().usage, None);
     }
 
     #[test]

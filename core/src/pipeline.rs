@@ -1,10 +1,18 @@
 //! The agent's steps as one plain function over a `Host` (the extension in production, a scripted
 //! fake in tests): choose tables -> schema context -> generate -> extract -> execute -> repair ->
-//! answer. The host owns every side effect (HTTP, SQL, cache); this module owns the decisions.
+//! answer. The host owns every side effect (HTTP, SQL, cache, interrupts); this module owns the
+//! decisions.
+//!
+//! Replies for SQL are counted in `attempts` and bounded by `max_attempts`: the first, at most one
+//! request for the SQL alone after a reply that held neither SQL nor a refusal (sent with purpose
+//! `repair`: it repairs the reply), and the repairs of statements that failed. Text a model wrote
+//! instead of SQL is never shown as an answer: only a plain refusal is answered, and with no SQL
+//! after the extra request the ask ends with `Error::NoSql`.
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Refusal, Result, Tried};
-use crate::extract::{extract_sql, Extracted};
+use crate::extract::{extract_sql, visible_text, Extracted};
+use crate::lang::sql;
 use crate::offline;
 use crate::openai::{Message, Purpose};
 use crate::prompt::{self, Turn};
@@ -38,6 +46,12 @@ pub trait Host {
     }
     /// Remembers SQL that ran for this prompt context.
     fn store_sql(&mut self, _key: &str, _sql: &str) {}
+    /// Acts on a pending cancel or timeout by unwinding out of the pipeline (the extension's
+    /// `check_for_interrupts!()`). Called between steps and during long passes over model text;
+    /// must be cheap when nothing is pending.
+    fn check_interrupts(&mut self) {}
+    /// Progress: the tables an engine (llm or offline) will use are chosen.
+    fn tables_chosen(&mut self, _engine: &'static str, _tables: &[String]) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +129,7 @@ pub struct Request<'a> {
     pub unsummarized: &'a [Turn],
 }
 
-/// Counts chat calls made through it.
+/// Counts chat calls made through it, and reads replies with the host's interrupt checks.
 struct Counting<'h, H: Host + ?Sized> {
     host: &'h mut H,
     calls: u32,
@@ -124,7 +138,15 @@ struct Counting<'h, H: Host + ?Sized> {
 impl<H: Host + ?Sized> Counting<'_, H> {
     fn chat(&mut self, purpose: Purpose, messages: &[Message], temperature: f64) -> Result<String> {
         self.calls += 1;
-        self.host.chat(purpose, messages, temperature)
+        self.host.check_interrupts();
+        let reply = self.host.chat(purpose, messages, temperature);
+        self.host.check_interrupts();
+        reply
+    }
+
+    fn extract(&mut self, reply: &str) -> Extracted {
+        let host = &mut *self.host;
+        extract_sql(reply, &mut || host.check_interrupts())
     }
 }
 
@@ -208,6 +230,7 @@ fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) ->
         offline::Decision::Answer(p) => p,
         offline::Decision::Decline(_) => return Ok(None),
     };
+    host.tables_chosen("offline", &plan.tables);
     if opts.sql_only {
         return Ok(Some(Outcome {
             sql: Some(plan.sql.clone()),
@@ -239,121 +262,220 @@ fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) ->
 
 fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Result<Outcome> {
     let mut ctr = Counting { host, calls: 0 };
-    let new_summary = if req.unsummarized.is_empty() {
-        None
-    } else {
-        let msgs = prompt::summarize_messages(req.summary, req.unsummarized);
-        match ctr.chat(Purpose::Summarize, &msgs, opts.summary_temperature) {
-            Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-            Err(e) if e.is_cancel() => return Err(e),
-            // Without a summary the recent turns still carry the conversation.
-            _ => None,
-        }
-    };
+    let new_summary = summary_step(&mut ctr, req, opts)?;
     let summary = new_summary.as_deref().or(req.summary);
     let selected = rank::select_tables(req.catalog, req.question, opts.schema_budget_tokens);
     let schema = rank::render_schema(req.catalog, &selected);
     let tables: Vec<String> = selected.iter().map(|&i| req.catalog.tables[i].display_name()).collect();
+    ctr.host.tables_chosen("llm", &tables);
+    let context = Context { question: req.question, schema: &schema, history: req.history, summary };
     let messages = prompt::generate_sql_messages(req.question, &schema, req.history, summary);
     let prompt_tokens: usize = messages.iter().map(|m| crate::estimate_tokens(&m.content)).sum();
     let cache_key = crate::cache_key(&opts.cache_scope, &messages);
-
-    let mut from_cache = false;
-    let first_reply = match ctr.host.cached_sql(&cache_key) {
-        Some(sql) => {
-            from_cache = true;
-            sql
-        }
-        None => ctr.chat(Purpose::GenerateSql, &messages, opts.generation_temperature)?,
-    };
-    let mut sql = match extract_sql(&first_reply) {
-        Extracted::Sql(s) => s,
-        Extracted::Refusal(reason) => {
-            return Ok(Outcome {
-                answer: refusal_answer(&reason),
-                tables,
-                attempts: 1,
-                llm_calls: ctr.calls,
-                refusal: true,
-                prompt_tokens,
-                engine: "llm",
-                new_summary,
-                ..Default::default()
-            })
-        }
-        Extracted::Empty => return Err(Error::NoSql { reply: first_reply, model_calls: ctr.calls }),
-    };
-
-    if opts.sql_only {
-        // Nothing ran: only SQL that ran is cached.
-        return Ok(Outcome {
-            sql: Some(sql),
-            tables,
-            attempts: 1,
-            llm_calls: ctr.calls,
-            from_cache,
-            prompt_tokens,
-            engine: "llm",
-            new_summary,
-            ..Default::default()
-        });
-    }
-
-    let mut tried: Vec<String> = Vec::new();
-    let max_attempts = opts.max_attempts.max(1);
-    let result = loop {
-        tried.push(normalize_sql(&sql));
-        match ctr.host.execute(&sql) {
-            Ok(rs) => break rs,
-            Err(f) if f.is_cancel() => return Err(Error::Cancelled { message: f.message }),
-            Err(f) => {
-                // A cached statement that no longer runs (schema changed under the same context):
-                // repair it like any other failure, but never count the stale entry as a hit.
-                from_cache = false;
-                let give_up = |sql: String, f: ExecFailure, statements: usize, model_calls: u32| {
-                    let tried = Tried { statements: statements as u32, limit: max_attempts, model_calls };
-                    match f.refusal {
-                        Some(kind) => Error::QueryRefused { sqlstate: f.sqlstate, kind, reason: f.message, sql, tried },
-                        None => Error::QueryFailed { sqlstate: f.sqlstate, message: f.message, sql, tried },
-                    }
-                };
-                if tried.len() as u32 >= max_attempts {
-                    return Err(give_up(sql, f, tried.len(), ctr.calls));
-                }
-                let error_text = if f.refusal.is_some() {
-                    format!("sqlchat refused this statement before running it: {}", f.message)
-                } else {
-                    format!("ERROR: {} (SQLSTATE {})", f.message, f.sqlstate)
-                };
-                let msgs = prompt::repair_messages(req.question, &schema, req.history, summary, &sql, &error_text);
-                let reply = ctr.chat(Purpose::Repair, &msgs, opts.generation_temperature)?;
-                match extract_sql(&reply) {
-                    Extracted::Sql(s) if !tried.contains(&normalize_sql(&s)) => sql = s,
-                    // The model repeats itself or gives up: nothing more to learn from it.
-                    _ => return Err(give_up(sql, f, tried.len(), ctr.calls)),
-                }
-            }
-        }
-    };
-    if !from_cache {
-        ctr.host.store_sql(&cache_key, &sql);
-    }
-
-    let (answer, suggestions) = answer_step(&mut ctr, req.question, &sql, &result, opts)?;
-    Ok(Outcome {
-        answer,
-        sql: Some(sql),
-        result: Some(result),
-        suggestions,
-        tables,
-        attempts: tried.len() as u32,
-        llm_calls: ctr.calls,
-        from_cache,
-        refusal: false,
+    let outcome = |attempts: u32, calls: u32| Outcome {
+        tables: tables.clone(),
+        attempts,
+        llm_calls: calls,
         prompt_tokens,
         engine: "llm",
-        new_summary,
+        new_summary: new_summary.clone(),
+        ..Default::default()
+    };
+
+    let (candidate, attempts, from_cache) = match generate(&mut ctr, &context, &messages, &cache_key, opts)? {
+        Generated::Refusal { reason, attempts } => {
+            return Ok(Outcome { answer: refusal_answer(&reason), refusal: true, ..outcome(attempts, ctr.calls) })
+        }
+        Generated::Candidate { candidate, attempts, from_cache } => (candidate, attempts, from_cache),
+    };
+    if opts.sql_only {
+        // Nothing ran: only SQL that ran is cached.
+        return match candidate {
+            Candidate::One(sql) => Ok(Outcome { sql: Some(sql), from_cache, ..outcome(attempts, ctr.calls) }),
+            Candidate::Several(sql) => {
+                let refusal = several_statements(&sql);
+                Err(give_up(sql, refusal, tried_so_far(attempts, opts, ctr.calls)))
+            }
+        };
+    }
+    let ran = run_with_repairs(&mut ctr, &context, candidate, attempts, opts)?;
+    // A cached statement that no longer runs was repaired like any other: no hit then.
+    let from_cache = from_cache && ran.attempts == attempts;
+    if !from_cache {
+        ctr.host.store_sql(&cache_key, &ran.sql);
+    }
+    let (answer, suggestions) = answer_step(&mut ctr, req.question, &ran.sql, &ran.result, opts)?;
+    Ok(Outcome {
+        answer,
+        sql: Some(ran.sql),
+        result: Some(ran.result),
+        suggestions,
+        from_cache,
+        ..outcome(ran.attempts, ctr.calls)
     })
+}
+
+/// What the SQL prompts are built from.
+struct Context<'a> {
+    question: &'a str,
+    schema: &'a str,
+    history: &'a [Turn],
+    summary: Option<&'a str>,
+}
+
+/// SQL to try: one statement, or several where one was asked for (refused without running).
+enum Candidate {
+    One(String),
+    Several(String),
+}
+
+impl Candidate {
+    fn text(&self) -> &str {
+        match self {
+            Candidate::One(sql) | Candidate::Several(sql) => sql,
+        }
+    }
+}
+
+enum Generated {
+    Candidate { candidate: Candidate, attempts: u32, from_cache: bool },
+    Refusal { reason: String, attempts: u32 },
+}
+
+/// The first reply to `messages` (from the cache or the model) and, when it held neither SQL nor
+/// a refusal and `max_attempts` allows, one request for the SQL alone.
+fn generate<H: Host + ?Sized>(
+    ctr: &mut Counting<H>,
+    context: &Context,
+    messages: &[Message],
+    cache_key: &str,
+    opts: &Options,
+) -> Result<Generated> {
+    let (reply, from_cache) = match ctr.host.cached_sql(cache_key) {
+        Some(sql) => (sql, true),
+        None => (ctr.chat(Purpose::GenerateSql, messages, opts.generation_temperature)?, false),
+    };
+    let mut attempts = 1;
+    let mut extracted = ctr.extract(&reply);
+    let mut last_reply = reply;
+    let mut from_cache = from_cache;
+    if extracted == Extracted::NoSql && attempts < opts.max_attempts.max(1) {
+        let messages = prompt::sql_only_messages(context.question, context.schema, context.history, context.summary);
+        last_reply = ctr.chat(Purpose::Repair, &messages, opts.generation_temperature)?;
+        attempts += 1;
+        from_cache = false;
+        extracted = ctr.extract(&last_reply);
+    }
+    Ok(match extracted {
+        Extracted::Sql(sql) => Generated::Candidate { candidate: Candidate::One(sql), attempts, from_cache },
+        Extracted::Several(sql) => Generated::Candidate { candidate: Candidate::Several(sql), attempts, from_cache },
+        Extracted::Refusal(reason) => Generated::Refusal { reason, attempts },
+        Extracted::NoSql => {
+            return Err(Error::NoSql { reply: reply_excerpt(ctr, &last_reply), model_calls: ctr.calls })
+        }
+    })
+}
+
+/// The start of what the model wrote, for the error's detail: its visible text when it has any.
+fn reply_excerpt<H: Host + ?Sized>(ctr: &mut Counting<H>, reply: &str) -> String {
+    let host = &mut *ctr.host;
+    let visible = visible_text(reply, &mut || host.check_interrupts());
+    let text = if visible.trim().is_empty() { reply } else { visible.trim() };
+    crate::extract::prefix(text, MAX_EXCERPT_BYTES).to_string()
+}
+
+/// Enough of a reply to show what the model did; the error's detail cuts it further.
+const MAX_EXCERPT_BYTES: usize = 2000;
+
+struct Ran {
+    sql: String,
+    result: ResultSet,
+    attempts: u32,
+}
+
+/// Runs the candidate and repairs what fails, until a statement runs, the model repeats itself or
+/// gives up, or `max_attempts` replies were asked for.
+fn run_with_repairs<H: Host + ?Sized>(
+    ctr: &mut Counting<H>,
+    context: &Context,
+    mut candidate: Candidate,
+    mut attempts: u32,
+    opts: &Options,
+) -> Result<Ran> {
+    let mut tried: Vec<String> = Vec::new();
+    loop {
+        tried.push(normalize_sql(candidate.text()));
+        ctr.host.check_interrupts();
+        let failure = match &candidate {
+            Candidate::One(sql) => match ctr.host.execute(sql) {
+                Ok(result) => return Ok(Ran { sql: sql.clone(), result, attempts }),
+                Err(f) if f.is_cancel() => return Err(Error::Cancelled { message: f.message }),
+                Err(f) => f,
+            },
+            Candidate::Several(sql) => several_statements(sql),
+        };
+        if attempts >= opts.max_attempts.max(1) {
+            return Err(give_up(candidate.text().to_string(), failure, tried_so_far(attempts, opts, ctr.calls)));
+        }
+        let error_text = if failure.refusal.is_some() {
+            format!("sqlchat refused this statement before running it: {}", failure.message)
+        } else {
+            format!("ERROR: {} (SQLSTATE {})", failure.message, failure.sqlstate)
+        };
+        let c = context;
+        let messages =
+            prompt::repair_messages(c.question, c.schema, c.history, c.summary, candidate.text(), &error_text);
+        let reply = ctr.chat(Purpose::Repair, &messages, opts.generation_temperature)?;
+        attempts += 1;
+        candidate = match ctr.extract(&reply) {
+            Extracted::Sql(sql) if !tried.contains(&normalize_sql(&sql)) => Candidate::One(sql),
+            Extracted::Several(sql) if !tried.contains(&normalize_sql(&sql)) => Candidate::Several(sql),
+            // The model repeats itself or gives up: nothing more to learn from it.
+            _ => return Err(give_up(candidate.text().to_string(), failure, tried_so_far(attempts, opts, ctr.calls))),
+        };
+    }
+}
+
+/// The refusal of a reply that holds several statements: none of them runs.
+fn several_statements(sql: &str) -> ExecFailure {
+    ExecFailure {
+        sqlstate: "42501".into(),
+        message: format!(
+            "the reply holds {} statements; sqlchat runs exactly one query",
+            sql::split_statements(sql).len()
+        ),
+        refusal: Some(Refusal::Statement),
+    }
+}
+
+fn tried_so_far(attempts: u32, opts: &Options, model_calls: u32) -> Tried {
+    Tried { statements: attempts, limit: opts.max_attempts.max(1), model_calls }
+}
+
+/// The error of the last statement tried: `tried` counts the replies asked for SQL, their limit and
+/// the model calls made.
+fn give_up(sql: String, f: ExecFailure, tried: Tried) -> Error {
+    match f.refusal {
+        Some(kind) => Error::QueryRefused { sqlstate: f.sqlstate, kind, reason: f.message, sql, tried },
+        None => Error::QueryFailed { sqlstate: f.sqlstate, message: f.message, sql, tried },
+    }
+}
+
+/// A new summary of the turns the stored one does not cover yet, if there are any.
+fn summary_step<H: Host + ?Sized>(ctr: &mut Counting<H>, req: &Request, opts: &Options) -> Result<Option<String>> {
+    if req.unsummarized.is_empty() {
+        return Ok(None);
+    }
+    let messages = prompt::summarize_messages(req.summary, req.unsummarized);
+    match ctr.chat(Purpose::Summarize, &messages, opts.summary_temperature) {
+        Ok(reply) => {
+            let host = &mut *ctr.host;
+            Ok(prompt::parse_summary_reply(&reply, &mut || host.check_interrupts()))
+        }
+        Err(e) if e.is_cancel() => Err(e),
+        // Without a summary the recent turns still carry the conversation.
+        Err(_) => Ok(None),
+    }
 }
 
 fn answer_step<H: Host + ?Sized>(
@@ -371,7 +493,7 @@ fn answer_step<H: Host + ?Sized>(
     let msgs =
         prompt::answer_messages(question, sql, Some((sample.as_str(), shown)), result.rows.len(), result.truncated);
     match ctr.chat(Purpose::Answer, &msgs, opts.summary_temperature) {
-        Ok(reply) => match prompt::parse_answer_reply(&reply) {
+        Ok(reply) => match prompt::parse_answer_reply(&reply, &mut || ctr.host.check_interrupts()) {
             Some(a) => Ok((a.answer, a.followups)),
             None => Ok((prompt::template_answer(question, result), vec![])),
         },
@@ -480,9 +602,10 @@ mod tests {
             executed: vec![],
         };
         let err = run(&mut h, &req(&c), &Options::default()).unwrap_err();
+        // The repeated statement is the model's second attempt; it is not run again.
         let Error::QueryFailed { tried, .. } = &err else { panic!("{err:?}") };
-        assert_eq!(*tried, Tried { statements: 1, limit: 3, model_calls: 2 });
-        assert!(err.to_string().contains("after 1 statement tried and 2 model calls"), "{err}");
+        assert_eq!(*tried, Tried { statements: 2, limit: 3, model_calls: 2 });
+        assert!(err.to_string().contains("after 2 attempts and 2 model calls"), "{err}");
         assert_eq!(err.sqlstate(), "42703");
         assert_eq!(h.executed.len(), 1);
     }
@@ -505,6 +628,121 @@ mod tests {
         assert_eq!(out.llm_calls, 3);
         assert_eq!(h.purposes, vec![Purpose::GenerateSql, Purpose::Repair, Purpose::Answer]);
         assert!(!out.answer.is_empty());
+    }
+
+    fn script(replies: &[&str], exec: Vec<std::result::Result<ResultSet, ExecFailure>>) -> Script {
+        Script {
+            replies: replies.iter().map(|r| Ok(r.to_string())).collect(),
+            exec,
+            purposes: vec![],
+            executed: vec![],
+        }
+    }
+
+    #[test]
+    fn text_instead_of_sql_gets_one_request_for_the_sql_alone() {
+        let c = catalog();
+        let prose = "Sure! The number of orders can be found by counting the rows of the orders table.";
+        let mut h = script(&[prose, "SELECT count(*) FROM orders", "{\"answer\": \"3 orders\"}"], vec![Ok(rows())]);
+        let out = run(&mut h, &req(&c), &Options::default()).unwrap();
+        assert_eq!(h.purposes, vec![Purpose::GenerateSql, Purpose::Repair, Purpose::Answer]);
+        assert_eq!((out.attempts, out.llm_calls), (2, 3));
+        assert_eq!(out.answer, "3 orders");
+        assert!(!out.refusal);
+    }
+
+    #[test]
+    fn text_twice_is_no_sql_and_never_an_answer() {
+        let c = catalog();
+        let mut h = script(&["There are 42 orders.", r#"{"sql": "", "explanation": "42 orders"}"#], vec![]);
+        let err = run(&mut h, &req(&c), &Options::default()).unwrap_err();
+        assert!(matches!(&err, Error::NoSql { reply, model_calls: 2 } if reply.contains("explanation")), "{err:?}");
+        assert_eq!(err.sqlstate(), "22000");
+        assert_eq!(h.purposes, vec![Purpose::GenerateSql, Purpose::Repair]);
+        assert!(h.executed.is_empty());
+    }
+
+    #[test]
+    fn the_extra_request_counts_against_max_attempts() {
+        let c = catalog();
+        let mut h = script(&["Let me think.", "SELECT 1"], vec![]);
+        let err = run(&mut h, &req(&c), &Options { max_attempts: 1, ..Options::default() }).unwrap_err();
+        assert_eq!(err.sqlstate(), "22000");
+        assert_eq!(h.purposes, vec![Purpose::GenerateSql]);
+        // Two attempts: the extra request, then no repair is left.
+        let mut h =
+            script(&["Let me think.", "SELECT nope FROM orders", "SELECT count(*) FROM orders"], vec![Err(fail("no"))]);
+        let err = run(&mut h, &req(&c), &Options { max_attempts: 2, ..Options::default() }).unwrap_err();
+        assert!(matches!(err, Error::QueryFailed { tried: Tried { statements: 2, .. }, .. }), "{err:?}");
+        assert_eq!(h.purposes, vec![Purpose::GenerateSql, Purpose::Repair]);
+    }
+
+    #[test]
+    fn a_plain_refusal_is_an_answer_without_another_request() {
+        let c = catalog();
+        let mut h = script(&["The database does not contain weather data."], vec![]);
+        let out = run(&mut h, &req(&c), &Options::default()).unwrap();
+        assert!(out.refusal && out.sql.is_none());
+        assert_eq!(out.answer, "This question cannot be answered from the tables you can read: The database does not contain weather data.");
+        assert_eq!((out.attempts, out.llm_calls), (1, 1));
+    }
+
+    #[test]
+    fn several_statements_are_refused_without_running_then_repaired() {
+        let c = catalog();
+        let mut h = script(
+            &["SELECT count(*) FROM orders; DELETE FROM orders;", "SELECT count(*) FROM orders", "{}"],
+            vec![Ok(rows())],
+        );
+        let out = run(&mut h, &req(&c), &Options::default()).unwrap();
+        assert_eq!(h.executed, vec!["SELECT count(*) FROM orders"]);
+        assert_eq!(out.attempts, 2);
+        let mut h = script(&["SELECT 1; SELECT 2"], vec![]);
+        let err = run(&mut h, &req(&c), &Options { sql_only: true, ..Options::default() }).unwrap_err();
+        assert!(matches!(&err, Error::QueryRefused { reason, .. } if reason.contains("2 statements")), "{err:?}");
+        assert_eq!(err.sqlstate(), "42501");
+        assert!(h.executed.is_empty());
+    }
+
+    /// A host whose interrupt check unwinds once `cancel_after` checks have passed, as the
+    /// extension's does on a cancel.
+    struct Cancelling {
+        script: Script,
+        checks: usize,
+        cancel_after: usize,
+    }
+
+    impl Host for Cancelling {
+        fn chat(&mut self, purpose: Purpose, m: &[Message], t: f64) -> Result<String> {
+            self.script.chat(purpose, m, t)
+        }
+        fn execute(&mut self, sql: &str) -> std::result::Result<ResultSet, ExecFailure> {
+            self.script.execute(sql)
+        }
+        fn check_interrupts(&mut self) {
+            self.checks += 1;
+            if self.checks > self.cancel_after {
+                std::panic::resume_unwind(Box::new("canceling statement due to user request"));
+            }
+        }
+    }
+
+    #[test]
+    fn interrupts_are_checked_between_steps_and_during_long_replies() {
+        let c = catalog();
+        let long = format!("<think>{}</think>SELECT count(*) FROM orders", "x".repeat(1 << 20));
+        let mut h =
+            Cancelling { script: script(&[&long, "{}"], vec![Ok(rows())]), checks: 0, cancel_after: usize::MAX };
+        run(&mut h, &req(&c), &Options::default()).unwrap();
+        let total = h.checks;
+        assert!(total >= 16 + 4, "{total} checks for a 1 MiB reply and two calls");
+        for cancel_after in [0, 1, 8, total - 1] {
+            let mut h = Cancelling { script: script(&[&long, "{}"], vec![Ok(rows())]), checks: 0, cancel_after };
+            let ended =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut h, &req(&c), &Options::default())));
+            assert!(ended.is_err(), "cancel after {cancel_after} checks");
+            assert_eq!(h.checks, cancel_after + 1);
+        }
     }
 
     #[test]

@@ -50,24 +50,73 @@ const MAX_ENUM_LABELS: usize = 20;
 /// Ranks the catalog's tables for the question and keeps the best that fit `budget_tokens` of
 /// rendered schema, best first. Never empty for a non-empty catalog; deterministic.
 pub fn select_tables(catalog: &Catalog, question: &str, budget_tokens: usize) -> Vec<usize> {
+    rank(catalog, question, budget_tokens).selected
+}
+
+/// What the ranker did for a question, step by step (`select_tables` is its `selected`): what
+/// `sqlchat.explain` shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ranking {
+    /// The question's content words, stemmed, as matched.
+    pub terms: Vec<String>,
+    /// Each term's best match strength in each table, `terms.len()` values per table.
+    pub strengths: Vec<f64>,
+    /// Each table's score from its own matches, then with the share of the tables it joins.
+    pub own_scores: Vec<f64>,
+    pub scores: Vec<f64>,
+    /// The tables the ranking kept, best first, before the budget.
+    pub candidates: Vec<usize>,
+    /// Those that fit the budget: the tables the prompt shows.
+    pub selected: Vec<usize>,
+    /// The budget applied (a quarter of the setting when nothing in the question matched).
+    pub budget_tokens: usize,
+}
+
+pub fn rank(catalog: &Catalog, question: &str, budget_tokens: usize) -> Ranking {
     if catalog.tables.is_empty() {
-        return Vec::new();
+        return Ranking { budget_tokens, ..Ranking::default() };
     }
     let terms = question_terms(question);
     let strengths = match_strengths(catalog, &terms);
-    let scores = score_tables(catalog, &strengths, terms.len());
-    let top = scores.iter().copied().fold(0.0, f64::max);
+    let own_scores = score_tables(catalog, &strengths, terms.len());
+    let terms: Vec<String> = terms.into_iter().map(|t| t.stem).collect();
+    let top = own_scores.iter().copied().fold(0.0, f64::max);
     if top <= 0.0 {
         // Nothing in the question points anywhere: a little of the schema, in catalog order, is
         // enough for the model to see that the data is not there or to ask what is meant.
-        return fit_budget(catalog, 0..catalog.tables.len(), budget_tokens / NO_MATCH_BUDGET_DIVISOR);
+        let budget_tokens = budget_tokens / NO_MATCH_BUDGET_DIVISOR;
+        let candidates: Vec<usize> = (0..catalog.tables.len()).collect();
+        let selected = fit_budget(catalog, candidates.iter().copied(), budget_tokens);
+        let scores = own_scores.clone();
+        return Ranking { terms, strengths, own_scores, scores, candidates, selected, budget_tokens };
     }
-    let scores = add_join_scores(catalog, scores, top);
+    let scores = add_join_scores(catalog, own_scores.clone(), top);
     let top = scores.iter().copied().fold(0.0, f64::max);
     let mut kept: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] >= TAIL_RATIO * top).collect();
     cover_every_term(&strengths, terms.len(), &scores, &mut kept);
     kept.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    fit_budget(catalog, kept, budget_tokens)
+    let selected = fit_budget(catalog, kept.iter().copied(), budget_tokens);
+    Ranking { terms, strengths, own_scores, scores, candidates: kept, selected, budget_tokens }
+}
+
+/// Where a match of this strength was found, when it is an exact word in one place (a partial
+/// match inside a compound identifier is weaker than any of these).
+pub fn match_place(strength: f64) -> &'static str {
+    const PLACES: [(f64, &str); 6] = [
+        (IN_WHOLE_TABLE_NAME, "the table's name"),
+        (IN_TABLE_NAME, "a word of the table's name"),
+        (IN_COLUMN_NAME, "a column's name"),
+        (IN_TABLE_COMMENT, "the table's comment"),
+        (IN_ENUM_LABEL, "an enum label"),
+        (IN_COLUMN_COMMENT, "a column's comment or the schema's name"),
+    ];
+    PLACES.iter().find(|(s, _)| (strength - s).abs() < 1e-9).map_or("part of an identifier", |(_, place)| place)
+}
+
+/// Tokens (characters / 4, plus a separator) each table's rendering costs in the prompt.
+pub fn rendered_tokens(catalog: &Catalog, tables: &[usize]) -> Vec<usize> {
+    let known = TableNames::of(catalog);
+    tables.iter().map(|&i| estimate_tokens(&render_table(&catalog.tables[i], &known)) + 1).collect()
 }
 
 /// Makes sure each question word found in the catalog is found in a kept table too: when the

@@ -1,5 +1,6 @@
 //! SQL extraction over real model outputs (the BIRD recorded generations of the public eval data):
-//! every reply must yield a statement or a refusal, and a statement must be bare SQL.
+//! every reply must yield a statement, several statements (refused whole, then repaired) or a
+//! refusal, never nothing; a statement must be bare SQL.
 
 use sqlchat_core::extract::{extract_sql, Extracted};
 use std::path::PathBuf;
@@ -33,33 +34,36 @@ fn envelope_left(sql: &str) -> Option<&'static str> {
 }
 
 #[test]
-fn every_recorded_output_yields_bare_sql_or_a_refusal() {
+fn every_recorded_output_yields_bare_sql_several_or_a_refusal() {
     let path = eval_dir().join("bird/recorded_generations.jsonl");
     let Ok(text) = std::fs::read_to_string(&path) else {
         println!("skipped: {} is not available", path.display());
         return;
     };
     let mut statements = 0;
+    let mut several = 0;
     let mut refusals = 0;
     let mut problems = Vec::new();
     for (n, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         let record: serde_json::Value =
             serde_json::from_str(line).expect("recorded_generations.jsonl holds JSON lines");
         let output = record["recorded_output"].as_str().expect("every record has recorded_output");
-        match extract_sql(output) {
+        match extract_sql(output, &mut || {}) {
             Extracted::Sql(sql) => {
                 statements += 1;
                 if let Some(problem) = envelope_left(&sql) {
                     problems.push(format!("line {}: {problem}: {sql:?}", n + 1));
                 }
             }
+            Extracted::Several(_) => several += 1,
             Extracted::Refusal(_) => refusals += 1,
-            Extracted::Empty => problems.push(format!("line {}: nothing extracted from {output:?}", n + 1)),
+            other => problems.push(format!("line {}: {other:?} from {output:?}", n + 1)),
         }
     }
-    println!("{statements} statements, {refusals} refusals");
-    assert!(statements + refusals >= 260, "expected the 260 recorded outputs, read {}", statements + refusals);
+    println!("{statements} statements, {several} with several statements, {refusals} refusals");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let read = statements + several + refusals;
+    assert!(read >= 260, "expected the 260 recorded outputs, read {read}");
 }
 
 /// The envelopes models put around a statement, each of which must give the statement back.
@@ -71,7 +75,6 @@ fn envelopes(sql: &str) -> Vec<String> {
         format!("<sql>\n{sql}\n</sql>"),
         serde_json::json!({ "sql": sql }).to_string(),
         format!("To answer this, I join the tables.\n\n{sql};\n\nNote: dates are stored as text."),
-        format!("{sql};\n{sql};"),
     ]
 }
 
@@ -86,12 +89,20 @@ fn recorded_statements_survive_every_envelope() {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let record: serde_json::Value =
             serde_json::from_str(line).expect("recorded_generations.jsonl holds JSON lines");
-        let Extracted::Sql(sql) = extract_sql(record["recorded_output"].as_str().unwrap_or_default()) else { continue };
+        let Extracted::Sql(sql) = extract_sql(record["recorded_output"].as_str().unwrap_or_default(), &mut || {})
+        else {
+            continue;
+        };
         for reply in envelopes(&sql) {
-            let got = extract_sql(&reply);
+            let got = extract_sql(&reply, &mut || {});
             if got != Extracted::Sql(sql.clone()) {
                 problems.push(format!("{reply:?} gave {got:?}"));
             }
+        }
+        // Two statements are refused as a whole, never cut to the first.
+        let twice = extract_sql(&format!("{sql};\n{sql};"), &mut || {});
+        if twice != Extracted::Several(format!("{sql};\n{sql}")) {
+            problems.push(format!("the statement twice gave {twice:?}"));
         }
     }
     assert!(

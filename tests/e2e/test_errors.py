@@ -1,6 +1,6 @@
 """Errors as users see them, on a server started with RUST_BACKTRACE=1: no backtrace or panic text
 in any error, the documented hint for each SQLSTATE, refusal kind and cancel cause (read from
-docs/errors.md), statements tried and model calls counted the same way in messages and in
+docs/errors.md), attempts and model calls counted the same way in messages and in
 sqlchat.answer, and the API key scrubbed from every text in every form a gateway echoes it."""
 
 import base64
@@ -176,7 +176,7 @@ def test_each_query_error_gets_its_documented_hint(gw, conn, sqlstate, sql, sett
     hint = e.diag.message_hint
     assert hint.startswith(QUERY_HINTS[row]), hint
     assert ("sqlchat.max_attempts" in hint) == repairable, hint
-    assert e.diag.message_primary.startswith("sqlchat: the generated SQL failed after 1 statement tried and 1 model call:")
+    assert e.diag.message_primary.startswith("sqlchat: the generated SQL failed after 1 attempt and 1 model call:")
     assert e.diag.message_detail.startswith("Stopped: sqlchat.max_attempts (1) reached. Last statement tried: ")
     assert_no_backtrace(e)
 
@@ -211,7 +211,7 @@ def test_each_refusal_gets_the_hint_of_its_kind(gw, conn, kind, sql, settings, s
         c.execute("SELECT set_config(%s, %s, false)", (name, value))
     e = ask_error(c, f"refusal {kind}")
     assert e.sqlstate == sqlstate, e.diag.message_primary
-    assert e.diag.message_primary.startswith("sqlchat: the generated SQL was refused after 1 statement tried"), e.diag.message_primary
+    assert e.diag.message_primary.startswith("sqlchat: the generated SQL was refused after 1 attempt and"), e.diag.message_primary
     assert e.diag.message_hint == REFUSAL_HINTS[kind]
     assert_no_backtrace(e)
 
@@ -239,11 +239,12 @@ def test_statements_tried_and_model_calls_are_counted_as_in_the_answer(gw, conn)
     gw.rule(purpose="generate_sql", contains="stubborn", content="SELECT a1 FROM items")
     gw.rule(purpose="repair", contains="stubborn", contents=["SELECT a2 FROM items", "SELECT a2 FROM items"])
     c = conn()
-    c.execute("SET sqlchat.max_attempts = 3")
+    c.execute("SET sqlchat.max_attempts = 4")
     e = ask_error(c, "stubborn question")
     calls = len(gw.requests())
     assert calls == 3
-    assert "after 2 statements tried and 3 model calls" in e.diag.message_primary, e.diag.message_primary
+    # The repeated statement is the third attempt; it is not run again.
+    assert "after 3 attempts and 3 model calls" in e.diag.message_primary, e.diag.message_primary
     assert e.diag.message_detail.startswith("Stopped: the model's repair gave no new statement.")
     assert "max_attempts" not in e.diag.message_hint
 
@@ -254,7 +255,7 @@ def test_statements_tried_and_model_calls_are_counted_as_in_the_answer(gw, conn)
     assert (attempts, llm_calls) == (2, len(gw.requests())) == (2, 3)
 
     gw.clear_requests()
-    gw.rule(purpose=["generate_sql", "sql_only"], contains="no sql", content="   ")
+    gw.rule(purpose=["generate_sql", "repair"], contains="no sql", content="   ")
     e = ask_error(c, "no sql here")
     calls = len(gw.requests())
     assert e.sqlstate == "22000"

@@ -64,7 +64,8 @@ def test_repair_stops_when_the_model_repeats_itself(db, gw, connect):
     gw.rule(purpose="repair", content="SELECT nope FROM customers")
     with pytest.raises(psycopg.errors.UndefinedColumn) as e:
         connect(db).execute("SELECT sqlchat.ask('stubborn question')")
-    assert "after 1 statement tried and 2 model calls" in str(e.value)
+    # The repeated statement is the model's second attempt; it is not run again.
+    assert "after 2 attempts and 2 model calls" in str(e.value)
     assert len(gw.requests(purpose="repair")) == 1
 
 
@@ -94,11 +95,14 @@ def test_refusal_is_an_answer_not_an_error(db, gw, connect):
 
 
 def test_model_without_sql_is_a_clear_error(db, gw, connect):
-    gw.rule(purpose="generate_sql", contains="empty reply", content="   ")
+    # The empty reply gets one more request for the SQL alone (purpose repair); empty again, the
+    # ask ends.
+    gw.rule(purpose=["generate_sql", "repair"], contains="empty reply", content="   ")
     with pytest.raises(psycopg.Error) as e:
         connect(db).execute("SELECT sqlchat.ask('empty reply please')")
     assert e.value.sqlstate == "22000"
     assert e.value.diag.message_hint
+    assert [r["purpose"] for r in gw.requests()] == ["generate_sql", "repair"]
 
 
 def test_unreachable_gateway(db, gw, connect):

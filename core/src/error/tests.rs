@@ -48,6 +48,8 @@ fn every_variant() -> Vec<Error> {
         Error::NoVisibleTables,
         Error::Privileged { what: "w".into(), role: "r".into(), hint: "h".into() },
         Error::Internal { detail: "x".into() },
+        Error::QuotaExceeded { role: "r".into(), limit: "5 asks per hour".into(), resets_at: "t".into() },
+        Error::NotPreloaded { what: "sqlchat.stats".into() },
     ]
 }
 
@@ -64,14 +66,14 @@ fn every_error_has_a_sqlstate_a_prefixed_message_and_a_hint() {
 #[test]
 fn messages_count_statements_tried_and_model_calls() {
     let e = failed("42703", tried(2, 3, 3));
-    assert_eq!(e.to_string(), "the generated SQL failed after 2 statements tried and 3 model calls: m");
+    assert_eq!(e.to_string(), "the generated SQL failed after 2 attempts and 3 model calls: m");
     let e = failed("42703", tried(1, 3, 1));
-    assert_eq!(e.to_string(), "the generated SQL failed after 1 statement tried and 1 model call: m");
+    assert_eq!(e.to_string(), "the generated SQL failed after 1 attempt and 1 model call: m");
     let mut e = refused(Refusal::Cost);
     if let Error::QueryRefused { tried: t, .. } = &mut e {
         *t = tried(1, 3, 0);
     }
-    assert_eq!(e.to_string(), "the generated SQL was refused after 1 statement tried and 0 model calls: r");
+    assert_eq!(e.to_string(), "the generated SQL was refused after 1 attempt and 0 model calls: r");
     assert_eq!(
         Error::NoSql { reply: "".into(), model_calls: 2 }.to_string(),
         "the model's reply held no SQL statement (2 model calls)"
@@ -277,6 +279,7 @@ fn docs_list_every_hint() {
                 | Error::Cancelled { .. }
                 | Error::InvalidArgument { .. }
                 | Error::Privileged { .. }
+                | Error::QuotaExceeded { .. }
         );
         if !own_hint {
             assert!(docs.contains(&e.hint()), "docs/errors.md lacks the hint of {e:?}: {}", e.hint());

@@ -3,7 +3,8 @@ CREATE EXTENSION sqlchat;
 SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args, p.provolatile, p.proparallel, p.prosecdef
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'sqlchat' ORDER BY 1, 2;
--- The tables are granted to no one but their owner (the owner's own privileges vary by version).
+-- The tables are granted to no one but their owner, the views to PUBLIC (the owner's own
+-- privileges vary by version).
 SELECT c.relname, c.relkind,
        (SELECT count(*) FROM aclexplode(c.relacl) a WHERE a.grantee <> c.relowner) AS granted_to_others
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

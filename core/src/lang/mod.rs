@@ -1,0 +1,3 @@
+//! Languages sqlchat reads: SQL (one scanner for the whole project).
+
+pub mod sql;
