@@ -1,4 +1,7 @@
 -- Objects the functions depend on; created before them.
+-- A fresh install must equal an upgraded one (tests/e2e/test_upgrade.py compares them): a column or
+-- attribute added in a release goes at the end here, where ALTER TABLE/TYPE ... ADD puts it, and
+-- every change gets its step in sql/sqlchat--<previous>--<next>.sql.
 
 -- CREATE EXTENSION reuses a schema named sqlchat that already exists; one owned by another role
 -- would let that role drop or shadow the extension's objects.
@@ -44,25 +47,25 @@ COMMENT ON TYPE sqlchat.answer IS 'The full result of sqlchat.ask_full';
 -- (or, restored into another cluster, with its oid) never sees them.
 CREATE TABLE sqlchat.turn (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    role_oid    oid NOT NULL,
     role_name   name NOT NULL,
     session_id  text NOT NULL,
     question    text NOT NULL,
     sql         text,
     answer      text,
-    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    role_oid    oid NOT NULL
 );
 CREATE INDEX turn_session_idx ON sqlchat.turn (role_oid, session_id, id);
 COMMENT ON TABLE sqlchat.turn IS 'sqlchat conversation memory: questions, SQL and answers per role and session';
 
 -- Summaries of the turns older than sqlchat.max_history, stored so they are not recomputed.
 CREATE TABLE sqlchat.session_summary (
-    role_oid     oid NOT NULL,
     role_name    name NOT NULL,
     session_id   text NOT NULL,
     summary      text NOT NULL,
     through_turn bigint NOT NULL,
     updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    role_oid     oid NOT NULL,
     PRIMARY KEY (role_oid, role_name, session_id)
 );
 COMMENT ON TABLE sqlchat.session_summary IS 'sqlchat: summaries of older conversation turns';
@@ -70,12 +73,12 @@ COMMENT ON TABLE sqlchat.session_summary IS 'sqlchat: summaries of older convers
 -- Generated SQL cached per role and exact prompt context; never result rows.
 CREATE TABLE sqlchat.cache (
     key         text PRIMARY KEY,
-    role_oid    oid NOT NULL,
     role_name   name NOT NULL,
     model       text NOT NULL,
     sql         text NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    expires_at  timestamptz NOT NULL
+    expires_at  timestamptz NOT NULL,
+    role_oid    oid NOT NULL
 );
 CREATE INDEX cache_expires_idx ON sqlchat.cache (expires_at);
 COMMENT ON TABLE sqlchat.cache IS 'sqlchat LLM cache: generated SQL per role and prompt context (re-run under the caller''s rights on a hit)';

@@ -176,6 +176,9 @@ fn chart_for(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) 
 }
 
 /// The caller's turns of a session, oldest first.
+// pgrx reads the column names from the `name!` types in this signature, so they cannot move into a
+// type alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern]
 fn history(
     session_id: &str,

@@ -47,7 +47,7 @@ struct Cached {
 thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
     // Only ever borrowed for a moment: callbacks run inside any PostgreSQL call.
-    static CHANGED: RefCell<Changed> = RefCell::new(Changed::Nothing);
+    static CHANGED: RefCell<Changed> = const { RefCell::new(Changed::Nothing) };
 }
 
 fn note_change(relid: Option<u32>) {

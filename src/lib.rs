@@ -4,6 +4,7 @@ use pgrx::prelude::*;
 
 mod api;
 mod catalog;
+mod compat;
 mod error;
 mod exec;
 mod gucs;

@@ -18,6 +18,7 @@
 //! through the nested frames, and a pending interrupt stops it at once.
 
 use super::trust::{cstr, function_info, is_builtin, role_name, trusted_owner};
+use crate::compat;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use sqlchat_core::error::Refusal;
@@ -159,20 +160,20 @@ unsafe fn check_query(query: *mut pg_sys::Query, walk: &mut Walk) -> bool {
     }
     let rtable = pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg(q.rtable);
     for rte in rtable.iter_ptr() {
-        if check_rte(rte, walk) {
+        if check_rte(q, rte, walk) {
             return true;
         }
     }
     false
 }
 
-unsafe fn check_rte(rte: *mut pg_sys::RangeTblEntry, walk: &mut Walk) -> bool {
+unsafe fn check_rte(q: &pg_sys::Query, rte: *mut pg_sys::RangeTblEntry, walk: &mut Walk) -> bool {
     let r = &*rte;
     let ctx = walk as *mut Walk as *mut c_void;
     note_types(r.coltypes, walk);
     match r.rtekind {
         pg_sys::RTEKind::RTE_RELATION => {
-            check_relation(r.relid, r.checkAsUser, walk);
+            check_relation(r.relid, compat::check_as_user(q, r), walk);
             walker(r.tablesample as *mut pg_sys::Node, ctx) || check_security_quals(r, walk)
         }
         pg_sys::RTEKind::RTE_SUBQUERY => !r.subquery.is_null() && check_query(r.subquery, walk),
@@ -218,7 +219,7 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut c_void) ->
         return true;
     }
     walk.nodes += 1;
-    if walk.nodes % INTERRUPT_EVERY == 0 && pg_sys::InterruptPending != 0 {
+    if walk.nodes.is_multiple_of(INTERRUPT_EVERY) && pg_sys::InterruptPending != 0 {
         walk.interrupted = true;
         return true;
     }

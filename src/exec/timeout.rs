@@ -8,9 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 // utils/timeout.h
 #[allow(non_camel_case_types)]
 type TimeoutId = i32;
-/// The first user-definable id in PostgreSQL 15's TimeoutId enum (it moves between major versions).
-#[cfg(feature = "pg15")]
-const USER_TIMEOUT: TimeoutId = 12;
 type TimeoutHandler = unsafe extern "C" fn();
 
 extern "C" {
@@ -37,7 +34,7 @@ fn timeout_id() -> TimeoutId {
     if id >= 0 {
         return id;
     }
-    let id = unsafe { RegisterTimeout(USER_TIMEOUT, on_deadline) };
+    let id = unsafe { RegisterTimeout(crate::compat::USER_TIMEOUT, on_deadline) };
     TIMEOUT_ID.store(id, Ordering::Relaxed);
     id
 }

@@ -3,6 +3,7 @@
 //! values from login, `SET`s, custom settings that policies read), applied in the worker for the
 //! job's duration only.
 
+use crate::compat;
 use pgrx::pg_sys;
 use sqlchat_core::jobs::{travels, SettingContext, Snapshot};
 use std::collections::HashSet;
@@ -12,13 +13,7 @@ use std::ffi::{CStr, CString};
 pub fn capture() -> Snapshot {
     let mut values = Vec::new();
     unsafe {
-        let vars = pg_sys::get_guc_variables();
-        let count = pg_sys::GetNumConfigOptions().max(0) as usize;
-        for i in 0..count {
-            let var = *vars.add(i);
-            if var.is_null() {
-                continue;
-            }
+        for var in compat::guc_variables() {
             let context = match (*var).context {
                 pg_sys::GucContext::PGC_USERSET => SettingContext::User,
                 pg_sys::GucContext::PGC_SUSET => SettingContext::Superuser,
@@ -86,17 +81,11 @@ fn set(name: &str, value: &str) {
 
 /// Names of the custom (placeholder) settings this process has.
 fn custom_settings() -> Vec<String> {
-    let mut names = Vec::new();
-    unsafe {
-        let vars = pg_sys::get_guc_variables();
-        for i in 0..pg_sys::GetNumConfigOptions().max(0) as usize {
-            let var = *vars.add(i);
-            if !var.is_null() && (*var).flags as u32 & pg_sys::GUC_CUSTOM_PLACEHOLDER != 0 {
-                names.push(CStr::from_ptr((*var).name).to_string_lossy().into_owned());
-            }
-        }
-    }
-    names
+    compat::guc_variables()
+        .into_iter()
+        .filter(|&var| unsafe { (*var).flags as u32 & pg_sys::GUC_CUSTOM_PLACEHOLDER != 0 })
+        .map(|var| unsafe { CStr::from_ptr((*var).name).to_string_lossy().into_owned() })
+        .collect()
 }
 
 /// Back to the worker's own settings.

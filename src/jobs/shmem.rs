@@ -64,13 +64,13 @@ const FREE_DEMAND: Demand = Demand { database: pg_sys::InvalidOid, queued: 0, vi
 
 #[derive(Clone, Copy)]
 struct Waiter {
-    /// The waiting backend's PGPROC number; -1: a free entry.
-    procno: i32,
+    /// The waiting backend's pid; 0: a free entry.
+    pid: i32,
     job: i64,
     latch: *mut pg_sys::Latch,
 }
 
-const FREE_WAITER: Waiter = Waiter { procno: -1, job: 0, latch: std::ptr::null_mut() };
+const FREE_WAITER: Waiter = Waiter { pid: 0, job: 0, latch: std::ptr::null_mut() };
 
 pub struct Registry {
     launcher: *mut pg_sys::Latch,
@@ -227,28 +227,24 @@ pub fn any_worker_left(pids: &[i32]) -> bool {
 /// A backend waiting for a job's end, woken by the worker that ends it. Dropped (also when an
 /// ERROR unwinds) it stops waiting.
 pub struct Waiting {
-    procno: i32,
+    pid: i32,
 }
 
 impl Waiting {
     /// None when every entry is taken: the caller then polls.
     pub fn register(job: i64) -> Option<Waiting> {
-        let procno = unsafe { (*pg_sys::MyProc).pgprocno };
+        let pid = unsafe { pg_sys::MyProcPid };
         let mut r = REGISTRY.exclusive();
-        let i = r
-            .waiters
-            .iter()
-            .position(|w| w.procno == procno)
-            .or_else(|| r.waiters.iter().position(|w| w.procno < 0))?;
-        r.waiters[i] = Waiter { procno, job, latch: unsafe { pg_sys::MyLatch } };
-        Some(Waiting { procno })
+        let i = r.waiters.iter().position(|w| w.pid == pid).or_else(|| r.waiters.iter().position(|w| w.pid == 0))?;
+        r.waiters[i] = Waiter { pid, job, latch: unsafe { pg_sys::MyLatch } };
+        Some(Waiting { pid })
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
         let mut r = REGISTRY.exclusive();
-        for w in r.waiters.iter_mut().filter(|w| w.procno == self.procno) {
+        for w in r.waiters.iter_mut().filter(|w| w.pid == self.pid) {
             *w = FREE_WAITER;
         }
     }
@@ -257,7 +253,7 @@ impl Drop for Waiting {
 /// Wakes the backends waiting for `job`.
 pub fn job_ended(job: i64) {
     let r = REGISTRY.share();
-    let latches: Vec<_> = r.waiters.iter().filter(|w| w.procno >= 0 && w.job == job).map(|w| w.latch).collect();
+    let latches: Vec<_> = r.waiters.iter().filter(|w| w.pid != 0 && w.job == job).map(|w| w.latch).collect();
     drop(r);
     latches.into_iter().for_each(set_latch);
 }

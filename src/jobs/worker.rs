@@ -13,6 +13,7 @@
 use super::maintenance::{self, Schedule};
 use super::{settings, shmem};
 use crate::api;
+use crate::compat;
 use crate::gucs;
 use crate::store::job::{self, Answer, Claimed, StoredError};
 use crate::subxact::{self, OnSuccess};
@@ -25,10 +26,6 @@ use std::time::{Duration, Instant};
 
 /// Jobs still queued are counted up to this after each claim (the launcher needs no more).
 const COUNT_QUEUED_UP_TO: i64 = shmem::MAX_WORKERS as i64 * 2;
-
-/// PostgreSQL 15's STATEMENT_TIMEOUT in utils/timeout.h's TimeoutId (not bound by pgrx).
-#[cfg(feature = "pg15")]
-const STATEMENT_TIMEOUT: c_int = 3;
 
 extern "C" {
     fn enable_timeout_after(id: c_int, delay_ms: c_int);
@@ -72,9 +69,9 @@ pub extern "C-unwind" fn sqlchat_worker_main(arg: pg_sys::Datum) {
         return;
     }
     unsafe {
-        pg_sys::pqsignal(libc::SIGTERM, Some(die_handler));
-        pg_sys::pqsignal(libc::SIGHUP, Some(reload_handler));
-        pg_sys::pqsignal(libc::SIGUSR2, Some(on_cancel_signal));
+        compat::set_signal_handler(libc::SIGTERM, Some(die_handler));
+        compat::set_signal_handler(libc::SIGHUP, Some(reload_handler));
+        compat::set_signal_handler(libc::SIGUSR2, Some(on_cancel_signal));
         pg_sys::BackgroundWorkerUnblockSignals();
         pg_sys::before_shmem_exit(Some(on_exit), slot.into());
         pg_sys::BackgroundWorkerInitializeConnectionByOid(database, pg_sys::InvalidOid, 0);
@@ -220,14 +217,14 @@ fn execute(claimed: &Claimed) -> Result<Answer, StoredError> {
         pg_sys::SetSessionAuthorization(role.oid, pg_sys::superuser_arg(role.oid));
         let nest_level = settings::apply(&snapshot);
         if pg_sys::StatementTimeout > 0 {
-            enable_timeout_after(STATEMENT_TIMEOUT, pg_sys::StatementTimeout);
+            enable_timeout_after(compat::STATEMENT_TIMEOUT, pg_sys::StatementTimeout);
         }
         let answer = api::answer(Some(&claimed.question), claimed.session_id.as_deref());
         settings::restore(nest_level);
         answer
     });
     unsafe {
-        disable_timeout(STATEMENT_TIMEOUT, false);
+        disable_timeout(compat::STATEMENT_TIMEOUT, false);
         pg_sys::SetSessionAuthorization(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID), true);
     }
     // As `guarded` raised it (scrubbed of the secrets): what ask_full's caller would have seen.

@@ -174,16 +174,16 @@ pub fn register_commit_callback() {
 #[pg_guard]
 unsafe extern "C-unwind" fn at_transaction_end(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     match event {
-        pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT => {
-            if CHANGED.with(|c| c.replace(false)) {
-                shmem::bump_quota_generation();
-                LOADED.with(|l| *l.borrow_mut() = None);
-            }
+        pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+            if CHANGED.with(|c| c.replace(false)) =>
+        {
+            shmem::bump_quota_generation();
+            LOADED.with(|l| *l.borrow_mut() = None);
         }
-        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
-            if CHANGED.with(|c| c.replace(false)) {
-                LOADED.with(|l| *l.borrow_mut() = None);
-            }
+        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+            if CHANGED.with(|c| c.replace(false)) =>
+        {
+            LOADED.with(|l| *l.borrow_mut() = None);
         }
         _ => {}
     }

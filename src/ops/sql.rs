@@ -98,6 +98,9 @@ type StatsRow = (
 );
 
 /// The statistics per database and role, as the `sqlchat.stats` view shows them.
+// pgrx reads the column names from the `name!` types in this signature, so they cannot move into a
+// type alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(name = "stats_snapshot")]
 fn stats_snapshot() -> TableIterator<
     'static,
@@ -274,6 +277,9 @@ type QuotaRow = (
 
 /// Quotas defined in this database and every role's use of them, as `sqlchat.quotas` shows them
 /// (superusers only). The default quota has a row of its own with role_name NULL.
+// pgrx reads the column names from the `name!` types in this signature, so they cannot move into a
+// type alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern]
 fn quota_usage() -> TableIterator<
     'static,

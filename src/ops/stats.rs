@@ -15,11 +15,14 @@ pub fn add(f: impl FnOnce(&mut Counters)) {
     shmem::with(|s| f(s.counters(database, role)));
 }
 
-/// Every used slot (database oid, role oid, counters), the overflow row last as (0, 0) when it
-/// counted anything, and when the statistics were last reset.
-pub fn snapshot() -> Option<(Vec<(u32, u32, Counters)>, i64)> {
+/// The counters of one database (oid) and role (oid).
+pub type Slot = (u32, u32, Counters);
+
+/// Every used slot, the overflow row last as (0, 0) when it counted anything, and when the
+/// statistics were last reset.
+pub fn snapshot() -> Option<(Vec<Slot>, i64)> {
     shmem::with(|s| {
-        let mut rows: Vec<(u32, u32, Counters)> = s
+        let mut rows: Vec<Slot> = s
             .stats
             .iter()
             .filter(|slot| slot.used != 0)

@@ -46,7 +46,7 @@ thread_local! {
 /// The owner of sqlchat's tables (the role that created the extension). Looked up once per
 /// transaction: the extension can be dropped and created again by another role in the session.
 fn owner() -> Result<pg_sys::Oid, Error> {
-    let transaction = unsafe { (*pg_sys::MyProc).lxid };
+    let transaction = crate::compat::local_transaction_id();
     if let Some((lxid, owner)) = OWNER.with(|o| o.get()) {
         if lxid == transaction {
             return Ok(owner);

@@ -1,4 +1,4 @@
-"""The install script passes pgspot (search_path and object-creation hazards in extension scripts)."""
+"""The install and upgrade scripts pass pgspot (search_path and object-creation hazards in extension scripts)."""
 
 import shutil
 import subprocess
@@ -9,20 +9,22 @@ import pytest
 import harness
 
 
-def install_script():
+def installed_scripts():
+    """The install and upgrade scripts in the extension directory of the PostgreSQL the tests run."""
     sharedir = subprocess.run([str(harness.PGBIN / "pg_config"), "--sharedir"], capture_output=True, text=True).stdout.strip()
-    scripts = sorted(Path(sharedir, "extension").glob("sqlchat--*.sql")) if sharedir else []
-    return scripts[-1] if scripts else None
+    return sorted(Path(sharedir, "extension").glob("sqlchat--*.sql")) if sharedir else []
 
 
 def test_pgspot_finds_nothing():
     if shutil.which("pgspot") is None:
         pytest.skip("pgspot is not installed (pip install -r tests/requirements.txt)")
-    script = install_script()
-    if script is None:
+    scripts = installed_scripts()
+    if not scripts:
         pytest.skip("the sqlchat install script is not installed")
-    run = subprocess.run(["pgspot", str(script)], capture_output=True, text=True, timeout=120)
-    assert "Errors: 0 Warnings: 0" in run.stdout, run.stdout
+    assert any(s.name.count("--") == 2 for s in scripts), "the upgrade scripts are installed with the extension"
+    for script in scripts:
+        run = subprocess.run(["pgspot", str(script)], capture_output=True, text=True, timeout=120)
+        assert "Errors: 0 Warnings: 0" in run.stdout, f"{script.name}: {run.stdout}"
 
 
 def test_a_schema_planted_by_another_role_is_refused(configured, make_role, connect):

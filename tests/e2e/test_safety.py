@@ -133,7 +133,10 @@ def norm(s):
 
 
 @pytest.fixture(scope="module")
-def hostile_db(make_db):
+def hostile_db(make_db, cluster):
+    with cluster.connect() as conn:
+        if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'dblink'").fetchone() is None:
+            pytest.skip("the hostile corpus needs dblink (contrib), which this PostgreSQL build does not ship")
     return make_db("safety_hostile", [HOSTILE / "fixture.sql"])
 
 

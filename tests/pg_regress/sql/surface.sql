@@ -3,7 +3,10 @@ CREATE EXTENSION sqlchat;
 SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args, p.provolatile, p.proparallel, p.prosecdef
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'sqlchat' ORDER BY 1, 2;
-SELECT c.relname, c.relkind, c.relacl::text AS privileges
+-- The tables are granted to no one but their owner, the views to PUBLIC (the owner's own
+-- privileges vary by version).
+SELECT c.relname, c.relkind,
+       (SELECT count(*) FROM aclexplode(c.relacl) a WHERE a.grantee <> c.relowner) AS granted_to_others
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'sqlchat' AND c.relkind IN ('r', 'v') ORDER BY 1;
 
@@ -39,8 +42,11 @@ SET sqlchat.send_rows = 'all';
 CREATE ROLE sqlchat_plain;
 GRANT SELECT ON items TO sqlchat_plain;
 SET ROLE sqlchat_plain;
+-- PostgreSQL's own message differs between versions: the SQLSTATE only.
+\set VERBOSITY sqlstate
 SHOW sqlchat.api_key;
 SELECT current_setting('sqlchat.api_key');
+\set VERBOSITY default
 SELECT count(*) FROM pg_settings WHERE name IN ('sqlchat.api_key', 'sqlchat.auth_header');
 SET sqlchat.api_base = 'http://127.0.0.1:1/v1';
 SET sqlchat.api_key = 'stolen';
