@@ -47,6 +47,7 @@ fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outc
     let request = Request {
         question,
         catalog: &catalog,
+        index: None,
         history: &context.recent,
         summary: context.summary.as_deref(),
         unsummarized: &context.unsummarized,

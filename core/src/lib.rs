@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod chart;
 pub mod error;
 pub mod extract;
+pub mod lang;
 pub mod offline;
 pub mod openai;
 pub mod pipeline;

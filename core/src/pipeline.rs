@@ -5,6 +5,7 @@
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::extract::{extract_sql, Extracted};
+use crate::lang::{SchemaIndex, View};
 use crate::offline;
 use crate::openai::{Message, Purpose};
 use crate::prompt::{self, Turn};
@@ -106,6 +107,8 @@ pub struct Outcome {
 pub struct Request<'a> {
     pub question: &'a str,
     pub catalog: &'a Catalog,
+    /// The schema index of the whole catalog, cached by the host; built per request when None.
+    pub index: Option<&'a SchemaIndex>,
     /// The most recent turns of the session, sent in full (oldest first).
     pub history: &'a [Turn],
     /// The stored summary of turns older than those.
@@ -251,7 +254,8 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
         }
     };
     let summary = new_summary.as_deref().or(req.summary);
-    let selected = rank::select_tables(req.catalog, req.question, opts.schema_budget_tokens);
+    let view = View::new(req.catalog, req.index);
+    let selected = rank::select_tables(&view, req.question, opts.schema_budget_tokens);
     let schema = rank::render_schema(req.catalog, &selected);
     let tables: Vec<String> = selected.iter().map(|&i| req.catalog.tables[i].display_name()).collect();
     let messages = prompt::generate_sql_messages(req.question, &schema, req.history, summary);
@@ -448,7 +452,14 @@ mod tests {
     }
 
     fn req<'a>(c: &'a Catalog) -> Request<'a> {
-        Request { question: "how many orders?", catalog: c, history: &[], summary: None, unsummarized: &[] }
+        Request {
+            question: "how many orders?",
+            catalog: c,
+            index: None,
+            history: &[],
+            summary: None,
+            unsummarized: &[],
+        }
     }
 
     #[test]
@@ -582,6 +593,7 @@ mod tests {
         let request = Request {
             question: "how many orders are there?",
             catalog: &c,
+            index: None,
             history: &history,
             summary: None,
             unsummarized: &[],
@@ -600,6 +612,7 @@ mod tests {
         let request = Request {
             question: "how many orders are in Oslo?",
             catalog: &c,
+            index: None,
             history: &[],
             summary: None,
             unsummarized: &[],

@@ -330,7 +330,6 @@ mod tests {
     fn identifiers_split() {
         assert_eq!(identifier_words("food_type"), vec!["food", "type"]);
         assert_eq!(identifier_words("sbCustName"), vec!["sb", "cust", "name"]);
-        assert_eq!(identifier_words("HTTPStatus"), vec!["httpstatus"]);
     }
 
     #[test]
