@@ -154,15 +154,16 @@ pub fn run<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
         Engine::Auto => req.history.is_empty(),
         Engine::Llm => false,
     };
+    let view = View::new(req.catalog, req.index);
     if offline_first {
-        if let Some(out) = try_offline(host, req, opts)? {
+        if let Some(out) = try_offline(host, req, &view, opts)? {
             return Ok(out);
         }
     }
     if opts.engine == Engine::Offline {
         return Ok(offline_decline(req));
     }
-    run_llm(host, req, opts)
+    run_llm(host, req, &view, opts)
 }
 
 fn offline_decline(req: &Request) -> Outcome {
@@ -200,9 +201,9 @@ impl<H: Host + ?Sized> offline::Probe for ProbeHost<'_, H> {
     }
 }
 
-fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Result<Option<Outcome>> {
+fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Options) -> Result<Option<Outcome>> {
     let mut probe = ProbeHost { host, cancel: None };
-    let decision = offline::plan(req.catalog, req.question, &mut probe);
+    let decision = offline::plan(view, req.question, &mut probe);
     if let Some(f) = probe.cancel {
         return Err(Error::Cancelled { message: f.message });
     }
@@ -240,7 +241,7 @@ fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) ->
     }
 }
 
-fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Result<Outcome> {
+fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Options) -> Result<Outcome> {
     let mut ctr = Counting { host, calls: 0 };
     let new_summary = if req.unsummarized.is_empty() {
         None
@@ -254,8 +255,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
         }
     };
     let summary = new_summary.as_deref().or(req.summary);
-    let view = View::new(req.catalog, req.index);
-    let selected = rank::select_tables(&view, req.question, opts.schema_budget_tokens);
+    let selected = rank::select_tables(view, req.question, opts.schema_budget_tokens);
     let schema = rank::render_schema(req.catalog, &selected);
     let tables: Vec<String> = selected.iter().map(|&i| req.catalog.tables[i].display_name()).collect();
     let messages = prompt::generate_sql_messages(req.question, &schema, req.history, summary);

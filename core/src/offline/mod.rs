@@ -11,12 +11,11 @@ mod parse;
 mod query;
 mod render;
 mod schema;
-mod words;
 
 #[cfg(test)]
 mod tests;
 
-use crate::catalog::Catalog;
+use crate::lang::View;
 use crate::result::ResultSet;
 
 /// Runs small bounded read-only queries for the planner (value lookups); supplied by the host.
@@ -70,8 +69,10 @@ pub enum Decision {
     Decline(String),
 }
 
-pub fn plan(catalog: &Catalog, question: &str, probe: &mut dyn Probe) -> Decision {
-    match parse::parse(catalog, question, probe) {
+pub fn plan(view: &View, question: &str, probe: &mut dyn Probe) -> Decision {
+    let vocab = schema::Vocab::new(view);
+    let catalog = view.catalog;
+    match parse::parse(&vocab, question, probe) {
         Ok(parsed) => {
             let Some(tables) =
                 parsed.query.tables().into_iter().map(|t| catalog.tables.get(t).map(|t| t.display_name())).collect()
@@ -81,7 +82,7 @@ pub fn plan(catalog: &Catalog, question: &str, probe: &mut dyn Probe) -> Decisio
             Decision::Answer(OfflinePlan {
                 sql: parsed.query.to_sql(catalog),
                 tables,
-                template: render::template(catalog, &parsed.vocab, &parsed.query),
+                template: render::template(catalog, &vocab, &parsed.query),
             })
         }
         Err(reason) => Decision::Decline(reason),

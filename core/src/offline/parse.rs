@@ -3,15 +3,15 @@
 //! a number, a time phrase) or be a word that only frames the question. Anything else declines.
 
 use std::collections::{BTreeSet, HashMap};
-use std::rc::Rc;
 
 use crate::catalog::{quote_ident, Catalog};
 
 use super::joins::{self, Reach};
 use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Measure, Op, OrderKey, Query, Ratio, Unit};
 use super::schema::{key_column, label_column, Target, Vocab};
-use super::words::{is_stop_word, number_at, stem, tokenize, Tok};
 use super::Probe;
+use crate::lang::words::{is_stop_word, number_at};
+use crate::lang::{stem, tokenize, Token as Tok};
 
 /// At most this many text columns are looked up for values, in one bounded query.
 const MAX_PROBE_COLUMNS: usize = 12;
@@ -56,13 +56,11 @@ struct Span {
 
 pub(crate) struct Parsed {
     pub query: Query,
-    /// The vocabulary the question was read with (for wording the answer).
-    pub vocab: Rc<Vocab>,
 }
 
 struct Parser<'a> {
     catalog: &'a Catalog,
-    vocab: Rc<Vocab>,
+    vocab: &'a Vocab<'a, 'a>,
     toks: Vec<Tok>,
     stems: Vec<String>,
     used: Vec<bool>,
@@ -90,7 +88,8 @@ enum TimePhrase {
     Date(Op, String),
 }
 
-pub(crate) fn parse(catalog: &Catalog, question: &str, probe: &mut dyn Probe) -> Result<Parsed, String> {
+pub(crate) fn parse(vocab: &Vocab, question: &str, probe: &mut dyn Probe) -> Result<Parsed, String> {
+    let catalog = vocab.catalog();
     let toks = tokenize(question);
     if toks.is_empty() {
         return Err("the question is empty".into());
@@ -99,7 +98,7 @@ pub(crate) fn parse(catalog: &Catalog, question: &str, probe: &mut dyn Probe) ->
     let n = toks.len();
     let mut p = Parser {
         catalog,
-        vocab: Vocab::cached(catalog),
+        vocab,
         toks,
         stems,
         used: vec![false; n],
@@ -808,7 +807,7 @@ impl Parser<'_> {
         let mut columns: Vec<ColRef> = Vec::new();
         for &ti in &self.scope {
             for (ci, c) in self.catalog.tables[ti].columns.iter().enumerate() {
-                let words = &self.vocab.column_words[ti][ci];
+                let words = &self.vocab.column_words(ti, ci);
                 if c.is_text() && !words.iter().any(|w| FREE_TEXT.contains(&w.as_str()) || w.starts_with("address")) {
                     columns.push(ColRef { table: ti, column: ci });
                 }
@@ -893,7 +892,7 @@ impl Parser<'_> {
             }
             // "Italian food": a following word of the column's name belongs to the value.
             let col_stems: Vec<String> =
-                self.vocab.column_words[column.table][column.column].iter().map(|x| stem(x)).collect();
+                self.vocab.column_words(column.table, column.column).iter().map(|x| stem(x)).collect();
             if self.free(end) && col_stems.contains(&self.stems[end]) {
                 self.mark(end, end + 1);
             }
@@ -936,8 +935,8 @@ impl Parser<'_> {
     /// Grouping by the rows of a joined table: its label and key.
     fn entity_group(&self, table: usize) -> Result<GroupKey, String> {
         let t = &self.catalog.tables[table];
-        let label = label_column(&self.vocab, table, t).map(|ci| ColRef { table, column: ci });
-        let key = key_column(&self.vocab, table, t).map(|ci| ColRef { table, column: ci });
+        let label = label_column(self.vocab, table, t).map(|ci| ColRef { table, column: ci });
+        let key = key_column(self.vocab, table, t).map(|ci| ColRef { table, column: ci });
         match (label, key) {
             (Some(label), Some(key)) => Ok(GroupKey::Entity { label, key }),
             (Some(c), None) | (None, Some(c)) => Ok(GroupKey::Column(c)),
@@ -982,10 +981,9 @@ impl Parser<'_> {
 
     /// A numeric column holding years (`year`), which "in 2021" and "each year" mean first.
     fn year_column(&self, base: usize) -> Option<ColRef> {
-        let words = self.vocab.column_words.get(base)?;
-        words
-            .iter()
-            .position(|w| w.last().is_some_and(|l| l == "year"))
+        let columns = self.catalog.tables.get(base)?.columns.len();
+        (0..columns)
+            .find(|&ci| self.vocab.column_words(base, ci).last().is_some_and(|l| l == "year"))
             .map(|ci| ColRef { table: base, column: ci })
             .filter(|c| self.is_numeric(*c))
     }
@@ -1450,7 +1448,7 @@ impl Parser<'_> {
             q.measures = vec![Measure { agg: Agg::Ratio, column: None }];
         }
         let table = &self.catalog.tables[base];
-        let label = label_column(&self.vocab, base, table).map(|ci| ColRef { table: base, column: ci });
+        let label = label_column(self.vocab, base, table).map(|ci| ColRef { table: base, column: ci });
         if let Some((desc, n)) = top {
             q.limit = Some(n);
             if q.order.is_none() && sup_without_key.is_none() && direction.is_none() {
@@ -1540,7 +1538,7 @@ impl Parser<'_> {
             if subject_col.is_none() && q.outputs.is_empty() {
                 let l = label.ok_or_else(|| format!("{} has no name column to list", table.name))?;
                 outputs.push(l);
-                if let Some(key) = key_column(&self.vocab, base, table) {
+                if let Some(key) = key_column(self.vocab, base, table) {
                     if !q.distinct {
                         outputs.push(ColRef { table: base, column: key });
                     }
@@ -1570,7 +1568,7 @@ impl Parser<'_> {
             }
         }
         q.joins = self.joins_for(&q)?;
-        Ok(Parsed { query: q, vocab: self.vocab })
+        Ok(Parsed { query: q })
     }
 
     /// The joins that reach every table the query's columns are in, each hop once.
@@ -1630,12 +1628,13 @@ impl Parser<'_> {
             "largest" | "biggest" | "smallest" => &["area", "size"],
             _ => return None,
         };
-        let mut found = self.vocab.column_words.get(base)?.iter().enumerate().filter(|(ci, words)| {
-            words.last().is_some_and(|l| nouns.contains(&l.as_str()))
-                && self.is_numeric(ColRef { table: base, column: *ci })
+        let columns = self.catalog.tables.get(base)?.columns.len();
+        let mut found = (0..columns).filter(|&ci| {
+            self.vocab.column_words(base, ci).last().is_some_and(|l| nouns.contains(&l.as_str()))
+                && self.is_numeric(ColRef { table: base, column: ci })
         });
         match (found.next(), found.next()) {
-            (Some((ci, _)), None) => Some(ColRef { table: base, column: ci }),
+            (Some(ci), None) => Some(ColRef { table: base, column: ci }),
             _ => None,
         }
     }
