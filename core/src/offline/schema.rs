@@ -26,10 +26,6 @@ pub(crate) struct Vocab<'v, 'a> {
     typo_keys: OnceCell<Vec<String>>,
 }
 
-pub(crate) fn key<S: AsRef<str>>(words: &[S]) -> String {
-    words.iter().map(|w| stem(w.as_ref())).collect()
-}
-
 impl<'v, 'a> Vocab<'v, 'a> {
     pub(crate) fn new(view: &'v View<'a>) -> Self {
         Vocab { view, typo_keys: OnceCell::new() }
@@ -120,10 +116,6 @@ impl<'v, 'a> Vocab<'v, 'a> {
     /// The words of a column's name as it goes by (prefix removed).
     pub(crate) fn column_words(&self, table: usize, column: usize) -> Vec<String> {
         self.view.column(table, column).label_words().iter().map(|w| w.raw.clone()).collect()
-    }
-
-    pub(crate) fn table_words(&self, table: usize) -> Vec<String> {
-        self.view.table(table).label_words().iter().map(|w| w.raw.clone()).collect()
     }
 }
 
