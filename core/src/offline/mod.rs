@@ -6,9 +6,10 @@
 //! answers only when every meaningful word of the question is accounted for, and declines
 //! otherwise: a wrong answer is worse than none.
 
+mod build;
 mod joins;
-mod parse;
 mod query;
+mod read;
 mod render;
 mod schema;
 
@@ -66,18 +67,60 @@ pub struct AnswerTemplate {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Answer(OfflinePlan),
-    Decline(String),
+    Decline(Decline),
+}
+
+/// Why the offline engine does not answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decline {
+    /// The question is empty.
+    Empty,
+    /// No word of the question names a table, a column or anything else in the database.
+    NotAboutData,
+    /// A word of the question that nothing in the database accounts for.
+    Unknown(String),
+    /// The question can be read in several ways (tables, columns, join paths, values).
+    Ambiguous(String),
+    /// A construct the offline engine does not build, in words.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for Decline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decline::Empty => write!(f, "the question is empty"),
+            Decline::NotAboutData => write!(f, "nothing in the question names a table, a column or a value here"),
+            Decline::Unknown(word) => write!(f, "I don't know what \"{word}\" refers to in this database"),
+            Decline::Ambiguous(why) | Decline::Unsupported(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl From<&str> for Decline {
+    fn from(why: &str) -> Self {
+        Decline::Unsupported(why.to_string())
+    }
+}
+
+impl From<String> for Decline {
+    fn from(why: String) -> Self {
+        Decline::Unsupported(why)
+    }
+}
+
+pub(crate) struct Parsed {
+    pub query: query::Query,
 }
 
 pub fn plan(view: &View, question: &str, probe: &mut dyn Probe) -> Decision {
     let vocab = schema::Vocab::new(view);
     let catalog = view.catalog;
-    match parse::parse(&vocab, question, probe) {
+    match read::parse(&vocab, question, probe) {
         Ok(parsed) => {
             let Some(tables) =
                 parsed.query.tables().into_iter().map(|t| catalog.tables.get(t).map(|t| t.display_name())).collect()
             else {
-                return Decision::Decline("internal: no table".into());
+                return Decision::Decline("no table".into());
             };
             Decision::Answer(OfflinePlan {
                 sql: parsed.query.to_sql(catalog),

@@ -31,26 +31,7 @@ pub(crate) struct Measure {
     pub column: Option<ColRef>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Unit {
-    Day,
-    Week,
-    Month,
-    Quarter,
-    Year,
-}
-
-impl Unit {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Unit::Day => "day",
-            Unit::Week => "week",
-            Unit::Month => "month",
-            Unit::Quarter => "quarter",
-            Unit::Year => "year",
-        }
-    }
-}
+pub(crate) use crate::lang::words::TimeUnit as Unit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GroupKey {
@@ -126,6 +107,24 @@ pub(crate) enum Filter {
     },
 }
 
+impl Filter {
+    /// The column a filter reads.
+    pub(crate) fn column(&self) -> ColRef {
+        match self {
+            Filter::Value { column, .. }
+            | Filter::Number { column, .. }
+            | Filter::Year { column, .. }
+            | Filter::Date { column, .. }
+            | Filter::Recent { column, .. } => *column,
+        }
+    }
+
+    /// A time range (a year, a date comparison, the last N units).
+    pub(crate) fn is_time(&self) -> bool {
+        matches!(self, Filter::Year { .. } | Filter::Date { .. } | Filter::Recent { .. })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OrderKey {
     Measure(usize),
@@ -171,6 +170,31 @@ pub(crate) fn number(v: f64) -> String {
 }
 
 impl Query {
+    /// An empty query over the base table.
+    pub(crate) fn new(table: usize) -> Query {
+        Query {
+            table,
+            joins: Vec::new(),
+            filters: Vec::new(),
+            groups: Vec::new(),
+            measures: Vec::new(),
+            outputs: Vec::new(),
+            distinct: false,
+            order: None,
+            limit: None,
+            ratio: None,
+        }
+    }
+
+    /// Adds a measure unless it is there already; its index.
+    pub(crate) fn push_measure(&mut self, m: Measure) -> usize {
+        if let Some(i) = self.measures.iter().position(|x| *x == m) {
+            return i;
+        }
+        self.measures.push(m);
+        self.measures.len() - 1
+    }
+
     pub(crate) fn is_grouped(&self) -> bool {
         !self.groups.is_empty()
     }

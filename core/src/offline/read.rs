@@ -1,16 +1,17 @@
-//! From a question to a `Query`: every meaningful word must be claimed by a phrase the planner
-//! understands (a cue such as "how many" or "top 5", a table, a column, a value found in the data,
-//! a number, a time phrase) or be a word that only frames the question. Anything else declines.
+//! Reading a question: every meaningful word must be claimed by a phrase the planner understands
+//! (a cue such as "how many" or "top 5", a table, a column, a value found in the data, a number, a
+//! time phrase) or be a word that only frames the question. The items read here are built into a
+//! query by `build`; a word nobody claims makes the question decline.
 
 use std::collections::{BTreeSet, HashMap};
 
 use crate::catalog::{quote_ident, Catalog};
 
 use super::joins::{self, Reach};
-use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Measure, Op, OrderKey, Query, Ratio, Unit};
+use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Op, OrderKey, Query, Unit};
 use super::schema::{key_column, label_column, Target, Vocab};
-use super::Probe;
-use crate::lang::words::{is_stop_word, number_at};
+use super::{Decline, Parsed, Probe};
+use crate::lang::words::{date_at, is_stop_word, number_at, time_unit};
 use crate::lang::{stem, tokenize, Token as Tok};
 
 /// At most this many text columns are looked up for values, in one bounded query.
@@ -20,7 +21,7 @@ const PROBE_ROW_LIMIT: usize = 20;
 const MAX_TERM_WORDS: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Cue {
+pub(super) enum Cue {
     Count,
     Agg(Agg),
     /// A superlative: true for "highest", false for "lowest".
@@ -43,56 +44,52 @@ enum Cue {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Item {
+pub(super) enum Item {
     Cue(Cue),
     Mention { targets: Vec<Target>, plural: bool, start: usize, end: usize },
 }
 
-struct Span {
-    start: usize,
-    end: usize,
-    item: Item,
+pub(super) struct Span {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) item: Item,
 }
 
-pub(crate) struct Parsed {
-    pub query: Query,
-}
-
-struct Parser<'a> {
-    catalog: &'a Catalog,
-    vocab: &'a Vocab<'a, 'a>,
-    toks: Vec<Tok>,
-    stems: Vec<String>,
-    used: Vec<bool>,
-    spans: Vec<Span>,
-    mode: MatchMode,
+pub(super) struct Parser<'a> {
+    pub(super) catalog: &'a Catalog,
+    pub(super) vocab: &'a Vocab<'a, 'a>,
+    pub(super) toks: Vec<Tok>,
+    pub(super) stems: Vec<String>,
+    pub(super) used: Vec<bool>,
+    pub(super) spans: Vec<Span>,
+    pub(super) mode: MatchMode,
     /// Filters with the token where each was found.
-    filters: Vec<(usize, Filter)>,
+    pub(super) filters: Vec<(usize, Filter)>,
     /// Time phrases waiting for the table's date column: (token, what).
-    time: Vec<(usize, TimePhrase)>,
+    pub(super) time: Vec<(usize, TimePhrase)>,
     /// Comparisons waiting for their column: (first token, op, value).
-    comparisons: Vec<(usize, Op, f64)>,
+    pub(super) comparisons: Vec<(usize, Op, f64)>,
     /// The tables the question may use: the base table first, then tables it reaches along
     /// foreign keys that the question names.
-    scope: Vec<usize>,
+    pub(super) scope: Vec<usize>,
     /// How each joined table is reached from the base table.
-    reach: HashMap<usize, Reach>,
+    pub(super) reach: HashMap<usize, Reach>,
     /// Where a ratio's second part starts ("to", "out of").
-    ratio_separator: Option<usize>,
+    pub(super) ratio_separator: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
-enum TimePhrase {
+pub(super) enum TimePhrase {
     Year(i32),
     Recent(u32, Unit),
     Date(Op, String),
 }
 
-pub(crate) fn parse(vocab: &Vocab, question: &str, probe: &mut dyn Probe) -> Result<Parsed, String> {
+pub(crate) fn parse(vocab: &Vocab, question: &str, probe: &mut dyn Probe) -> Result<Parsed, Decline> {
     let catalog = vocab.catalog();
     let toks = tokenize(question);
     if toks.is_empty() {
-        return Err("the question is empty".into());
+        return Err(Decline::Empty);
     }
     let stems = toks.iter().map(|t| t.word().map(stem).unwrap_or_default()).collect();
     let n = toks.len();
@@ -120,54 +117,44 @@ pub(crate) fn parse(vocab: &Vocab, question: &str, probe: &mut dyn Probe) -> Res
     p.narrow_mentions();
     p.merge_mentions();
     p.values(probe)?;
-    p.build(base)
+    super::build::build(p, base)
 }
 
 fn w(toks: &[Tok], i: usize) -> &str {
     toks.get(i).and_then(Tok::word).unwrap_or("")
 }
 
-fn unit_of(word: &str) -> Option<Unit> {
-    match word {
-        "day" | "days" | "daily" => Some(Unit::Day),
-        "week" | "weeks" | "weekly" => Some(Unit::Week),
-        "month" | "months" | "monthly" => Some(Unit::Month),
-        "quarter" | "quarters" | "quarterly" => Some(Unit::Quarter),
-        "year" | "years" | "yearly" | "annual" | "annually" => Some(Unit::Year),
-        _ => None,
-    }
-}
-
-fn month_number(word: &str) -> Option<u32> {
-    const MONTHS: &[&str] = &[
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
-    if word.len() < 3 {
-        return None;
-    }
-    MONTHS.iter().position(|m| m.starts_with(word)).map(|i| i as u32 + 1)
-}
-
 impl Parser<'_> {
-    fn mark(&mut self, start: usize, end: usize) {
+    pub(super) fn mark(&mut self, start: usize, end: usize) {
         for u in &mut self.used[start..end.min(self.toks.len())] {
             *u = true;
         }
     }
 
-    fn free(&self, i: usize) -> bool {
+    pub(super) fn free(&self, i: usize) -> bool {
         i < self.toks.len() && !self.used[i]
+    }
+
+    /// Gives tokens back (a cue that turned out not to be one).
+    pub(super) fn unmark(&mut self, start: usize, end: usize) {
+        for u in &mut self.used[start..end.min(self.toks.len())] {
+            *u = false;
+        }
+    }
+
+    /// The word at token `i` ("" for other tokens or past the end).
+    pub(super) fn word(&self, i: usize) -> &str {
+        w(&self.toks, i)
+    }
+
+    /// The first token no phrase claimed that is not a framing word, as written.
+    pub(super) fn first_unexplained(&self) -> Option<String> {
+        let i = (0..self.toks.len()).find(|&i| self.free(i) && !self.ignorable(i))?;
+        Some(match &self.toks[i] {
+            Tok::Word(x) | Tok::Quoted(x) | Tok::Date(x) | Tok::Sym(x) => x.clone(),
+            Tok::Num(v) => super::query::number(*v),
+            Tok::Break => String::new(),
+        })
     }
 
     /// Sentences that only say how to match strings ("Always filter names using ILIKE").
@@ -239,7 +226,7 @@ impl Parser<'_> {
             // last/past N units
             if matches!(word.as_str(), "last" | "past" | "previous") {
                 let (n, len) = number_at(&self.toks, i + 1).unwrap_or((1.0, 0));
-                if let Some(unit) = unit_of(w(&self.toks, i + 1 + len)) {
+                if let Some(unit) = time_unit(w(&self.toks, i + 1 + len)) {
                     if n >= 1.0 && n.fract() == 0.0 && n <= 100_000.0 {
                         self.time.push((i, TimePhrase::Recent(n as u32, unit)));
                         self.mark(i, i + 2 + len);
@@ -272,7 +259,7 @@ impl Parser<'_> {
                 _ => (None, 0),
             };
             if let Some(op) = op {
-                if let Some((date, dlen)) = self.date_at(i + len) {
+                if let Some((date, dlen)) = date_at(&self.toks, i + len) {
                     self.time.push((i, TimePhrase::Date(op, date)));
                     self.mark(i, i + len + dlen);
                     i += len + dlen;
@@ -281,22 +268,6 @@ impl Parser<'_> {
             }
             i += 1;
         }
-    }
-
-    /// `2023-04-01`, `April 1, 2023`, `Apr 1 2023`.
-    fn date_at(&self, i: usize) -> Option<(String, usize)> {
-        if let Some(Tok::Date(d)) = self.toks.get(i) {
-            return Some((d.clone(), 1));
-        }
-        let month = month_number(w(&self.toks, i))?;
-        let (Some(Tok::Num(day)), Some(Tok::Num(year))) = (self.toks.get(i + 1), self.toks.get(i + 2)) else {
-            return None;
-        };
-        if day.fract() != 0.0 || !(1.0..=31.0).contains(day) || year.fract() != 0.0 || !(1800.0..=2200.0).contains(year)
-        {
-            return None;
-        }
-        Some((format!("{:04}-{:02}-{:02}", *year as i32, month, *day as u32), 3))
     }
 
     /// "rating > 4.5", "more than a hundred", "at least 3".
@@ -353,7 +324,7 @@ impl Parser<'_> {
                 // "of 4" only as "a rating of 4"; other phrases need a number right after.
                 if let Some((value, nlen)) = number_at(&self.toks, i + len) {
                     let plain_of = len == 1 && w(&self.toks, i) == "of";
-                    let next_is_unit = unit_of(w(&self.toks, i + len + nlen)).is_some();
+                    let next_is_unit = time_unit(w(&self.toks, i + len + nlen)).is_some();
                     if !next_is_unit && (!plain_of || matches!(self.toks.get(i + len), Some(Tok::Num(_)))) {
                         self.comparisons.push((i, op, value));
                         self.mark(i, i + len + nlen);
@@ -599,7 +570,7 @@ impl Parser<'_> {
 
     /// The one table every mention can refer to; a table named outright wins over one reached
     /// only through its columns.
-    fn base_table(&mut self) -> Result<usize, String> {
+    fn base_table(&mut self) -> Result<usize, Decline> {
         let mentions: Vec<&Vec<Target>> = self
             .spans
             .iter()
@@ -609,7 +580,7 @@ impl Parser<'_> {
             })
             .collect();
         if mentions.is_empty() {
-            return Err("the question names no table or column I know".into());
+            return Err(Decline::NotAboutData);
         }
         let tables: BTreeSet<usize> = mentions
             .iter()
@@ -628,7 +599,7 @@ impl Parser<'_> {
             ([one], _) => *one,
             (_, [one]) => *one,
             ([], _) => return self.joined_base(&mentions_tables(&self.spans)),
-            _ => return Err("the question could be about several tables".into()),
+            _ => return Err(Decline::Ambiguous("the question could be about several tables".into())),
         };
         self.scope = vec![base];
         Ok(base)
@@ -636,7 +607,7 @@ impl Parser<'_> {
 
     /// The one table from which every mention is reached along foreign keys (many-to-one), so
     /// that counting or summing its rows through the joins counts each row once.
-    fn joined_base(&mut self, mentions: &[BTreeSet<usize>]) -> Result<usize, String> {
+    fn joined_base(&mut self, mentions: &[BTreeSet<usize>]) -> Result<usize, Decline> {
         let candidates: BTreeSet<usize> = mentions.iter().flatten().copied().collect();
         let index = joins::table_index(self.catalog);
         let mut fitting = Vec::new();
@@ -750,7 +721,7 @@ impl Parser<'_> {
 
     /// Words of the question that are values in the table's text columns, looked up with one
     /// bounded query.
-    fn values(&mut self, probe: &mut dyn Probe) -> Result<(), String> {
+    fn values(&mut self, probe: &mut dyn Probe) -> Result<(), Decline> {
         // Values may include words that also name schema things ("United States" next to a
         // `state` table), but each must include a word nothing else explained.
         let in_mention: Vec<bool> = (0..self.toks.len())
@@ -878,7 +849,7 @@ impl Parser<'_> {
                     c
                 }
                 ([one], None) => *one,
-                _ => return Err(format!("\"{phrase}\" is a value of several columns")),
+                _ => return Err(Decline::Ambiguous(format!("\"{phrase}\" is a value of several columns"))),
             };
             let Some((_, _, stored)) = hits.iter().find(|(_, c, _)| *c == column) else { continue };
             if self.spans.iter().any(|s| s.start < start && s.end > start || s.start < end && s.end > end) {
@@ -903,7 +874,7 @@ impl Parser<'_> {
 
     /// The column a mention names: one of the base table's, else the only one among the joined
     /// tables'.
-    fn column_of(&self, base: usize, targets: &[Target]) -> Option<ColRef> {
+    pub(super) fn column_of(&self, base: usize, targets: &[Target]) -> Option<ColRef> {
         let of = |want_base: bool| {
             targets.iter().filter_map(move |t| match t {
                 Target::Column(ti, ci) if (*ti == base) == want_base => Some(ColRef { table: *ti, column: *ci }),
@@ -921,7 +892,7 @@ impl Parser<'_> {
     }
 
     /// A joined table (not the base) that a mention names as a whole.
-    fn entity_of(&self, base: usize, targets: &[Target]) -> Option<usize> {
+    pub(super) fn entity_of(&self, base: usize, targets: &[Target]) -> Option<usize> {
         let mut tables = targets.iter().filter_map(|t| match t {
             Target::Table(ti) if *ti != base => Some(*ti),
             _ => None,
@@ -933,39 +904,39 @@ impl Parser<'_> {
     }
 
     /// Grouping by the rows of a joined table: its label and key.
-    fn entity_group(&self, table: usize) -> Result<GroupKey, String> {
+    pub(super) fn entity_group(&self, table: usize) -> Result<GroupKey, Decline> {
         let t = &self.catalog.tables[table];
         let label = label_column(self.vocab, table, t).map(|ci| ColRef { table, column: ci });
         let key = key_column(self.vocab, table, t).map(|ci| ColRef { table, column: ci });
         match (label, key) {
             (Some(label), Some(key)) => Ok(GroupKey::Entity { label, key }),
             (Some(c), None) | (None, Some(c)) => Ok(GroupKey::Column(c)),
-            (None, None) => Err(format!("{} has no name or key column to group by", t.name)),
+            (None, None) => Err(format!("{} has no name or key column to group by", t.name).into()),
         }
     }
 
     /// The mention is a money word ("revenue"): it must name one column among the tables reached.
-    fn money_column(&self, items: &[(usize, usize, Item)], k: usize) -> Option<Result<ColRef, String>> {
+    pub(super) fn money_column(&self, items: &[(usize, usize, Item)], k: usize) -> Option<Result<ColRef, Decline>> {
         let (start, end, Item::Mention { targets, .. }) = items.get(k)? else { return None };
         if end - start != 1 || !self.vocab.is_money_word(w(&self.toks, *start)) {
             return None;
         }
         Some(match targets.as_slice() {
             [Target::Column(ti, ci)] => Ok(ColRef { table: *ti, column: *ci }),
-            _ => Err(format!("\"{}\" could mean several amounts", w(&self.toks, *start))),
+            _ => Err(Decline::Ambiguous(format!("\"{}\" could mean several amounts", w(&self.toks, *start)))),
         })
     }
 
-    fn is_numeric(&self, c: ColRef) -> bool {
+    pub(super) fn is_numeric(&self, c: ColRef) -> bool {
         self.catalog.tables.get(c.table).and_then(|t| t.columns.get(c.column)).is_some_and(|c| c.is_numeric())
     }
 
-    fn is_temporal(&self, c: ColRef) -> bool {
+    pub(super) fn is_temporal(&self, c: ColRef) -> bool {
         self.catalog.tables.get(c.table).and_then(|t| t.columns.get(c.column)).is_some_and(|c| c.is_temporal())
     }
 
     /// The date column time phrases refer to: one named in the question, else the only one.
-    fn date_column(&self, base: usize, named: &[ColRef]) -> Result<ColRef, String> {
+    pub(super) fn date_column(&self, base: usize, named: &[ColRef]) -> Result<ColRef, Decline> {
         if let Some(c) = named.iter().find(|c| self.is_temporal(**c)) {
             return Ok(*c);
         }
@@ -974,13 +945,13 @@ impl Parser<'_> {
             table.columns.iter().enumerate().filter(|(_, c)| c.is_temporal()).map(|(i, _)| i).collect();
         match temporal.as_slice() {
             [one] => Ok(ColRef { table: base, column: *one }),
-            [] => Err(format!("{} has no date column for the time in the question", table.name)),
-            _ => Err(format!("{} has several date columns; name the one you mean", table.name)),
+            [] => Err(format!("{} has no date column for the time in the question", table.name).into()),
+            _ => Err(Decline::Ambiguous(format!("{} has several date columns; name the one you mean", table.name))),
         }
     }
 
     /// A numeric column holding years (`year`), which "in 2021" and "each year" mean first.
-    fn year_column(&self, base: usize) -> Option<ColRef> {
+    pub(super) fn year_column(&self, base: usize) -> Option<ColRef> {
         let columns = self.catalog.tables.get(base)?.columns.len();
         (0..columns)
             .find(|&ci| self.vocab.column_words(base, ci).last().is_some_and(|l| l == "year"))
@@ -988,591 +959,8 @@ impl Parser<'_> {
             .filter(|c| self.is_numeric(*c))
     }
 
-    fn build(mut self, base: usize) -> Result<Parsed, String> {
-        self.spans.sort_by_key(|s| s.start);
-        let items: Vec<(usize, usize, Item)> = self.spans.iter().map(|s| (s.start, s.end, s.item.clone())).collect();
-        let mut q = Query {
-            table: base,
-            filters: Vec::new(),
-            groups: Vec::new(),
-            measures: Vec::new(),
-            outputs: Vec::new(),
-            distinct: false,
-            order: None,
-            limit: None,
-            joins: Vec::new(),
-            ratio: None,
-        };
-        let mut subject_table: Option<(usize, bool)> = None; // (position, plural)
-        let mut subject_col: Option<ColRef> = None;
-        // A joined table whose rows are what the question ranks or groups ("top 5 customers by ...").
-        let mut subject_entity: Option<usize> = None;
-        // Joined tables named only to say where a filter's value is ("orders from customers in London").
-        let mut context_entities: Vec<usize> = Vec::new();
-        let mut ratio_cue: Option<(usize, bool)> = None;
-        // Money words are a sum of the one amount column among the tables reached.
-        let money: Vec<Option<ColRef>> =
-            (0..items.len()).map(|k| self.money_column(&items, k).transpose()).collect::<Result<_, _>>()?;
-        let mut subject_plural = true;
-        let mut direction: Option<bool> = None;
-        let mut alphabetical = false;
-        let mut sup_without_key: Option<bool> = None;
-        let mut top: Option<(bool, u64)> = None;
-        let mut named_columns: Vec<ColRef> = Vec::new();
-        // Columns right before a comparison: (end token, column).
-        let mut column_ends: Vec<(usize, ColRef)> = Vec::new();
-        // Columns named outside any cue, by the token after them: shown as outputs unless a
-        // comparison or time phrase claims them.
-        let mut loose: Vec<(usize, ColRef)> = Vec::new();
-        let mut subject_col_end = usize::MAX;
-
-        let mention = |k: usize| -> Option<(&Vec<Target>, bool)> {
-            match items.get(k) {
-                Some((_, _, Item::Mention { targets, plural, .. })) => Some((targets, *plural)),
-                _ => None,
-            }
-        };
-        let mut k = 0;
-        while k < items.len() {
-            let (_, end, item) = &items[k];
-            match item {
-                Item::Cue(Cue::Count) => {
-                    let mut j = k + 1;
-                    let mut distinct = false;
-                    if matches!(items.get(j), Some((_, _, Item::Cue(Cue::Distinct)))) {
-                        distinct = true;
-                        j += 1;
-                    }
-                    let Some((targets, _)) = mention(j) else {
-                        return Err("\"how many\" / \"number of\" is not followed by what to count".into());
-                    };
-                    if targets.contains(&Target::Table(base)) && !distinct {
-                        push_measure(&mut q, Measure { agg: Agg::Count, column: None });
-                        let (start, plural) = (items[j].0, mention(j).is_some_and(|(_, p)| p));
-                        subject_table.get_or_insert((start, plural));
-                    } else if let Some(c) = self.column_of(base, targets).filter(|c| !self.is_numeric(*c)) {
-                        // "how many cities": the distinct values of a text column.
-                        push_measure(&mut q, Measure { agg: Agg::CountDistinct, column: Some(c) });
-                    } else {
-                        return Err("cannot tell what to count".into());
-                    }
-                    k = j + 1;
-                    continue;
-                }
-                Item::Cue(Cue::Agg(agg)) => {
-                    // "total number of" is a count; "total <numeric column>" is a sum.
-                    let Some((targets, _)) = mention(k + 1) else {
-                        return Err("an aggregate is not followed by a column".into());
-                    };
-                    // Sums and averages of a joined table's column would count its rows once per
-                    // base row.
-                    let summable = |c: ColRef| c.table == base || matches!(agg, Agg::Min | Agg::Max);
-                    let how_much = w(&self.toks, items[k].0) == "how";
-                    match self.column_of(base, targets) {
-                        Some(c) if self.is_numeric(c) && summable(c) && items[k + 1].0 == *end => {
-                            push_measure(&mut q, Measure { agg: *agg, column: Some(c) });
-                            named_columns.push(c);
-                        }
-                        Some(c) if matches!(agg, Agg::Min | Agg::Max) && self.is_temporal(c) => {
-                            push_measure(&mut q, Measure { agg: *agg, column: Some(c) });
-                        }
-                        _ if *agg == Agg::Sum && !how_much && targets.contains(&Target::Table(base)) => {
-                            push_measure(&mut q, Measure { agg: Agg::Count, column: None });
-                        }
-                        _ => return Err("an aggregate applies to a column that is not numeric".into()),
-                    }
-                    k += 2;
-                    continue;
-                }
-                Item::Cue(Cue::Sup(desc)) => {
-                    match items.get(k + 1).map(|x| &x.2) {
-                        Some(Item::Cue(Cue::Count)) => {
-                            let Some((targets, _)) = mention(k + 2) else {
-                                return Err("\"most\" is not followed by what to count".into());
-                            };
-                            if !targets.contains(&Target::Table(base)) {
-                                return Err("cannot tell what to count".into());
-                            }
-                            let m = push_measure(&mut q, Measure { agg: Agg::Count, column: None });
-                            q.order = Some((OrderKey::Measure(m), *desc));
-                            k += 3;
-                            continue;
-                        }
-                        Some(Item::Cue(Cue::Agg(agg))) => {
-                            let Some((targets, _)) = mention(k + 2) else {
-                                return Err("an aggregate is not followed by a column".into());
-                            };
-                            let summable = |c: &ColRef| c.table == base || matches!(agg, Agg::Min | Agg::Max);
-                            let Some(c) = self.column_of(base, targets).filter(|c| self.is_numeric(*c) && summable(c))
-                            else {
-                                return Err("an aggregate applies to a column that is not numeric".into());
-                            };
-                            let m = push_measure(&mut q, Measure { agg: *agg, column: Some(c) });
-                            q.order = Some((OrderKey::Measure(m), *desc));
-                            k += 3;
-                            continue;
-                        }
-                        Some(Item::Mention { targets, plural, .. }) => {
-                            if let Some(c) = money[k + 1].filter(|c| c.table == base) {
-                                // "the most revenue": the groups ranked by their sum.
-                                let m = push_measure(&mut q, Measure { agg: Agg::Sum, column: Some(c) });
-                                q.order = Some((OrderKey::Measure(m), *desc));
-                                k += 2;
-                                continue;
-                            }
-                            let targets = targets.clone();
-                            let col =
-                                self.column_of(base, &targets).filter(|c| self.is_numeric(*c) || self.is_temporal(*c));
-                            let followed_by_of_table = matches!(w(&self.toks, items[k + 1].1), "of" | "among")
-                                && matches!(mention(k + 2), Some((t, _)) if t.contains(&Target::Table(base)));
-                            if let Some(c) = col {
-                                named_columns.push(c);
-                                if followed_by_of_table
-                                    || (subject_table.is_none() && subject_col.is_none() && loose.is_empty())
-                                {
-                                    push_measure(
-                                        &mut q,
-                                        Measure { agg: if *desc { Agg::Max } else { Agg::Min }, column: Some(c) },
-                                    );
-                                } else {
-                                    q.order = Some((OrderKey::Column(c), *desc));
-                                }
-                                k += 2;
-                                continue;
-                            }
-                            if targets.contains(&Target::Table(base)) {
-                                if subject_col.is_some() || subject_entity.is_some() {
-                                    // "which street has the most restaurants"
-                                    let m = push_measure(&mut q, Measure { agg: Agg::Count, column: None });
-                                    q.order = Some((OrderKey::Measure(m), *desc));
-                                } else {
-                                    // "the longest rivers": the column the adjective measures, or a key
-                                    // named elsewhere ("ordered by ...").
-                                    sup_without_key = Some(*desc);
-                                    if let Some(c) = self.adjective_column(base, w(&self.toks, items[k].0)) {
-                                        q.order = Some((OrderKey::Column(c), *desc));
-                                        named_columns.push(c);
-                                    }
-                                    subject_table.get_or_insert((items[k + 1].0, *plural));
-                                }
-                                k += 2;
-                                continue;
-                            }
-                            return Err("a superlative applies to something that cannot be ordered".into());
-                        }
-                        _ => return Err("a superlative is not followed by what it ranks".into()),
-                    }
-                }
-                Item::Cue(Cue::Top(desc, n)) => {
-                    top = Some((*desc, *n));
-                }
-                Item::Cue(Cue::Each) | Item::Cue(Cue::By) => {
-                    let by = matches!(item, Item::Cue(Cue::By));
-                    match items.get(k + 1).map(|x| &x.2) {
-                        Some(Item::Mention { targets, .. }) => {
-                            let targets = targets.clone();
-                            if let (true, Some(c)) = (by, money[k + 1].filter(|c| c.table == base)) {
-                                // "top 5 customers by revenue"
-                                let m = push_measure(&mut q, Measure { agg: Agg::Sum, column: Some(c) });
-                                q.order = Some((OrderKey::Measure(m), true));
-                                k += 2;
-                                continue;
-                            }
-                            if let Some(t) = self
-                                .column_of(base, &targets)
-                                .is_none()
-                                .then(|| self.entity_of(base, &targets))
-                                .flatten()
-                            {
-                                // "by product category": the rows of a joined table.
-                                q.groups.push(self.entity_group(t)?);
-                                k += 2;
-                                continue;
-                            }
-                            let Some(c) = self.column_of(base, &targets) else {
-                                return Err("grouping by a whole table is not something the offline engine does".into());
-                            };
-                            if by
-                                && self.is_numeric(c)
-                                && q.groups.is_empty()
-                                && q.measures.is_empty()
-                                && self.year_column(base) != Some(c)
-                            {
-                                // "top 5 restaurants by rating"
-                                q.order = Some((OrderKey::Column(c), true));
-                                named_columns.push(c);
-                            } else if self.year_column(base) == Some(c) || !self.is_temporal(c) {
-                                q.groups.push(GroupKey::Column(c));
-                                named_columns.push(c);
-                            } else {
-                                return Err("grouping by a raw date: ask per day, week, month or year".into());
-                            }
-                            // "by X and Y"
-                            let mut j = k + 2;
-                            while matches!(items.get(j), Some((s, _, Item::Mention { .. })) if w(&self.toks, *s - 1) == "and" && items[j - 1].1 + 1 == *s)
-                                && q.groups.len() == 1
-                            {
-                                let Some((t2, _)) = mention(j) else { break };
-                                let Some(c2) = self.column_of(base, t2) else { break };
-                                q.groups.push(GroupKey::Column(c2));
-                                j += 1;
-                            }
-                            k = j;
-                            continue;
-                        }
-                        Some(Item::Cue(Cue::Count)) | Some(Item::Cue(Cue::Agg(_))) if by => {
-                            // "by number of customers": the order of a grouped answer.
-                            let (consumed, m) = self.measure_at(base, &items, k + 1, &mut q)?;
-                            q.order = Some((OrderKey::Measure(m), true));
-                            k = k + 1 + consumed;
-                            continue;
-                        }
-                        _ => {
-                            // "per month", "each year"
-                            let next = items.get(k).map(|x| x.1).unwrap_or(0);
-                            if let Some(unit) = unit_of(w(&self.toks, next)) {
-                                self.mark(next, next + 1);
-                                let key = match (unit, self.year_column(base)) {
-                                    (Unit::Year, Some(c)) => GroupKey::Column(c),
-                                    _ => GroupKey::Bucket(self.date_column(base, &named_columns)?, unit),
-                                };
-                                q.groups.push(key);
-                                k += 1;
-                                continue;
-                            }
-                            // Left unexplained: a column's comment may account for it
-                            // ("people per square kilometer"), else the question declines.
-                            for u in &mut self.used[items[k].0..items[k].1] {
-                                *u = false;
-                            }
-                        }
-                    }
-                }
-                Item::Cue(Cue::OrderBy) => match items.get(k + 1).map(|x| &x.2) {
-                    Some(Item::Mention { targets, .. }) => {
-                        let targets = targets.clone();
-                        let Some(c) = self.column_of(base, &targets) else { return Err("ordering by a table".into()) };
-                        q.order = Some((OrderKey::Column(c), direction.unwrap_or(false)));
-                        named_columns.push(c);
-                        k += 2;
-                        continue;
-                    }
-                    Some(Item::Cue(Cue::Count)) | Some(Item::Cue(Cue::Agg(_))) => {
-                        let (consumed, m) = self.measure_at(base, &items, k + 1, &mut q)?;
-                        q.order = Some((OrderKey::Measure(m), direction.unwrap_or(false)));
-                        k = k + 1 + consumed;
-                        continue;
-                    }
-                    _ => return Err("\"ordered by\" is not followed by a column".into()),
-                },
-                Item::Cue(Cue::Dir(desc)) => direction = Some(*desc),
-                Item::Cue(Cue::Alphabetical) => alphabetical = true,
-                Item::Cue(Cue::Distinct) => q.distinct = true,
-                Item::Cue(Cue::Range(desc, until)) => {
-                    direction = Some(*desc);
-                    if let Some((start, _, Item::Mention { targets, .. })) = items.get(k + 1) {
-                        if let Some(c) = self.column_of(base, targets).filter(|_| start <= until) {
-                            q.order = Some((OrderKey::Column(c), *desc));
-                            named_columns.push(c);
-                            k += 2;
-                            continue;
-                        }
-                    }
-                }
-                Item::Cue(Cue::Ratio(percent)) => ratio_cue = Some((items[k].0, *percent)),
-                Item::Mention { targets, plural, .. } => {
-                    let col = self.column_of(base, targets);
-                    let is_table = targets.contains(&Target::Table(base));
-                    let entity = if col.is_none() && !is_table { self.entity_of(base, targets) } else { None };
-                    if let Some(c) = money[k] {
-                        // "revenue per month": a sum.
-                        if c.table != base {
-                            return Err("an amount on a joined table would be counted once per row".into());
-                        }
-                        push_measure(&mut q, Measure { agg: Agg::Sum, column: Some(c) });
-                        named_columns.push(c);
-                    } else if let Some(t) = entity {
-                        if subject_entity.is_none()
-                            && subject_col.is_none()
-                            && subject_table.is_none()
-                            && q.measures.is_empty()
-                            && loose.is_empty()
-                        {
-                            subject_entity = Some(t);
-                            subject_plural = *plural;
-                        } else {
-                            context_entities.push(t);
-                        }
-                    } else if is_table && subject_table.is_none() {
-                        subject_table = Some((items[k].0, *plural));
-                        subject_plural = *plural;
-                    } else if let Some(c) = col {
-                        column_ends.push((*end, c));
-                        named_columns.push(c);
-                        if subject_col.is_none() && subject_table.is_none() && q.measures.is_empty() && loose.is_empty()
-                        {
-                            subject_col = Some(c);
-                            subject_col_end = *end;
-                            subject_plural = *plural;
-                        } else {
-                            loose.push((*end, c));
-                        }
-                    } else if !is_table {
-                        return Err("a word names something outside the table".into());
-                    }
-                }
-            }
-            k += 1;
-        }
-
-        // Bucket words standing alone ("monthly average price").
-        for i in 0..self.toks.len() {
-            if self.free(i)
-                && matches!(
-                    w(&self.toks, i),
-                    "daily" | "weekly" | "monthly" | "quarterly" | "yearly" | "annual" | "annually"
-                )
-            {
-                let unit = unit_of(w(&self.toks, i)).unwrap_or(Unit::Month);
-                let key = match (unit, self.year_column(base)) {
-                    (Unit::Year, Some(c)) => GroupKey::Column(c),
-                    _ => GroupKey::Bucket(self.date_column(base, &named_columns)?, unit),
-                };
-                q.groups.push(key);
-                self.mark(i, i + 1);
-            }
-        }
-
-        let mut filters: Vec<(usize, Filter)> = Vec::new();
-        // Comparisons attach to the column just before them.
-        for (pos, op, value) in std::mem::take(&mut self.comparisons) {
-            let col = column_ends
-                .iter()
-                .filter(|(end, _)| {
-                    *end == pos || (*end + 1 == pos && matches!(w(&self.toks, *end), "is" | "was" | "of"))
-                })
-                .copied()
-                .next_back();
-            let Some((col_end, col)) = col.filter(|(_, c)| self.is_numeric(*c)) else {
-                return Err("a comparison does not follow a numeric column".into());
-            };
-            loose.retain(|(end, _)| *end != col_end);
-            if subject_col_end == col_end {
-                subject_col = None;
-            }
-            filters.push((pos, Filter::Number { column: col, op, value }));
-        }
-        filters.append(&mut self.filters);
-        for (pos, phrase) in std::mem::take(&mut self.time) {
-            let filter = match phrase {
-                TimePhrase::Year(y) => match self.year_column(base) {
-                    Some(c) => Filter::Year { column: c, year: y, numeric: true },
-                    None => Filter::Year { column: self.date_column(base, &named_columns)?, year: y, numeric: false },
-                },
-                TimePhrase::Recent(n, unit) => {
-                    Filter::Recent { column: self.date_column(base, &named_columns)?, n, unit }
-                }
-                TimePhrase::Date(op, date) => {
-                    Filter::Date { column: self.date_column(base, &named_columns)?, op, date }
-                }
-            };
-            if let Filter::Year { column, .. } | Filter::Recent { column, .. } | Filter::Date { column, .. } = &filter {
-                loose.retain(|(_, c)| c != column);
-                if subject_col == Some(*column) {
-                    subject_col = None;
-                }
-            }
-            filters.push((pos, filter));
-        }
-        filters.sort_by_key(|(pos, _)| *pos);
-        if let Some((cue, percent)) = ratio_cue {
-            let (ratio, shared) = split_ratio(cue, self.ratio_separator, percent, filters)?;
-            q.ratio = Some(ratio);
-            filters = shared;
-        } else if self.ratio_separator.is_some() {
-            return Err("internal: a ratio separator without a ratio".into());
-        }
-        q.filters = filters.into_iter().map(|(_, f)| f).collect();
-        // A joined table named next to a value is where the value is; named otherwise, its role
-        // is unclear.
-        let filtered_tables: Vec<usize> = q
-            .filters
-            .iter()
-            .chain(q.ratio.iter().flat_map(|r| r.numerator.iter().chain(&r.denominator)))
-            .map(|f| filter_column(f).table)
-            .collect();
-        if context_entities.iter().any(|t| !filtered_tables.contains(t)) {
-            return Err("the question names a related table without saying how it is used".into());
-        }
-        // A date column named only to say which one the time phrase means is not an output.
-        let filter_cols: Vec<ColRef> = q
-            .filters
-            .iter()
-            .filter_map(|f| match f {
-                Filter::Year { column, .. } | Filter::Recent { column, .. } | Filter::Date { column, .. } => {
-                    Some(*column)
-                }
-                _ => None,
-            })
-            .collect();
-        loose.retain(|(_, c)| !filter_cols.contains(c) || !self.is_temporal(*c));
-        for (_, c) in loose {
-            if !q.outputs.contains(&c) && subject_col != Some(c) {
-                q.outputs.push(c);
-            }
-        }
-
-        self.explain_by_comments(&q, &named_columns);
-        if let Some(i) = (0..self.toks.len()).find(|&i| self.free(i) && !self.ignorable(i)) {
-            let word = match &self.toks[i] {
-                Tok::Word(x) => x.clone(),
-                Tok::Quoted(x) => x.clone(),
-                Tok::Num(v) => super::query::number(*v),
-                Tok::Date(d) => d.clone(),
-                Tok::Sym(s) => s.clone(),
-                Tok::Break => String::new(),
-            };
-            return Err(format!("I don't know what \"{word}\" refers to in this database"));
-        }
-
-        // Shape.
-        if q.ratio.is_some() {
-            if q.measures.iter().any(|m| *m != Measure { agg: Agg::Count, column: None })
-                || q.order.is_some()
-                || top.is_some()
-                || subject_table.is_none()
-                || !q.outputs.is_empty()
-            {
-                return Err("a ratio of counts mixed with other measures or an order".into());
-            }
-            q.measures = vec![Measure { agg: Agg::Ratio, column: None }];
-        }
-        let table = &self.catalog.tables[base];
-        let label = label_column(self.vocab, base, table).map(|ci| ColRef { table: base, column: ci });
-        if let Some((desc, n)) = top {
-            q.limit = Some(n);
-            if q.order.is_none() && sup_without_key.is_none() && direction.is_none() {
-                return Err("\"top N\" without what to rank by".into());
-            }
-            if let Some((key, _)) = q.order {
-                q.order = Some((key, direction.unwrap_or(desc)));
-            }
-        }
-        if let Some(desc) = sup_without_key {
-            if q.order.is_none() {
-                return Err("a superlative without the column it ranks by".into());
-            }
-            if let Some((key, _)) = q.order {
-                q.order = Some((key, desc));
-            }
-        }
-        if let (Some(desc), Some((key, _))) = (direction, q.order) {
-            q.order = Some((key, desc));
-        }
-        if alphabetical {
-            let key = subject_col.or(q.outputs.first().copied()).or(label).ok_or("nothing to sort alphabetically")?;
-            if q.order.is_some() {
-                return Err("two orders".into());
-            }
-            q.order = Some((OrderKey::Column(key), false));
-        }
-
-        if let Some(t) = subject_entity {
-            // "top 5 customers by number of orders": the joined table's rows are the groups.
-            if q.measures.is_empty() {
-                return Err("a related table's rows listed without a measure".into());
-            }
-            let g = self.entity_group(t)?;
-            if !q.groups.contains(&g) {
-                q.groups.insert(0, g);
-            }
-        }
-        if !q.measures.is_empty() || !q.groups.is_empty() {
-            if let Some(c) = subject_col {
-                // "which street has the most restaurants", "top 5 countries by number of customers"
-                if !q.groups.contains(&GroupKey::Column(c)) {
-                    q.groups.insert(0, GroupKey::Column(c));
-                }
-            }
-            // Columns asked for again ("Return the status and number of ...") must be groups.
-            for c in &q.outputs {
-                if !q.groups.contains(&GroupKey::Column(*c)) {
-                    return Err("the question asks for a column next to an aggregate that is not grouped".into());
-                }
-            }
-            if q.measures.is_empty() {
-                // "orders per month": rows counted per group.
-                if subject_table.is_none() || !q.outputs.is_empty() {
-                    return Err("a grouping without what to count or aggregate".into());
-                }
-                q.measures.push(Measure { agg: Agg::Count, column: None });
-            }
-            if q.groups.is_empty() {
-                if q.order.is_some() || q.limit.is_some() {
-                    return Err("an order or limit on a single aggregate".into());
-                }
-                if subject_table.is_none() && q.measures.iter().all(|m| m.column.is_none()) {
-                    return Err("cannot tell what to count".into());
-                }
-            } else {
-                let time_like = q.groups.iter().all(|g| {
-                    matches!(g, GroupKey::Bucket(..)) || Some(*g) == self.year_column(base).map(GroupKey::Column)
-                });
-                if q.order.is_none() && !time_like {
-                    q.order = Some((OrderKey::Measure(0), true));
-                }
-                if q.limit.is_none()
-                    && sup_order_is_singular(&q, subject_plural, subject_col.is_some() || subject_entity.is_some())
-                {
-                    q.limit = Some(1);
-                }
-            }
-        } else {
-            // A list of rows.
-            let mut outputs = Vec::new();
-            if let Some(c) = subject_col {
-                outputs.push(c);
-                // "which cities ..." lists each city once; "names of restaurants" lists rows.
-                q.distinct = Some(c) != label;
-            }
-            if subject_col.is_none() && q.outputs.is_empty() {
-                let l = label.ok_or_else(|| format!("{} has no name column to list", table.name))?;
-                outputs.push(l);
-                if let Some(key) = key_column(self.vocab, base, table) {
-                    if !q.distinct {
-                        outputs.push(ColRef { table: base, column: key });
-                    }
-                }
-            }
-            outputs.extend(q.outputs.iter().copied());
-            if let Some((OrderKey::Column(c), _)) = q.order {
-                if !outputs.contains(&c) {
-                    outputs.push(c);
-                }
-                if q.limit.is_none() && !subject_plural && subject_col.is_none() {
-                    q.limit = Some(1);
-                }
-                if q.limit.is_none() && subject_col.is_some() && !subject_plural {
-                    q.limit = Some(1);
-                }
-            }
-            if subject_table.is_none() && subject_col.is_none() {
-                return Err("the question does not say which rows to list".into());
-            }
-            outputs.dedup();
-            q.outputs = outputs;
-        }
-        if let (Some((OrderKey::Column(c), _)), true) = (q.order, q.is_grouped()) {
-            if !q.groups.iter().any(|g| matches!(g, GroupKey::Column(x) | GroupKey::Bucket(x, _) | GroupKey::Entity { label: x, .. } if *x == c)) {
-                return Err("ordering groups by a column that is not grouped".into());
-            }
-        }
-        q.joins = self.joins_for(&q)?;
-        Ok(Parsed { query: q })
-    }
-
     /// The joins that reach every table the query's columns are in, each hop once.
-    fn joins_for(&self, q: &Query) -> Result<Vec<joins::Hop>, String> {
+    pub(super) fn joins_for(&self, q: &Query) -> Result<Vec<joins::Hop>, Decline> {
         let mut columns: Vec<ColRef> = q.outputs.clone();
         columns.extend(q.measures.iter().filter_map(|m| m.column));
         for g in &q.groups {
@@ -1585,7 +973,7 @@ impl Parser<'_> {
             q.filters
                 .iter()
                 .chain(q.ratio.iter().flat_map(|r| r.numerator.iter().chain(&r.denominator)))
-                .map(filter_column),
+                .map(Filter::column),
         );
         if let Some((OrderKey::Column(c), _)) = q.order {
             columns.push(c);
@@ -1604,7 +992,10 @@ impl Parser<'_> {
                     }
                 }
                 Some(Reach::Ambiguous) => {
-                    return Err(format!("{} is joined in two different ways", self.catalog.tables[t].name))
+                    return Err(Decline::Ambiguous(format!(
+                        "{} is joined in two different ways",
+                        self.catalog.tables[t].name
+                    )))
                 }
                 None => return Err("a column outside the tables the question reaches".into()),
             }
@@ -1621,7 +1012,7 @@ impl Parser<'_> {
     }
 
     /// The one numeric column a superlative adjective measures ("longest" a length).
-    fn adjective_column(&self, base: usize, adjective: &str) -> Option<ColRef> {
+    pub(super) fn adjective_column(&self, base: usize, adjective: &str) -> Option<ColRef> {
         let nouns: &[&str] = match adjective {
             "longest" | "shortest" => &["length", "long"],
             "tallest" | "highest" | "lowest" => &["height", "altitude", "elevation"],
@@ -1639,38 +1030,9 @@ impl Parser<'_> {
         }
     }
 
-    /// A measure phrase starting at item `k` ("number of customers", "total amount"): how many
-    /// items it spans and its index in the query.
-    fn measure_at(
-        &mut self,
-        base: usize,
-        items: &[(usize, usize, Item)],
-        k: usize,
-        q: &mut Query,
-    ) -> Result<(usize, usize), String> {
-        let targets = match items.get(k + 1) {
-            Some((_, _, Item::Mention { targets, .. })) => targets.clone(),
-            _ => return Err("a measure without its column".into()),
-        };
-        let m = match &items[k].2 {
-            Item::Cue(Cue::Count) if targets.contains(&Target::Table(base)) => {
-                Measure { agg: Agg::Count, column: None }
-            }
-            Item::Cue(Cue::Agg(agg)) => {
-                let c = self
-                    .column_of(base, &targets)
-                    .filter(|c| self.is_numeric(*c))
-                    .ok_or("an aggregate of a column that is not numeric")?;
-                Measure { agg: *agg, column: Some(c) }
-            }
-            _ => return Err("cannot tell what to count".into()),
-        };
-        Ok((2, push_measure(q, m)))
-    }
-
     /// Words describing a used column in its comment ("in square kilometers" for an area whose
     /// comment says so) are accounted for.
-    fn explain_by_comments(&mut self, q: &Query, named: &[ColRef]) {
+    pub(super) fn explain_by_comments(&mut self, q: &Query, named: &[ColRef]) {
         let mut used_cols: Vec<ColRef> = named.to_vec();
         used_cols.extend(q.outputs.iter().copied());
         used_cols.extend(q.measures.iter().filter_map(|m| m.column));
@@ -1693,66 +1055,6 @@ impl Parser<'_> {
             _ => false,
         }
     }
-}
-
-fn filter_column(f: &Filter) -> ColRef {
-    match f {
-        Filter::Value { column, .. }
-        | Filter::Number { column, .. }
-        | Filter::Year { column, .. }
-        | Filter::Date { column, .. }
-        | Filter::Recent { column, .. } => *column,
-    }
-}
-
-/// Splits a ratio's filters, by where they are in the question, into its numerator (after the
-/// cue), its denominator (after "to" / "out of", on the numerator's columns) and the filters both
-/// share (time phrases, filters before the cue, other filters after the separator):
-/// "ratio of cancelled to delivered orders in 2025".
-fn split_ratio(
-    cue: usize,
-    separator: Option<usize>,
-    percent: bool,
-    filters: Vec<(usize, Filter)>,
-) -> Result<(Ratio, Vec<(usize, Filter)>), String> {
-    let is_time = |f: &Filter| matches!(f, Filter::Year { .. } | Filter::Date { .. } | Filter::Recent { .. });
-    let (mut numerator, mut denominator, mut shared) = (Vec::new(), Vec::new(), Vec::new());
-    let mut after = Vec::new();
-    for (pos, f) in filters {
-        if is_time(&f) || pos < cue {
-            shared.push((pos, f));
-        } else if separator.is_none_or(|s| pos < s) {
-            numerator.push(f);
-        } else {
-            after.push((pos, f));
-        }
-    }
-    let mut numerator_columns: Vec<ColRef> = numerator.iter().map(filter_column).collect();
-    numerator_columns.sort();
-    numerator_columns.dedup();
-    for (pos, f) in after {
-        if numerator_columns.contains(&filter_column(&f)) {
-            denominator.push(f);
-        } else {
-            shared.push((pos, f));
-        }
-    }
-    if numerator.is_empty() {
-        return Err("a ratio without a condition to count".into());
-    }
-    if separator.is_none() && numerator.len() > 1 {
-        return Err("a share with several conditions: which ones define the whole is unclear".into());
-    }
-    if !denominator.is_empty() {
-        let mut denominator_columns: Vec<ColRef> = denominator.iter().map(filter_column).collect();
-        denominator_columns.sort();
-        denominator_columns.dedup();
-        if denominator_columns != numerator_columns {
-            return Err("the two parts of a ratio are filtered differently".into());
-        }
-    }
-    shared.sort_by_key(|(pos, _)| *pos);
-    Ok((Ratio { numerator, denominator, percent }, shared))
 }
 
 /// The tables each mention can refer to.
@@ -1801,17 +1103,4 @@ fn is_meaningful(word: &str) -> bool {
 
 fn is_plural(word: &str) -> bool {
     word.ends_with('s') && !word.ends_with("ss") && !word.ends_with("us") && !word.ends_with("is")
-}
-
-fn push_measure(q: &mut Query, m: Measure) -> usize {
-    if let Some(i) = q.measures.iter().position(|x| *x == m) {
-        return i;
-    }
-    q.measures.push(m);
-    q.measures.len() - 1
-}
-
-/// "Which city has the most restaurants?" asks for one group.
-fn sup_order_is_singular(q: &Query, subject_plural: bool, has_subject_col: bool) -> bool {
-    has_subject_col && !subject_plural && q.order.is_some()
 }
