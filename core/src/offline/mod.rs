@@ -7,6 +7,7 @@
 //! otherwise: a wrong answer is worse than none.
 
 mod build;
+mod follow;
 mod joins;
 mod query;
 mod read;
@@ -15,6 +16,8 @@ mod schema;
 
 #[cfg(test)]
 mod tests;
+
+pub use follow::follow_up;
 
 use crate::lang::View;
 use crate::result::ResultSet;
