@@ -56,6 +56,9 @@ pub struct Column {
     pub comment: Option<String>,
     #[serde(default)]
     pub enum_labels: Vec<String>,
+    /// A unique constraint or index on this column alone (the primary key included).
+    #[serde(default)]
+    pub unique: bool,
 }
 
 fn default_category() -> char {
@@ -116,6 +119,7 @@ impl Column {
             default: None,
             comment: None,
             enum_labels: vec![],
+            unique: false,
         }
     }
 

@@ -63,6 +63,8 @@ pub struct AnswerTemplate {
     /// What the rows are ranked by, in words, and whether highest first.
     pub ranked_by: Option<(String, bool)>,
     pub limit: Option<u64>,
+    /// Result columns that identify rows (keys): in the SQL to keep rows apart, never in the words.
+    pub identifiers: Vec<usize>,
     /// Follow-up questions the offline engine can answer too.
     pub suggestions: Vec<String>,
 }

@@ -125,38 +125,105 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
         conditions: q.filters.iter().map(|f| condition_words(vocab, q, f)).collect(),
         ranked_by,
         limit: q.limit,
+        identifiers: identifier_outputs(vocab, q),
         suggestions: suggestions(catalog, vocab, q, &subject, kind),
     }
 }
 
-/// Up to three follow-ups over the same table: a count per a short text column, an average of
-/// a numeric column, the top 5 by it; never the shape just asked.
+/// Positions of the listed columns that are keys of their table or named like one.
+fn identifier_outputs(vocab: &Vocab, q: &Query) -> Vec<usize> {
+    if q.is_grouped() {
+        return Vec::new();
+    }
+    q.outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            let entry = vocab.view.column(c.table, c.column);
+            Some(c.column) == vocab.view.key_column(c.table)
+                || entry.key_like
+                || vocab.column_words(c.table, c.column) == ["id"]
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Words of column names that hold free text, contact details or codes: unique or nearly so per
+/// row, never worth a group.
+const NEAR_UNIQUE_WORDS: &[&str] = &[
+    "description",
+    "abstract",
+    "comment",
+    "comments",
+    "note",
+    "notes",
+    "body",
+    "text",
+    "url",
+    "homepage",
+    "email",
+    "mail",
+    "phone",
+    "address",
+    "password",
+    "sku",
+    "code",
+    "uuid",
+    "guid",
+    "hash",
+    "token",
+    "title",
+    "name",
+];
+
+/// A column worth counting rows per: short text or an enum, not the rows' name or key, not unique,
+/// not a reference to another table, not free text or contact details.
+fn groupable(vocab: &Vocab, table: &crate::catalog::Table, t: usize, ci: usize) -> bool {
+    let Some(c) = table.columns.get(ci) else { return false };
+    let entry = vocab.view.column(t, ci);
+    let words = vocab.column_words(t, ci);
+    c.is_text()
+        && !c.unique
+        && !entry.key_like
+        && entry.refers_to.is_none()
+        && Some(ci) != vocab.view.label_column(t)
+        && Some(ci) != vocab.view.key_column(t)
+        && !words.iter().any(|w| NEAR_UNIQUE_WORDS.contains(&w.as_str()) || w == "id")
+}
+
+/// A numeric column worth averaging: not a key, a reference, a year or unique.
+fn measurable(vocab: &Vocab, table: &crate::catalog::Table, t: usize, ci: usize) -> bool {
+    let Some(c) = table.columns.get(ci) else { return false };
+    let entry = vocab.view.column(t, ci);
+    let words = vocab.column_words(t, ci);
+    c.is_numeric()
+        && !c.unique
+        && !entry.key_like
+        && entry.refers_to.is_none()
+        && Some(ci) != vocab.view.key_column(t)
+        && !words.iter().any(|w| w == "id" || w == "year")
+}
+
+/// Up to three follow-ups over the same table, in phrasings the planner itself understands: a
+/// count per a low-cardinality column, an average of a numeric column, the top 5 by it; never
+/// the shape just asked.
 fn suggestions(catalog: &Catalog, vocab: &Vocab, q: &Query, subject: &str, kind: AnswerKind) -> Vec<String> {
     let Some(table) = catalog.tables.get(q.table) else { return Vec::new() };
     let label = label_column(vocab, q.table, table);
-    let key = key_column(vocab, q.table, table);
     let words = |ci: usize| vocab.column_label(q.table, ci);
-    let is_id = |ci: usize| {
-        let w = words(ci);
-        w == "id" || w.ends_with(" id") || w.ends_with("id") && w.len() <= 4
-    };
-    let group = table.columns.iter().enumerate().find(|(ci, c)| {
-        c.is_text()
-            && Some(*ci) != label
-            && Some(*ci) != key
-            && !is_id(*ci)
-            && !q.groups.contains(&GroupKey::Column(ColRef { table: q.table, column: *ci }))
-    });
-    let measure = table
-        .columns
-        .iter()
-        .enumerate()
-        .find(|(ci, c)| c.is_numeric() && Some(*ci) != key && !is_id(*ci) && !words(*ci).ends_with("year"));
+    let columns = 0..table.columns.len();
+    let not_grouped = |ci: usize| !q.groups.contains(&GroupKey::Column(ColRef { table: q.table, column: ci }));
+    // Enums first: their values are few by design.
+    let group = columns
+        .clone()
+        .filter(|&ci| groupable(vocab, table, q.table, ci) && not_grouped(ci))
+        .min_by_key(|&ci| (table.columns[ci].category != 'E', ci));
+    let measure = columns.clone().find(|&ci| measurable(vocab, table, q.table, ci));
     let mut out = Vec::new();
-    if let Some((ci, _)) = group {
+    if let Some(ci) = group {
         out.push(format!("How many {subject} are there per {}?", words(ci)));
     }
-    if let Some((ci, _)) = measure {
+    if let Some(ci) = measure {
         if kind != AnswerKind::Aggregate {
             out.push(format!("What is the average {} of {subject}?", words(ci)));
         }
@@ -289,8 +356,10 @@ pub(crate) fn answer(t: &AnswerTemplate, rs: &ResultSet) -> String {
                 .iter()
                 .take(MAX_NAMED)
                 .map(|row| {
-                    let first = row.first().map(show).unwrap_or_default();
-                    let rest: Vec<String> = row.iter().skip(1).map(show).collect();
+                    let mut shown =
+                        row.iter().enumerate().filter(|(i, _)| !t.identifiers.contains(i)).map(|(_, v)| show(v));
+                    let first = shown.next().unwrap_or_default();
+                    let rest: Vec<String> = shown.collect();
                     if rest.is_empty() {
                         first
                     } else {

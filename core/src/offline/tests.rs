@@ -242,10 +242,7 @@ fn answers_in_words_with_suggestions_that_plan() {
         rows: vec![vec![json!("Pasta House"), json!(1), json!(4.7)], vec![json!("Sushi Bar"), json!(3), json!(4.25)]],
         truncated: false,
     };
-    assert_eq!(
-        render_answer(&top, &rs).0,
-        "The top 2 restaurants by rating are: Pasta House (1, 4.7), Sushi Bar (3, 4.25)."
-    );
+    assert_eq!(render_answer(&top, &rs).0, "The top 2 restaurants by rating are: Pasta House (4.7), Sushi Bar (4.25).");
     let Decision::Answer(avg) = plan(&shop(), "average amount of orders", &mut p) else { panic!() };
     let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false };
     assert_eq!(render_answer(&avg, &rs).0, "For orders, the average amount is 1,234.57.");
@@ -470,4 +467,29 @@ fn sums_over_a_joined_table_decline() {
     let mut catalog = joined_shop();
     catalog.tables[1].columns.push(col("unit_price", "numeric", 'N'));
     assert!(joined_declines(&catalog, "total unit price by customer"));
+}
+
+#[test]
+fn suggestions_never_group_by_unique_or_free_text_columns() {
+    let mut customers = keyed(
+        "customers",
+        "customer_id",
+        vec![
+            col("customer_id", "integer", 'N'),
+            col("full_name", "text", 'S'),
+            col("email", "text", 'S'),
+            col("phone_number", "text", 'S'),
+            col("sku", "text", 'S'),
+            col("segment", "customer_segment", 'E'),
+        ],
+        vec![],
+    );
+    customers.columns[4].unique = true;
+    let catalog = Catalog { tables: vec![customers] };
+    let Decision::Answer(p) = plan(&catalog, "how many customers are there?", &mut shop_probe()) else { panic!() };
+    let all = p.template.suggestions.join(" | ");
+    assert!(all.contains("per segment"), "{all}");
+    for never in ["email", "phone", "sku", "full name", "customer id"] {
+        assert!(!all.contains(never), "{all}");
+    }
 }
