@@ -71,7 +71,7 @@ pub struct AnswerTemplate {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    Answer(OfflinePlan),
+    Answer(Box<OfflinePlan>),
     Decline(Decline),
 }
 
@@ -127,11 +127,11 @@ pub fn plan(view: &View, question: &str, probe: &mut dyn Probe) -> Decision {
             else {
                 return Decision::Decline("no table".into());
             };
-            Decision::Answer(OfflinePlan {
+            Decision::Answer(Box::new(OfflinePlan {
                 sql: parsed.query.to_sql(catalog),
                 tables,
                 template: render::template(catalog, &vocab, &parsed.query),
-            })
+            }))
         }
         Err(reason) => Decision::Decline(reason),
     }

@@ -7,7 +7,7 @@ use crate::catalog::Catalog;
 use crate::result::ResultSet;
 
 use super::query::{number, Agg, ColRef, Filter, GroupKey, MatchMode, Measure, OrderKey, Query, Ratio};
-use super::schema::{key_column, label_column, Vocab};
+use super::schema::{label_column, Vocab};
 use super::{AnswerKind, AnswerTemplate};
 
 /// Rows named in a sentence before "and N more".
