@@ -797,7 +797,7 @@ impl Parser<'_> {
                 let table = &self.catalog.tables[c.table];
                 let col = quote_ident(&table.columns[c.column].name);
                 format!(
-                    "(SELECT DISTINCT {i} AS c, {col}::text AS v FROM {} WHERE lower({col}::text) = ANY(ARRAY[{array}]) LIMIT {PROBE_ROW_LIMIT})",
+                    "(SELECT DISTINCT {i} AS c, {col}::text AS v FROM {} WHERE replace(lower({col}::text), '_', ' ') = ANY(ARRAY[{array}]) LIMIT {PROBE_ROW_LIMIT})",
                     table.qualified_name()
                 )
             })
@@ -811,7 +811,8 @@ impl Parser<'_> {
             let column = i.and_then(|i| columns.get(usize::try_from(i).ok()?));
             let value = row.get(1).and_then(|v| v.as_str());
             if let (Some(column), Some(value)) = (column, value) {
-                found.push((value.to_lowercase(), *column, value.to_string()));
+                // Stored `mobile_app` is asked for as "mobile app".
+                found.push((value.to_lowercase().replace('_', " "), *column, value.to_string()));
             }
         }
         // Longest phrases first; each token used once.
@@ -936,18 +937,88 @@ impl Parser<'_> {
     }
 
     /// The date column time phrases refer to: one named in the question, else the only one.
-    pub(super) fn date_column(&self, base: usize, named: &[ColRef]) -> Result<ColRef, Decline> {
+    /// The date column time phrases refer to: one named in the question; else the only one; else
+    /// the one a verb of the question describes ("placed" for a column commented "when the order
+    /// was placed"); else the one named after the table's own event (`ordered_at` in `orders`,
+    /// `created_at`); else the only one that is never empty.
+    pub(super) fn date_column(&mut self, base: usize, named: &[ColRef]) -> Result<ColRef, Decline> {
         if let Some(c) = named.iter().find(|c| self.is_temporal(**c)) {
             return Ok(*c);
         }
         let table = &self.catalog.tables[base];
         let temporal: Vec<usize> =
             table.columns.iter().enumerate().filter(|(_, c)| c.is_temporal()).map(|(i, _)| i).collect();
+        let pick = |ci: usize| Ok(ColRef { table: base, column: ci });
         match temporal.as_slice() {
-            [one] => Ok(ColRef { table: base, column: *one }),
-            [] => Err(format!("{} has no date column for the time in the question", table.name).into()),
-            _ => Err(Decline::Ambiguous(format!("{} has several date columns; name the one you mean", table.name))),
+            [one] => return pick(*one),
+            [] => return Err(format!("{} has no date column for the time in the question", table.name).into()),
+            _ => {}
         }
+        // A word of the question naming one of them in any way (a value such as "shipped" next to
+        // `shipped_at` included) must be the one chosen, or the reading is unclear.
+        let named_by_word: Vec<(usize, Vec<usize>)> = temporal
+            .iter()
+            .map(|&ci| (ci, (0..self.toks.len()).filter(|&i| self.word_describes(base, ci, i)).collect()))
+            .filter(|(_, words): &(usize, Vec<usize>)| !words.is_empty())
+            .collect();
+        if let [(ci, words)] = named_by_word.as_slice() {
+            if words.iter().all(|&i| self.free(i)) {
+                for &i in words {
+                    self.used[i] = true;
+                }
+                return pick(*ci);
+            }
+        }
+        if named_by_word.is_empty() {
+            let table_stems: Vec<&str> = self
+                .vocab
+                .view
+                .table(base)
+                .label_words()
+                .iter()
+                .map(|w| self.vocab.view.index().stem_of(w.stem))
+                .collect();
+            let own_event: Vec<usize> = temporal
+                .iter()
+                .copied()
+                .filter(|&ci| {
+                    let words = &self.vocab.view.column(base, ci).label_words();
+                    words.iter().any(|w| {
+                        let s = self.vocab.view.index().stem_of(w.stem);
+                        table_stems.contains(&s) || matches!(w.raw.as_str(), "created" | "creation")
+                    })
+                })
+                .collect();
+            if let [one] = own_event.as_slice() {
+                return pick(*one);
+            }
+            let never_empty: Vec<usize> = temporal.iter().copied().filter(|&ci| table.columns[ci].not_null).collect();
+            if let [one] = never_empty.as_slice() {
+                return pick(*one);
+            }
+        }
+        Err(Decline::Ambiguous(format!("{} has several date columns; name the one you mean", table.name)))
+    }
+
+    /// Whether question word `i` names date column `ci` of `base`: by a word of its name, or as a
+    /// verb its comment uses ("placed").
+    fn word_describes(&self, base: usize, ci: usize, i: usize) -> bool {
+        let Some(word) = self.toks[i].word() else { return false };
+        if is_stop_word(word) || is_meaningful(word) {
+            return false;
+        }
+        let s = &self.stems[i];
+        let index = self.vocab.view.index();
+        if self.vocab.view.table(base).label_words().iter().any(|w| index.stem_of(w.stem) == s) {
+            // The table's own name ("orders" next to `ordered_at`) is the own-event rule's.
+            return false;
+        }
+        let column = self.vocab.view.column(base, ci);
+        let in_name = column.label_words().iter().any(|w| {
+            !matches!(w.raw.as_str(), "at" | "on" | "date" | "time" | "timestamp" | "ts" | "dt")
+                && self.vocab.view.index().stem_of(w.stem) == s
+        });
+        in_name || (is_participle(word) && self.vocab.comment_has(base, ci, s))
     }
 
     /// A numeric column holding years (`year`), which "in 2021" and "each year" mean first.
@@ -1032,18 +1103,45 @@ impl Parser<'_> {
 
     /// Words describing a used column in its comment ("in square kilometers" for an area whose
     /// comment says so) are accounted for.
+    /// Also accounted for: verbs that the comments of the base table's dates and references use
+    /// for the event a row records ("orders placed", "customers who signed up"), which say
+    /// nothing about which rows count.
     pub(super) fn explain_by_comments(&mut self, q: &Query, named: &[ColRef]) {
         let mut used_cols: Vec<ColRef> = named.to_vec();
         used_cols.extend(q.outputs.iter().copied());
         used_cols.extend(q.measures.iter().filter_map(|m| m.column));
+        let base = q.table;
+        let event_columns: Vec<usize> = self
+            .vocab
+            .view
+            .columns(base)
+            .filter(|(ci, c)| {
+                c.key_like || c.refers_to.is_some() || self.is_temporal(ColRef { table: base, column: *ci })
+            })
+            .map(|(ci, _)| ci)
+            .collect();
         for i in 0..self.toks.len() {
-            if self.free(i) && self.toks[i].word().is_some() {
-                let s = &self.stems[i];
-                if used_cols.iter().any(|c| self.vocab.comment_has(c.table, c.column, s))
-                    && !is_meaningful(w(&self.toks, i))
-                {
-                    self.used[i] = true;
-                }
+            if !self.free(i) || is_meaningful(w(&self.toks, i)) {
+                continue;
+            }
+            let Some(word) = self.toks[i].word() else { continue };
+            let s = &self.stems[i];
+            let described = used_cols.iter().any(|c| self.vocab.comment_has(c.table, c.column, s));
+            let event = is_participle(word) && event_columns.iter().any(|&ci| self.vocab.comment_has(base, ci, s));
+            if described || event {
+                self.used[i] = true;
+                continue;
+            }
+            // "signed up" for `signup_date`: two words that are one word of a date's name.
+            let joined = format!("{s}{}", self.stems.get(i + 1).map(String::as_str).unwrap_or(""));
+            let names_date = self.free(i + 1)
+                && event_columns
+                    .iter()
+                    .filter(|&&ci| self.is_temporal(ColRef { table: base, column: ci }))
+                    .any(|&ci| self.vocab.view.column(base, ci).label_words().iter().any(|x| x.raw == joined));
+            if names_date {
+                self.used[i] = true;
+                self.used[i + 1] = true;
             }
         }
     }
@@ -1099,6 +1197,15 @@ fn is_meaningful(word: &str) -> bool {
             | "each"
             | "by"
     )
+}
+
+/// A past participle ("placed", "shipped", "written"): how questions name the event a row records.
+fn is_participle(word: &str) -> bool {
+    (word.len() > 4 && word.ends_with("ed"))
+        || matches!(
+            word,
+            "made" | "paid" | "sold" | "bought" | "written" | "given" | "taken" | "sent" | "built" | "held"
+        )
 }
 
 fn is_plural(word: &str) -> bool {

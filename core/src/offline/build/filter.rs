@@ -80,8 +80,9 @@ impl Build<'_> {
         Ok(filters)
     }
 
-    fn date_column(&self) -> Result<ColRef, Decline> {
-        self.p.date_column(self.base, &self.named_columns)
+    fn date_column(&mut self) -> Result<ColRef, Decline> {
+        let named = self.named_columns.clone();
+        self.p.date_column(self.base, &named)
     }
 
     /// Columns named outside any cue are shown with the rows, unless a filter claimed them.

@@ -85,10 +85,10 @@ impl Build<'_> {
         Ok(k + 1)
     }
 
-    fn bucket_key(&self, unit: TimeUnit) -> Result<GroupKey, Decline> {
+    fn bucket_key(&mut self, unit: TimeUnit) -> Result<GroupKey, Decline> {
         Ok(match (unit, self.p.year_column(self.base)) {
             (TimeUnit::Year, Some(c)) => GroupKey::Column(c),
-            _ => GroupKey::Bucket(self.p.date_column(self.base, &self.named_columns)?, unit),
+            _ => GroupKey::Bucket(self.p.date_column(self.base, &self.named_columns.clone())?, unit),
         })
     }
 
