@@ -609,10 +609,10 @@ impl Parser<'_> {
     /// that counting or summing its rows through the joins counts each row once.
     fn joined_base(&mut self, mentions: &[BTreeSet<usize>]) -> Result<usize, Decline> {
         let candidates: BTreeSet<usize> = mentions.iter().flatten().copied().collect();
-        let index = joins::table_index(self.catalog);
+        let links = joins::Links::new(self.vocab.view);
         let mut fitting = Vec::new();
         for b in candidates {
-            let reach = joins::reachable(self.catalog, b, &index);
+            let reach = joins::reachable(&links, b);
             if mentions.iter().all(|tables| tables.iter().any(|t| *t == b || reach.contains_key(t))) {
                 fitting.push((b, reach));
             }

@@ -456,6 +456,7 @@ fn ambiguous_joins_decline() {
     );
     // Without the direct key, two routes of the same length (through orders, through products).
     catalog.tables[5].foreign_keys.retain(|k| k.ref_table != "customers");
+    catalog.tables[5].columns[2].name = "written_by".into();
     catalog.tables[1].columns.push(col("maker_id", "integer", 'N'));
     catalog.tables[1].foreign_keys.push(fk("maker_id", "customers", "customer_id"));
     assert!(joined_declines(&catalog, "average rating by customer"));
@@ -492,4 +493,38 @@ fn suggestions_never_group_by_unique_or_free_text_columns() {
     for never in ["email", "phone", "sku", "full name", "customer id"] {
         assert!(!all.contains(never), "{all}");
     }
+}
+
+#[test]
+fn joins_follow_naming_conventions_when_no_keys_are_declared() {
+    let plain = |name: &str, columns: Vec<Column>| table(name, columns);
+    let customers = plain(
+        "sbcustomer",
+        vec![col("sbcustid", "text", 'S'), col("sbcustname", "text", 'S'), col("sbcustcountry", "text", 'S')],
+    );
+    let mut customers = customers;
+    customers.primary_key = vec!["sbcustid".into()];
+    let mut trades = plain(
+        "sbtransaction",
+        vec![col("sbtxid", "text", 'S'), col("sbtxcustid", "text", 'S'), col("sbtxamount", "numeric", 'N')],
+    );
+    trades.primary_key = vec!["sbtxid".into()];
+    let tickers = plain("sbticker", vec![col("sbtickerid", "text", 'S'), col("sbtickersymbol", "text", 'S')]);
+    let catalog = Catalog { tables: vec![customers, trades, tickers] };
+    assert_eq!(
+        joined_sql(&catalog, "number of transactions per customer country"),
+        "SELECT sbcustomer.sbcustcountry, count(*) AS count FROM public.sbtransaction \
+         JOIN public.sbcustomer ON sbcustomer.sbcustid = sbtransaction.sbtxcustid \
+         GROUP BY sbcustomer.sbcustcountry ORDER BY count DESC NULLS LAST, sbcustomer.sbcustcountry"
+    );
+    // A link table whose columns are all keys is never joined onto: its "key" is not unique.
+    let author = plain("author", vec![col("aid", "bigint", 'N'), col("name", "text", 'S')]);
+    let paper = plain("paper", vec![col("pid", "bigint", 'N'), col("title", "text", 'S'), col("year", "bigint", 'N')]);
+    let paper_author = plain("paper_keyword", vec![col("pid", "bigint", 'N'), col("kid", "bigint", 'N')]);
+    let writes = plain("writes", vec![col("aid", "bigint", 'N'), col("pid", "bigint", 'N')]);
+    let catalog = Catalog { tables: vec![author, paper, paper_author, writes] };
+    let links = joins::Links::new(&View::new(&catalog, None));
+    assert!(links.single_hop(3, 0).is_some(), "writes.aid -> author.aid");
+    assert!(links.single_hop(3, 1).is_some(), "writes.pid -> paper.pid");
+    assert!(links.single_hop(3, 2).is_none(), "never onto a link table");
 }
