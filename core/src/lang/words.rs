@@ -72,6 +72,9 @@ const STOP_WORDS: &[&str] = &[
     "list",
     "listed",
     "located",
+    "made",
+    "make",
+    "makes",
     "me",
     "my",
     "now",
@@ -144,9 +147,8 @@ const STOP_WORDS: &[&str] = &[
 /// prepositions and pronouns. They never identify a table or column.
 const FUNCTION_WORDS: &[&str] = &[
     "above", "after", "against", "among", "before", "below", "between", "but", "by", "each", "either", "every", "he",
-    "her", "his", "if", "into", "least", "less", "made", "make", "many", "more", "most", "much", "not", "only", "or",
-    "other", "out", "over", "per", "same", "she", "should", "some", "than", "then", "under", "up", "when", "while",
-    "why",
+    "her", "his", "if", "into", "least", "less", "many", "more", "most", "much", "not", "only", "or", "other", "out",
+    "over", "per", "same", "she", "should", "some", "than", "then", "under", "up", "when", "while", "why",
 ];
 
 pub fn is_stop_word(word: &str) -> bool {

@@ -105,6 +105,17 @@ pub(crate) enum Filter {
         n: u32,
         unit: Unit,
     },
+    /// Several whole calendar years (compared, one group each).
+    Years {
+        column: ColRef,
+        years: Vec<i32>,
+        numeric: bool,
+    },
+    /// No row of `table` refers to the row: (its column, the row's column) pairs.
+    NotExists {
+        table: usize,
+        pairs: Vec<(ColRef, ColRef)>,
+    },
 }
 
 impl Filter {
@@ -115,13 +126,15 @@ impl Filter {
             | Filter::Number { column, .. }
             | Filter::Year { column, .. }
             | Filter::Date { column, .. }
-            | Filter::Recent { column, .. } => *column,
+            | Filter::Recent { column, .. }
+            | Filter::Years { column, .. } => *column,
+            Filter::NotExists { pairs, .. } => pairs.first().map(|p| p.1).unwrap_or(ColRef { table: 0, column: 0 }),
         }
     }
 
     /// A time range (a year, a date comparison, the last N units).
     pub(crate) fn is_time(&self) -> bool {
-        matches!(self, Filter::Year { .. } | Filter::Date { .. } | Filter::Recent { .. })
+        matches!(self, Filter::Year { .. } | Filter::Date { .. } | Filter::Recent { .. } | Filter::Years { .. })
     }
 }
 
@@ -154,6 +167,8 @@ pub(crate) struct Query {
     pub order: Option<(OrderKey, bool)>,
     pub limit: Option<u64>,
     pub ratio: Option<Ratio>,
+    /// Groups kept only when their row count compares so ("with at least 10 reviews").
+    pub having: Option<(Op, f64)>,
 }
 
 /// A SQL string literal, quotes doubled (standard_conforming_strings is on since PostgreSQL 9.1).
@@ -183,6 +198,7 @@ impl Query {
             order: None,
             limit: None,
             ratio: None,
+            having: None,
         }
     }
 
@@ -352,6 +368,42 @@ impl Query {
             Filter::Recent { column, n, unit } => {
                 format!("{} >= CURRENT_DATE - INTERVAL '{n} {}'", self.col(catalog, *column), unit.name())
             }
+            Filter::Years { column, years, numeric } => {
+                let c = self.col(catalog, *column);
+                let list = years.iter().map(|y| y.to_string()).collect::<Vec<_>>().join(", ");
+                let (first, last) =
+                    (years.iter().min().copied().unwrap_or(0), years.iter().max().copied().unwrap_or(0));
+                if *numeric {
+                    format!("{c} IN ({list})")
+                } else if (last - first + 1) as usize == years.len() {
+                    format!("{c} >= DATE '{first:04}-01-01' AND {c} < DATE '{:04}-01-01'", last + 1)
+                } else {
+                    format!("extract(year FROM {c}) IN ({list})")
+                }
+            }
+            Filter::NotExists { table, pairs } => {
+                let Some(t) = catalog.tables.get(*table) else { return "false".into() };
+                let column = |c: ColRef| {
+                    catalog
+                        .tables
+                        .get(c.table)
+                        .and_then(|t| t.columns.get(c.column))
+                        .map(|c| quote_ident(&c.name))
+                        .unwrap_or_default()
+                };
+                let conds: Vec<String> = pairs
+                    .iter()
+                    .map(|(inner, outer)| {
+                        let outer = if self.joins.is_empty() {
+                            format!("{}.{}", self.alias(catalog, outer.table), column(*outer))
+                        } else {
+                            self.col(catalog, *outer)
+                        };
+                        format!("never_row.{} = {outer}", column(*inner))
+                    })
+                    .collect();
+                format!("NOT EXISTS (SELECT FROM {} AS never_row WHERE {})", t.qualified_name(), conds.join(" AND "))
+            }
         }
     }
 
@@ -416,6 +468,9 @@ impl Query {
         if !group_by.is_empty() {
             sql.push_str(" GROUP BY ");
             sql.push_str(&group_by.join(", "));
+        }
+        if let Some((op, value)) = self.having {
+            sql.push_str(&format!(" HAVING count(*) {} {}", op.sql(), number(value)));
         }
         // A single aggregate row needs no order.
         let single_aggregate_row = self.measures.len() == select.len() && !self.is_grouped();

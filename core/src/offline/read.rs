@@ -11,7 +11,7 @@ use super::joins::{self, Reach};
 use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Op, OrderKey, Query, Unit};
 use super::schema::{key_column, label_column, Target, Vocab};
 use super::{Decline, Parsed, Probe};
-use crate::lang::words::{date_at, is_stop_word, number_at, time_unit};
+use crate::lang::words::{date_at, is_stop_word, number_at, time_unit, year_of};
 use crate::lang::{stem, tokenize, Token as Tok};
 
 /// At most this many text columns are looked up for values, in one bounded query.
@@ -41,6 +41,8 @@ pub(super) enum Cue {
     Distinct,
     /// "ratio of", "share of", "percentage of" (true: a percentage).
     Ratio(bool),
+    /// "never", "have not", "without": rows no row of the table named next refers to.
+    Never,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,12 +70,18 @@ pub(super) struct Parser<'a> {
     /// Time phrases waiting for the table's date column: (token, what).
     pub(super) time: Vec<(usize, TimePhrase)>,
     /// Comparisons waiting for their column: (first token, op, value).
-    pub(super) comparisons: Vec<(usize, Op, f64)>,
+    /// Comparisons waiting for their column: (first token, op, value, token after the number).
+    pub(super) comparisons: Vec<(usize, Op, f64, usize)>,
     /// The tables the question may use: the base table first, then tables it reaches along
     /// foreign keys that the question names.
     pub(super) scope: Vec<usize>,
     /// How each joined table is reached from the base table.
     pub(super) reach: HashMap<usize, Reach>,
+    /// Tables named after "never" / "without" (the rows that must not exist), with the token
+    /// where the mention starts; they take no part in choosing the base table.
+    pub(super) never: Vec<(usize, Vec<Target>)>,
+    /// Tables besides the base whose event verbs ("placed") are accounted for.
+    pub(super) event_tables: Vec<usize>,
     /// Where a ratio's second part starts ("to", "out of").
     pub(super) ratio_separator: Option<usize>,
 }
@@ -81,6 +89,8 @@ pub(super) struct Parser<'a> {
 #[derive(Debug, Clone)]
 pub(super) enum TimePhrase {
     Year(i32),
+    /// Several whole years, compared ("revenue in 2024 and 2025").
+    Years(Vec<i32>),
     Recent(u32, Unit),
     Date(Op, String),
 }
@@ -107,12 +117,15 @@ pub(crate) fn parse(vocab: &Vocab, question: &str, probe: &mut dyn Probe) -> Res
         scope: Vec::new(),
         reach: HashMap::new(),
         ratio_separator: None,
+        never: Vec::new(),
+        event_tables: Vec::new(),
     };
     p.instructions();
     p.time_phrases();
     p.comparisons();
     p.cues();
     p.mentions();
+    p.set_aside_never();
     let base = p.base_table()?;
     p.narrow_mentions();
     p.merge_mentions();
@@ -133,6 +146,26 @@ impl Parser<'_> {
 
     pub(super) fn free(&self, i: usize) -> bool {
         i < self.toks.len() && !self.used[i]
+    }
+
+    /// "among those with at least 10 ...": "among" belongs to the condition before `pos`.
+    pub(super) fn explain_among(&mut self, pos: usize) {
+        for i in pos.saturating_sub(4)..pos {
+            if self.free(i) && w(&self.toks, i) == "among" {
+                self.used[i] = true;
+            }
+        }
+    }
+
+    /// "compare", "versus": accounted for by years compared.
+    pub(super) fn explain_comparing(&mut self) {
+        for i in 0..self.toks.len() {
+            if self.free(i)
+                && matches!(w(&self.toks, i), "compare" | "compared" | "comparing" | "comparison" | "versus" | "vs")
+            {
+                self.used[i] = true;
+            }
+        }
     }
 
     /// Gives tokens back (a cue that turned out not to be one).
@@ -240,13 +273,25 @@ impl Parser<'_> {
                 if w(&self.toks, j) == "the" && w(&self.toks, j + 1) == "year" {
                     j += 2;
                 }
-                if let Some(Tok::Num(y)) = self.toks.get(j) {
-                    if y.fract() == 0.0 && (1800.0..=2200.0).contains(y) {
-                        self.time.push((i, TimePhrase::Year(*y as i32)));
-                        self.mark(i, j + 1);
-                        i = j + 1;
-                        continue;
+                if let Some(first) = self.toks.get(j).and_then(year_of) {
+                    // "in 2024 and 2025", "in 2024 vs in 2025": the years compared.
+                    let mut years = vec![first];
+                    let mut end = j + 1;
+                    while matches!(w(&self.toks, end), "and" | "vs" | "versus" | "or" | "to") {
+                        let at = if w(&self.toks, end + 1) == "in" { end + 2 } else { end + 1 };
+                        match self.toks.get(at).and_then(year_of) {
+                            Some(y) if !years.contains(&y) => {
+                                years.push(y);
+                                end = at + 1;
+                            }
+                            _ => break,
+                        }
                     }
+                    self.time
+                        .push((i, if years.len() == 1 { TimePhrase::Year(first) } else { TimePhrase::Years(years) }));
+                    self.mark(i, end);
+                    i = end;
+                    continue;
                 }
             }
             let (op, len) = match (word.as_str(), w(&self.toks, i + 1), w(&self.toks, i + 2)) {
@@ -326,7 +371,7 @@ impl Parser<'_> {
                     let plain_of = len == 1 && w(&self.toks, i) == "of";
                     let next_is_unit = time_unit(w(&self.toks, i + len + nlen)).is_some();
                     if !next_is_unit && (!plain_of || matches!(self.toks.get(i + len), Some(Tok::Num(_)))) {
-                        self.comparisons.push((i, op, value));
+                        self.comparisons.push((i, op, value, i + len + nlen));
                         self.mark(i, i + len + nlen);
                         i += len + nlen;
                         continue;
@@ -355,6 +400,25 @@ impl Parser<'_> {
             (&["max"], Cue::Agg(Agg::Max)),
             (&["minimum"], Cue::Agg(Agg::Min)),
             (&["min"], Cue::Agg(Agg::Min)),
+            (&["most", "expensive"], Cue::Sup(true)),
+            (&["least", "expensive"], Cue::Sup(false)),
+            (&["most", "recent"], Cue::Sup(true)),
+            (&["least", "recent"], Cue::Sup(false)),
+            (&["cheapest"], Cue::Sup(false)),
+            (&["priciest"], Cue::Sup(true)),
+            (&["newest"], Cue::Sup(true)),
+            (&["latest"], Cue::Sup(true)),
+            (&["earliest"], Cue::Sup(false)),
+            (&["never"], Cue::Never),
+            (&["have", "not"], Cue::Never),
+            (&["has", "not"], Cue::Never),
+            (&["had", "not"], Cue::Never),
+            (&["did", "not"], Cue::Never),
+            (&["do", "not"], Cue::Never),
+            (&["does", "not"], Cue::Never),
+            (&["without", "any"], Cue::Never),
+            (&["without"], Cue::Never),
+            (&["with", "no"], Cue::Never),
             (&["highest"], Cue::Sup(true)),
             (&["largest"], Cue::Sup(true)),
             (&["biggest"], Cue::Sup(true)),
@@ -548,8 +612,12 @@ impl Parser<'_> {
                     continue;
                 }
                 let stems: Vec<&str> = self.stems[i..i + len].iter().map(String::as_str).collect();
-                if let Some(targets) = self.vocab.lookup(&stems) {
-                    found = Some((len, targets.to_vec()));
+                // "daily price" also as one word, for names written as one (`dailyprice`).
+                let joined = (len > 1).then(|| stem(&(i..i + len).map(|k| w(&self.toks, k)).collect::<String>()));
+                let found_here =
+                    self.vocab.lookup(&stems).or_else(|| joined.and_then(|j| self.vocab.lookup(&[j.as_str()])));
+                if let Some(targets) = found_here {
+                    found = Some((len, targets));
                     break;
                 }
             }
@@ -566,6 +634,35 @@ impl Parser<'_> {
             }
         }
         self.spans.sort_by_key(|s| s.start);
+    }
+
+    /// The mention right after each "never" cue (in the same sentence) is what must not exist.
+    fn set_aside_never(&mut self) {
+        let mut k = 0;
+        while k < self.spans.len() {
+            if !matches!(self.spans[k].item, Item::Cue(Cue::Never)) {
+                k += 1;
+                continue;
+            }
+            let sentence_end =
+                (self.spans[k].end..self.toks.len()).find(|&i| self.toks[i] == Tok::Break).unwrap_or(self.toks.len());
+            let next = (k + 1..self.spans.len())
+                .find(|&j| matches!(self.spans[j].item, Item::Mention { .. }) && self.spans[j].start < sentence_end);
+            match next {
+                Some(j) => {
+                    let span = self.spans.remove(j);
+                    if let Item::Mention { targets, .. } = span.item {
+                        self.never.push((span.start, targets));
+                    }
+                    k += 1;
+                }
+                // A negation with nothing to negate that the engine reads: never dropped.
+                None => {
+                    self.never.push((self.spans[k].start, Vec::new()));
+                    k += 1;
+                }
+            }
+        }
     }
 
     /// The one table every mention can refer to; a table named outright wins over one reached
@@ -1088,6 +1185,7 @@ impl Parser<'_> {
             "longest" | "shortest" => &["length", "long"],
             "tallest" | "highest" | "lowest" => &["height", "altitude", "elevation"],
             "largest" | "biggest" | "smallest" => &["area", "size"],
+            "expensive" | "cheapest" | "priciest" => &["price", "cost", "fee"],
             _ => return None,
         };
         let columns = self.catalog.tables.get(base)?.columns.len();
@@ -1111,15 +1209,18 @@ impl Parser<'_> {
         used_cols.extend(q.outputs.iter().copied());
         used_cols.extend(q.measures.iter().filter_map(|m| m.column));
         let base = q.table;
-        let event_columns: Vec<usize> = self
-            .vocab
-            .view
-            .columns(base)
-            .filter(|(ci, c)| {
-                c.key_like || c.refers_to.is_some() || self.is_temporal(ColRef { table: base, column: *ci })
-            })
-            .map(|(ci, _)| ci)
-            .collect();
+        let mut event_columns: Vec<ColRef> = Vec::new();
+        for &t in std::iter::once(&base).chain(&self.event_tables) {
+            event_columns.extend(
+                self.vocab
+                    .view
+                    .columns(t)
+                    .filter(|(ci, c)| {
+                        c.key_like || c.refers_to.is_some() || self.is_temporal(ColRef { table: t, column: *ci })
+                    })
+                    .map(|(ci, _)| ColRef { table: t, column: ci }),
+            );
+        }
         for i in 0..self.toks.len() {
             if !self.free(i) || is_meaningful(w(&self.toks, i)) {
                 continue;
@@ -1127,7 +1228,8 @@ impl Parser<'_> {
             let Some(word) = self.toks[i].word() else { continue };
             let s = &self.stems[i];
             let described = used_cols.iter().any(|c| self.vocab.comment_has(c.table, c.column, s));
-            let event = is_participle(word) && event_columns.iter().any(|&ci| self.vocab.comment_has(base, ci, s));
+            let event =
+                is_participle(word) && event_columns.iter().any(|c| self.vocab.comment_has(c.table, c.column, s));
             if described || event {
                 self.used[i] = true;
                 continue;
@@ -1137,8 +1239,8 @@ impl Parser<'_> {
             let names_date = self.free(i + 1)
                 && event_columns
                     .iter()
-                    .filter(|&&ci| self.is_temporal(ColRef { table: base, column: ci }))
-                    .any(|&ci| self.vocab.view.column(base, ci).label_words().iter().any(|x| x.raw == joined));
+                    .filter(|c| self.is_temporal(**c))
+                    .any(|c| self.vocab.view.column(c.table, c.column).label_words().iter().any(|x| x.raw == joined));
             if names_date {
                 self.used[i] = true;
                 self.used[i + 1] = true;

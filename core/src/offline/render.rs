@@ -86,6 +86,11 @@ fn condition_words(vocab: &Vocab, q: &Query, f: &Filter) -> String {
         Filter::Recent { column, n, unit } => {
             format!("{} in the last {n} {}{}", col(column), unit.name(), if *n == 1 { "" } else { "s" })
         }
+        Filter::Years { column, years, .. } => {
+            let list: Vec<String> = years.iter().map(|y| y.to_string()).collect();
+            format!("{} in {}", col(column), list.join(" or "))
+        }
+        Filter::NotExists { table, .. } => format!("no {} refers to it", singular(&vocab.table_label(*table))),
     }
 }
 
@@ -122,7 +127,12 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
         subject: subject.clone(),
         measures,
         groups,
-        conditions: q.filters.iter().map(|f| condition_words(vocab, q, f)).collect(),
+        conditions: q
+            .filters
+            .iter()
+            .map(|f| condition_words(vocab, q, f))
+            .chain(q.having.map(|(op, v)| format!("the number of {subject} {} {}", op.sql(), number(v))))
+            .collect(),
         ranked_by,
         limit: q.limit,
         identifiers: identifier_outputs(vocab, q),

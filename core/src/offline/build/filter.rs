@@ -3,7 +3,7 @@
 //! ("share of cancelled orders"), and joined tables that only say where a value is.
 
 use super::Build;
-use crate::offline::query::{ColRef, Filter, Ratio};
+use crate::offline::query::{ColRef, Filter, GroupKey, Ratio, Unit};
 use crate::offline::read::TimePhrase;
 use crate::offline::Decline;
 
@@ -12,6 +12,7 @@ impl Build<'_> {
         let mut filters = self.comparison_filters()?;
         filters.append(&mut self.p.filters);
         filters.extend(self.time_filters()?);
+        filters.extend(std::mem::take(&mut self.anti).into_iter().map(|f| (usize::MAX, f)));
         filters.sort_by_key(|(pos, _)| *pos);
         if let Some((cue, percent)) = self.ratio_cue {
             let (ratio, shared) = split_ratio(cue, self.p.ratio_separator, percent, filters)?;
@@ -39,7 +40,15 @@ impl Build<'_> {
     /// Comparisons attach to the numeric column just before them.
     fn comparison_filters(&mut self) -> Result<Vec<(usize, Filter)>, Decline> {
         let mut filters = Vec::new();
-        for (pos, op, value) in std::mem::take(&mut self.p.comparisons) {
+        for (pos, op, value, end) in std::mem::take(&mut self.p.comparisons) {
+            if self.counts_rows(end) {
+                // "with at least 10 reviews": groups kept by their row count.
+                if self.q.having.replace((op, value)).is_some() {
+                    return Err("two conditions on the number of rows".into());
+                }
+                self.p.explain_among(pos);
+                continue;
+            }
             let col = self
                 .column_ends
                 .iter()
@@ -58,6 +67,15 @@ impl Build<'_> {
         Ok(filters)
     }
 
+    /// Whether the comparison ending at token `end` is followed by the base table's name
+    /// ("at least 10 reviews"): a condition on how many rows each group has.
+    fn counts_rows(&self, end: usize) -> bool {
+        self.items.iter().any(|(start, _, item)| {
+            *start == end
+                && matches!(item, crate::offline::read::Item::Mention { targets, plural: true, .. } if self.names_base(targets))
+        })
+    }
+
     /// Time phrases on the table's date column (or its year column for whole years).
     fn time_filters(&mut self) -> Result<Vec<(usize, Filter)>, Decline> {
         let mut filters = Vec::new();
@@ -67,6 +85,19 @@ impl Build<'_> {
                     Some(column) => Filter::Year { column, year, numeric: true },
                     None => Filter::Year { column: self.date_column()?, year, numeric: false },
                 },
+                TimePhrase::Years(years) => {
+                    // Compared years: one group each.
+                    let (column, numeric) = match self.p.year_column(self.base) {
+                        Some(c) => (c, true),
+                        None => (self.date_column()?, false),
+                    };
+                    let group = if numeric { GroupKey::Column(column) } else { GroupKey::Bucket(column, Unit::Year) };
+                    if !self.q.groups.contains(&group) {
+                        self.q.groups.push(group);
+                    }
+                    self.p.explain_comparing();
+                    Filter::Years { column, years, numeric }
+                }
                 TimePhrase::Recent(n, unit) => Filter::Recent { column: self.date_column()?, n, unit },
                 TimePhrase::Date(op, date) => Filter::Date { column: self.date_column()?, op, date },
             };

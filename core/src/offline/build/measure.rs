@@ -118,12 +118,22 @@ impl Build<'_> {
             // "the longest rivers", "the most expensive product": the column the adjective
             // measures, or a key named elsewhere ("ordered by ...").
             self.order.superlative = Some(desc);
-            let adjective = self.p.word(self.items[k].0).to_string();
-            if let Some(c) = self.p.adjective_column(self.base, &adjective) {
+            let adjective = self.p.word(self.items[k].1 - 1).to_string();
+            let recency = matches!(adjective.as_str(), "recent" | "newest" | "latest" | "earliest");
+            let column = if recency {
+                let named = self.named_columns.clone();
+                Some(self.p.date_column(self.base, &named)?)
+            } else {
+                self.p.adjective_column(self.base, &adjective)
+            };
+            if let Some(c) = column {
                 self.q.order = Some((OrderKey::Column(c), desc));
                 self.named_columns.push(c);
             }
-            self.subject.table.get_or_insert((self.items[k + 1].0, plural));
+            if self.subject.table.is_none() {
+                self.subject.table = Some((self.items[k + 1].0, plural));
+                self.subject.plural = plural;
+            }
         }
         Ok(k + 2)
     }

@@ -6,6 +6,7 @@
 mod filter;
 mod group;
 mod measure;
+mod never;
 mod order;
 mod shape;
 
@@ -49,6 +50,8 @@ pub(super) struct Build<'a> {
     /// Joined tables named only to say where a filter's value is ("orders from customers in London").
     context_entities: Vec<usize>,
     ratio_cue: Option<(usize, bool)>,
+    /// Rows that must not exist ("never").
+    anti: Vec<super::query::Filter>,
     named_columns: Vec<ColRef>,
     /// Columns right before a comparison: (end token, column).
     column_ends: Vec<(usize, ColRef)>,
@@ -71,11 +74,13 @@ pub(super) fn build(mut p: Parser<'_>, base: usize) -> Result<Parsed, Decline> {
         order: OrderWords::default(),
         context_entities: Vec::new(),
         ratio_cue: None,
+        anti: Vec::new(),
         named_columns: Vec::new(),
         column_ends: Vec::new(),
         loose: Vec::new(),
     };
     b.read_items()?;
+    b.never()?;
     b.bucket_adjectives()?;
     b.filters()?;
     b.outputs();
@@ -118,6 +123,8 @@ impl Build<'_> {
                     self.ratio_cue = Some((self.items[k].0, percent));
                     k + 1
                 }
+                // Read with the mention set aside after it (see `never`).
+                Item::Cue(Cue::Never) => k + 1,
                 Item::Mention { .. } => self.mention(k)?,
             };
         }
