@@ -58,6 +58,8 @@ pub struct AnswerTemplate {
     pub measures: Vec<String>,
     /// The groups in words ("city", "month").
     pub groups: Vec<String>,
+    /// The time unit of each group that is a time bucket (its values are shown as `2024`, `2024-03`).
+    pub group_units: Vec<Option<crate::lang::words::TimeUnit>>,
     /// The filters in words ("city is New York", "rating > 4").
     pub conditions: Vec<String>,
     /// What the rows are ranked by, in words, and whether highest first.

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::catalog::Catalog;
 use crate::result::ResultSet;
 
-use super::query::{number, Agg, ColRef, Filter, GroupKey, MatchMode, Measure, OrderKey, Query, Ratio};
+use super::query::{number, Agg, ColRef, Filter, GroupKey, MatchMode, Measure, OrderKey, Query, Ratio, Unit};
 use super::schema::{label_column, Vocab};
 use super::{AnswerKind, AnswerTemplate};
 
@@ -106,6 +106,14 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
             GroupKey::Entity { label, .. } => singular(&vocab.table_label(label.table)),
         })
         .collect();
+    let group_units = q
+        .groups
+        .iter()
+        .map(|g| match g {
+            GroupKey::Bucket(_, unit) => Some(*unit),
+            _ => None,
+        })
+        .collect();
     let kind = if q.is_grouped() {
         AnswerKind::Grouped
     } else if q.measures == [Measure { agg: Agg::Count, column: None }] {
@@ -127,6 +135,7 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
         subject: subject.clone(),
         measures,
         groups,
+        group_units,
         conditions: q
             .filters
             .iter()
@@ -274,6 +283,20 @@ pub(crate) fn show(v: &Value) -> String {
     }
 }
 
+/// A time bucket's value as people write it: `2024` for a year, `2024-03` for a month.
+fn show_bucket(v: &Value, unit: Option<Unit>) -> String {
+    let text = show(v);
+    let keep = match unit {
+        Some(Unit::Year) => 4,
+        Some(Unit::Month) | Some(Unit::Quarter) => 7,
+        _ => return text,
+    };
+    match text.get(..keep) {
+        Some(head) if text.len() >= 10 && text.as_bytes()[4] == b'-' => head.to_string(),
+        _ => text,
+    }
+}
+
 fn group_thousands(digits: &str) -> String {
     let (sign, digits) = digits.strip_prefix('-').map(|d| ("-", d)).unwrap_or(("", digits));
     let mut out = String::new();
@@ -333,7 +356,12 @@ pub(crate) fn answer(t: &AnswerTemplate, rs: &ResultSet) -> String {
                 .iter()
                 .take(MAX_NAMED)
                 .map(|row| {
-                    let keys: Vec<String> = row.iter().take(g).map(show).collect();
+                    let keys: Vec<String> = row
+                        .iter()
+                        .take(g)
+                        .enumerate()
+                        .map(|(i, v)| show_bucket(v, t.group_units.get(i).copied().flatten()))
+                        .collect();
                     let vals: Vec<String> = row.iter().skip(g).map(show).collect();
                     format!("{} ({})", keys.join(" / "), vals.join(", "))
                 })

@@ -528,3 +528,69 @@ fn joins_follow_naming_conventions_when_no_keys_are_declared() {
     assert!(links.single_hop(3, 1).is_some(), "writes.pid -> paper.pid");
     assert!(links.single_hop(3, 2).is_none(), "never onto a link table");
 }
+
+#[test]
+fn rows_nothing_refers_to() {
+    let mut catalog = joined_shop();
+    catalog.tables[3].columns[1].comment = Some("Customer who placed the order".into());
+    assert_eq!(
+        joined_sql(&catalog, "Which customers have never placed an order?"),
+        "SELECT full_name, customer_id FROM public.customers WHERE NOT EXISTS \
+         (SELECT FROM public.orders AS never_row WHERE never_row.customer_id = customers.customer_id) \
+         ORDER BY full_name, customer_id"
+    );
+    assert!(joined_sql(&catalog, "products without reviews").contains("NOT EXISTS (SELECT FROM public.reviews"));
+    // A negation the engine cannot place is never dropped.
+    assert!(joined_declines(&catalog, "Which orders were not cancelled?"));
+    assert!(joined_declines(&catalog, "customers who have not been to London"));
+}
+
+#[test]
+fn groups_kept_by_their_row_count() {
+    let sql = joined_sql(
+        &joined_shop(),
+        "Which products have the lowest average rating among those with at least 10 reviews?",
+    );
+    assert!(sql.contains("GROUP BY products.name, products.product_id HAVING count(*) >= 10"), "{sql}");
+    assert!(sql.contains("ORDER BY average_rating ASC"), "{sql}");
+}
+
+#[test]
+fn years_compared_are_one_group_each() {
+    let mut p = restaurants_probe();
+    assert_eq!(
+        sql_of("compare the total amount of orders in 2023 and 2024", &mut p),
+        "SELECT date_trunc('year', created_at)::date AS year, sum(amount) AS total_amount FROM public.orders \
+         WHERE created_at >= DATE '2023-01-01' AND created_at < DATE '2025-01-01' GROUP BY year ORDER BY year"
+    );
+    assert!(
+        sql_of("number of orders in 2020 vs 2024", &mut p).contains("extract(year FROM created_at) IN (2020, 2024)")
+    );
+}
+
+#[test]
+fn superlative_adjectives_name_their_column() {
+    let mut catalog = joined_shop();
+    catalog.tables[1].columns.push(col("unit_price", "numeric", 'N'));
+    assert_eq!(
+        joined_sql(&catalog, "What is the most expensive product?"),
+        "SELECT name, product_id, unit_price FROM public.products ORDER BY unit_price DESC NULLS LAST, name, product_id LIMIT 1"
+    );
+    catalog.tables[1].columns.push(col("added_on", "date", 'D'));
+    assert!(joined_sql(&catalog, "the newest product").contains("ORDER BY added_on DESC NULLS LAST"));
+}
+
+#[test]
+fn the_date_a_question_means() {
+    let mut catalog = joined_shop();
+    catalog.tables[3]
+        .columns
+        .push(Column { comment: Some("When the parcel left".into()), ..col("shipped_at", "date", 'D') });
+    catalog.tables[3].columns[3].comment = Some("When the order was placed".into());
+    // The verb of the question, the table's own event, or nothing clear.
+    assert!(
+        joined_sql(&catalog, "How many orders were placed in 2024?").contains("WHERE ordered_at >= DATE '2024-01-01'")
+    );
+    assert!(joined_sql(&catalog, "orders per month in 2024").contains("date_trunc('month', ordered_at)"));
+    assert!(joined_sql(&catalog, "How many orders were shipped in 2024?").contains("shipped_at >= DATE '2024-01-01'"));
+}
