@@ -13,7 +13,7 @@ use crate::estimate_tokens;
 use crate::lang::index::Word;
 use crate::lang::text::each_identifier_word;
 use crate::lang::words::is_non_content;
-use crate::lang::{self, stem, View};
+use crate::lang::{self, stem, SchemaIndex, View};
 
 /// Strength of a question word found in each place of a table (an exact word; partial matches,
 /// inside compound identifiers such as `sbcustomer`, count 0.4 to 0.9 times as much).
@@ -261,8 +261,8 @@ impl WordMatches {
 
     /// Raises `best[t]` to the strongest match of term `t` among the words of a name, an exact
     /// match being worth `worth` and a partial one less.
-    fn offer_name(&self, best: &mut [f64], words: &[Word], worth: f64) {
-        for w in words.iter().filter(|w| is_matchable(&w.raw)) {
+    fn offer_name(&self, best: &mut [f64], index: &SchemaIndex, words: &[Word], worth: f64) {
+        for w in words.iter().filter(|w| is_matchable(index.raw(w))) {
             self.offer_stems(best, [w.stem], worth);
             for &(t, strength) in self.partial.get(&w.name).map(Vec::as_slice).unwrap_or(&[]) {
                 best[t] = best[t].max(worth * strength);
@@ -279,20 +279,22 @@ fn match_strengths(view: &View, terms: &[Term]) -> Vec<f64> {
         return strengths;
     }
     let matches = WordMatches::new(view, terms);
+    let index = view.index();
     for (ti, row) in strengths.chunks_mut(terms.len()).enumerate() {
         let entry = view.table(ti);
         matches.offer_stems(row, entry.schema_words.iter().copied(), IN_SCHEMA_NAME);
         for words in std::iter::once(&entry.words).chain(entry.rest.as_ref()) {
-            matches.offer_name(row, words, IN_TABLE_NAME);
+            matches.offer_name(row, index, words, IN_TABLE_NAME);
             // A term naming the whole table (`author`, not just a part of `domain_author`) ranks higher.
-            if let [only] = words.iter().filter(|w| is_matchable(&w.raw)).collect::<Vec<_>>().as_slice() {
+            let mut matchable = words.iter().filter(|w| is_matchable(index.raw(w)));
+            if let (Some(only), None) = (matchable.next(), matchable.next()) {
                 matches.offer_stems(row, [only.stem], IN_WHOLE_TABLE_NAME);
             }
         }
         matches.offer_stems(row, entry.comment.iter().copied(), IN_TABLE_COMMENT);
         for (_, col) in view.columns(ti) {
             for words in std::iter::once(&col.words).chain(col.rest.as_ref()) {
-                matches.offer_name(row, words, IN_COLUMN_NAME);
+                matches.offer_name(row, index, words, IN_COLUMN_NAME);
             }
             matches.offer_stems(row, col.comment.iter().copied(), IN_COLUMN_COMMENT);
             matches.offer_stems(row, col.enum_labels.iter().copied(), IN_ENUM_LABEL);
@@ -424,10 +426,10 @@ struct SeedLinks<'c> {
     by_name: HashMap<(&'c str, &'c str), u32>,
     /// Tables the seeds reference by foreign key, with the seeds that reference them.
     referenced_by: HashMap<(&'c str, &'c str), u32>,
-    /// Implicit links inside a schema: `schema` + normalised table name of each seed.
-    implicit_name: HashMap<(&'c str, &'c str), u32>,
+    /// Implicit links inside a schema: `schema` + normalised table name (a stem id) of each seed.
+    implicit_name: HashMap<(&'c str, u32), u32>,
     /// `schema` + the table a seed's column names by convention (`customer_id` -> customer).
-    implicit_ref: HashMap<(&'c str, &'c str), u32>,
+    implicit_ref: HashMap<(&'c str, u32), u32>,
     /// `schema` + key-like column names of the seeds (`aid`, `customer_id`).
     key_columns: HashMap<(&'c str, &'c str), u32>,
 }
@@ -454,10 +456,10 @@ impl<'c> SeedLinks<'c> {
             for fk in &seed.foreign_keys {
                 *links.referenced_by.entry((fk.ref_schema.as_str(), fk.ref_table.as_str())).or_default() |= mask;
             }
-            *links.implicit_name.entry((schema, view.table(i).normalized_name.as_str())).or_default() |= mask;
+            *links.implicit_name.entry((schema, view.table(i).normalized_name)).or_default() |= mask;
             for (_, col) in view.columns(i) {
-                if let Some(target) = &col.refers_to {
-                    *links.implicit_ref.entry((schema, target.as_str())).or_default() |= mask;
+                if let Some(target) = col.refers_to {
+                    *links.implicit_ref.entry((schema, target)).or_default() |= mask;
                 }
                 if col.key_like {
                     *links.key_columns.entry((schema, col.name.as_str())).or_default() |= mask;
@@ -483,11 +485,11 @@ impl<'c> SeedLinks<'c> {
         // Links by naming convention stay inside a schema.
         if self.schemas.contains(&schema) {
             if !self.implicit_ref.is_empty() {
-                strong |= lookup(&self.implicit_ref, (schema, &view.table(index).normalized_name));
+                strong |= self.implicit_ref.get(&(schema, view.table(index).normalized_name)).copied().unwrap_or(0);
             }
             for (_, col) in view.columns(index) {
-                if let Some(target) = &col.refers_to {
-                    strong |= lookup(&self.implicit_name, (schema, target));
+                if let Some(target) = col.refers_to {
+                    strong |= self.implicit_name.get(&(schema, target)).copied().unwrap_or(0);
                 }
                 if col.key_like {
                     weak |= lookup(&self.key_columns, (schema, &col.name));

@@ -8,18 +8,19 @@
 //! else, and the statistics the ranker computes come from what a view yields.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::text::{each_identifier_word, identifier_words, stem};
 use crate::catalog::{Catalog, Column, Table};
 
-/// A word of a name: as written (lowercase), its stem's id in the index's vocabulary, and its own
-/// id among the words of names as written (compounds such as `dailyprice` are matched by parts).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A word of a name: its stem's id in the index's vocabulary, and its id among the words of
+/// names as written, lowercase (compounds such as `dailyprice` are matched by parts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Word {
-    pub raw: String,
     pub stem: u32,
     pub name: u32,
 }
@@ -34,9 +35,9 @@ pub struct ColumnEntry {
     pub rest: Option<Vec<Word>>,
     pub comment: Vec<u32>,
     pub enum_labels: Vec<u32>,
-    /// The table this column refers to by naming convention (`customer_id` -> customer), in
-    /// `normalized_name` form.
-    pub refers_to: Option<String>,
+    /// The table this column refers to by naming convention (`customer_id` -> customer), as the
+    /// stem id of that table's `normalized_name`.
+    pub refers_to: Option<u32>,
     /// Named like a key (`aid`, `customer_id`; not the bare `id`).
     pub key_like: bool,
     /// Named for an amount of money, or described as revenue, sales or income.
@@ -47,10 +48,6 @@ impl ColumnEntry {
     /// The words the column goes by: without the shared prefix when there is one.
     pub fn label_words(&self) -> &[Word] {
         self.rest.as_deref().unwrap_or(&self.words)
-    }
-
-    pub fn label(&self) -> String {
-        join_raw(self.label_words())
     }
 }
 
@@ -65,27 +62,20 @@ pub struct TableEntry {
     pub rest: Option<Vec<Word>>,
     pub comment: Vec<u32>,
     pub columns: Vec<ColumnEntry>,
-    /// Lowercase, no separators, stemmed: how columns of other tables name it by convention.
-    pub normalized_name: String,
+    /// Lowercase, no separators, stemmed (a stem id): how columns of other tables name it.
+    pub normalized_name: u32,
     /// The column naming the rows (`name`, `title`, `<table>_name`), and the one identifying them.
     pub label_column: Option<usize>,
     pub key_column: Option<usize>,
-    /// The terms that name the table (column None) or one of its columns, as keys (stems joined).
-    pub terms: Vec<(String, Option<u32>)>,
+    /// The terms that name the table (column None) or one of its columns, as ids of term keys
+    /// (stems joined).
+    pub terms: Vec<(u32, Option<u32>)>,
 }
 
 impl TableEntry {
     pub fn label_words(&self) -> &[Word] {
         self.rest.as_deref().unwrap_or(&self.words)
     }
-
-    pub fn label(&self) -> String {
-        join_raw(self.label_words())
-    }
-}
-
-fn join_raw(words: &[Word]) -> String {
-    words.iter().map(|w| w.raw.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 /// Trailing words that only say a column holds a name or a count of something.
@@ -113,9 +103,13 @@ pub struct SchemaIndex {
     #[serde(skip)]
     raw_ids: HashMap<String, u32>,
     pub tables: Vec<TableEntry>,
-    /// Term key -> (table, column) it names, over all tables.
+    /// Term keys by id.
+    term_keys: Vec<String>,
     #[serde(skip)]
-    terms: HashMap<String, Vec<(u32, Option<u32>)>>,
+    term_ids: HashMap<String, u32>,
+    /// Term key id -> (table, column) it names, over all tables.
+    #[serde(skip)]
+    terms: HashMap<u32, Vec<(u32, Option<u32>)>>,
 }
 
 impl SchemaIndex {
@@ -131,12 +125,14 @@ impl SchemaIndex {
 
     fn rebuild(catalog: &Catalog, reuse: Option<(&SchemaIndex, &HashSet<u32>)>) -> SchemaIndex {
         let mut index = SchemaIndex::default();
-        let mut old: HashMap<(&str, &str), &TableEntry> = HashMap::new();
+        let mut old: HashMap<(&str, &str), &TableEntry> = HashMap::default();
         if let Some((previous, _)) = reuse {
             index.vocabulary = previous.vocabulary.clone();
             index.ids = previous.ids.clone();
             index.name_words = previous.name_words.clone();
             index.name_ids = previous.name_ids.clone();
+            index.term_keys = previous.term_keys.clone();
+            index.term_ids = previous.term_ids.clone();
             old = previous.tables.iter().map(|t| ((t.schema.as_str(), t.name.as_str()), t)).collect();
         }
         let prefixes = schema_prefixes(catalog);
@@ -159,17 +155,16 @@ impl SchemaIndex {
     pub fn after_deserialize(&mut self) {
         self.ids = self.vocabulary.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
         self.name_ids = self.name_words.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
+        self.term_ids = self.term_keys.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
         self.index_terms();
     }
 
     fn index_terms(&mut self) {
-        let mut terms: HashMap<String, Vec<(u32, Option<u32>)>> = HashMap::new();
+        let mut terms: HashMap<u32, Vec<(u32, Option<u32>)>> = HashMap::default();
         for (ti, t) in self.tables.iter().enumerate() {
-            for (key, column) in &t.terms {
-                let targets = terms.entry(key.clone()).or_default();
-                if !targets.contains(&(ti as u32, *column)) {
-                    targets.push((ti as u32, *column));
-                }
+            // Each table's terms are distinct already.
+            for &(key, column) in &t.terms {
+                terms.entry(key).or_default().push((ti as u32, column));
             }
         }
         self.terms = terms;
@@ -193,31 +188,57 @@ impl SchemaIndex {
         id
     }
 
+    fn name_id(&mut self, raw: &str) -> u32 {
+        if let Some(&id) = self.name_ids.get(raw) {
+            return id;
+        }
+        let id = self.name_words.len() as u32;
+        self.name_ids.insert(raw.to_string(), id);
+        self.name_words.push(raw.to_string());
+        id
+    }
+
     fn words(&mut self, name: &str) -> Vec<Word> {
-        identifier_words(name)
-            .into_iter()
-            .map(|raw| {
-                let name = match self.name_ids.get(&raw) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.name_words.len() as u32;
-                        self.name_ids.insert(raw.clone(), id);
-                        self.name_words.push(raw.clone());
-                        id
-                    }
-                };
-                Word { stem: self.intern(&raw), name, raw }
-            })
-            .collect()
+        let mut out = Vec::new();
+        each_identifier_word(name, |raw| {
+            let name = self.name_id(raw);
+            out.push(Word { stem: self.intern(raw), name });
+        });
+        out
+    }
+
+    fn term_id(&mut self, key: String) -> u32 {
+        if let Some(&id) = self.term_ids.get(&key) {
+            return id;
+        }
+        let id = self.term_keys.len() as u32;
+        self.term_ids.insert(key.clone(), id);
+        self.term_keys.push(key);
+        id
+    }
+
+    /// The word as written, lowercase.
+    pub fn raw(&self, w: &Word) -> &str {
+        self.name_words.get(w.name as usize).map(String::as_str).unwrap_or("")
+    }
+
+    /// Words as written, joined with spaces.
+    pub fn phrase(&self, words: &[Word]) -> String {
+        words.iter().map(|w| self.raw(w)).collect::<Vec<_>>().join(" ")
     }
 
     fn text_stems(&mut self, text: Option<&str>) -> Vec<u32> {
-        let mut out = Vec::new();
-        each_identifier_word(text.unwrap_or(""), |w| out.push(w.to_string()));
-        let mut ids: Vec<u32> = out.iter().map(|w| self.intern(w)).collect();
+        let mut ids = Vec::new();
+        each_identifier_word(text.unwrap_or(""), |w| ids.push(self.intern(w)));
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+
+    /// A name reduced for convention matching (see `normalized_name`), as a stem id.
+    fn normalized(&mut self, name: &str) -> u32 {
+        let joined: String = identifier_words(name).concat();
+        self.intern(&joined)
     }
 
     fn entry(&mut self, table: &Table, prefix: Option<usize>) -> TableEntry {
@@ -235,13 +256,13 @@ impl SchemaIndex {
             rest,
             comment: self.text_stems(table.comment.as_deref()),
             columns,
-            normalized_name: normalized_name(&table.name),
+            normalized_name: self.normalized(&table.name),
             label_column: None,
             key_column: None,
             terms: Vec::new(),
         };
-        entry.label_column = label_column(&entry, table);
-        entry.key_column = key_column(&entry, table);
+        entry.label_column = label_column(self, &entry, table);
+        entry.key_column = key_column(self, &entry, table);
         let table_prefix = prefix.and_then(|p| table.name.get(..p)).map(str::to_lowercase);
         entry.terms = self.terms_of(&entry, table_prefix.as_deref());
         entry
@@ -255,18 +276,20 @@ impl SchemaIndex {
         for label in &col.enum_labels {
             enum_labels.extend(self.text_stems(Some(label)));
         }
-        let label_raw: Vec<&str> = rest.as_deref().unwrap_or(&words).iter().map(|w| w.raw.as_str()).collect();
+        let label_raw: Vec<&str> = rest.as_deref().unwrap_or(&words).iter().map(|w| self.raw(w)).collect();
         let named_money = label_raw
             .iter()
             .any(|w| MONEY_COLUMN_WORDS.iter().any(|m| *w == *m || (w.len() > m.len() && w.ends_with(m))))
             && !label_raw.iter().any(|w| NOT_MONEY_WORDS.contains(w));
         let described_money =
             MONEY_COMMENT_WORDS.iter().any(|m| self.ids.get(&stem(m)).is_some_and(|id| comment.contains(id)));
+        let holds_money = col.is_numeric() && (named_money || described_money);
+        let refers_to = referenced_head(&col.name).map(|head| self.normalized(&head));
         ColumnEntry {
             name: col.name.clone(),
-            refers_to: referenced_table_name(&col.name),
+            refers_to,
             key_like: col.name.len() > 2 && col.name.as_bytes()[col.name.len() - 2..].eq_ignore_ascii_case(b"id"),
-            holds_money: col.is_numeric() && (named_money || described_money),
+            holds_money,
             words,
             rest,
             comment,
@@ -276,33 +299,38 @@ impl SchemaIndex {
 
     /// Keys of the terms naming a table and its columns: the names, without the shared
     /// prefixes, and the ways questions reword column names (see `column_variants`).
-    fn terms_of(&mut self, t: &TableEntry, table_prefix: Option<&str>) -> Vec<(String, Option<u32>)> {
-        let mut out: Vec<(String, Option<u32>)> = Vec::new();
-        let mut add = |words: Vec<String>, column: Option<u32>| {
+    fn terms_of(&mut self, t: &TableEntry, table_prefix: Option<&str>) -> Vec<(u32, Option<u32>)> {
+        let mut out: Vec<(u32, Option<u32>)> = Vec::new();
+        let mut add = |index: &mut SchemaIndex, words: &[&str], column: Option<u32>| {
             let mut key = String::new();
-            for w in &words {
-                let id = self.intern(w) as usize;
-                key.push_str(&self.vocabulary[id]);
+            for w in words {
+                let id = index.intern(w) as usize;
+                key.push_str(&index.vocabulary[id]);
             }
-            if !key.is_empty() && !out.contains(&(key.clone(), column)) {
-                out.push((key, column));
+            if !key.is_empty() {
+                let id = index.term_id(key);
+                if !out.contains(&(id, column)) {
+                    out.push((id, column));
+                }
             }
         };
-        let raw = |ws: &[Word]| ws.iter().map(|w| w.raw.clone()).collect::<Vec<_>>();
-        add(raw(&t.words), None);
-        let table_words = raw(t.label_words());
-        add(table_words.clone(), None);
+        let raw = |index: &SchemaIndex, ws: &[Word]| ws.iter().map(|w| index.raw(w).to_string()).collect::<Vec<_>>();
+        let full = raw(self, &t.words);
+        add(self, &full.iter().map(String::as_str).collect::<Vec<_>>(), None);
+        let table_words = raw(self, t.label_words());
+        add(self, &table_words.iter().map(String::as_str).collect::<Vec<_>>(), None);
         for (ci, c) in t.columns.iter().enumerate() {
             let ci = Some(ci as u32);
-            add(raw(&c.words), ci);
+            let full = raw(self, &c.words);
+            add(self, &full.iter().map(String::as_str).collect::<Vec<_>>(), ci);
             // `sbcustname` in a schema whose tables start with `sb`: "custname"
             if let Some(rest) = table_prefix.and_then(|p| c.name.to_lowercase().strip_prefix(p).map(str::to_string)) {
-                add(identifier_words(&rest), ci);
+                let words = identifier_words(&rest);
+                add(self, &words.iter().map(String::as_str).collect::<Vec<_>>(), ci);
             }
-            let words = raw(c.label_words());
-            add(words.clone(), ci);
-            for variant in column_variants(&words, &table_words) {
-                add(variant, ci);
+            let words = raw(self, c.label_words());
+            for variant in std::iter::once(words.clone()).chain(column_variants(&words, &table_words)) {
+                add(self, &variant.iter().map(String::as_str).collect::<Vec<_>>(), ci);
             }
         }
         out
@@ -343,7 +371,7 @@ fn same_columns(entry: &TableEntry, table: &Table) -> bool {
 
 /// Each schema's namespace prefix of table names, if its names have one.
 fn schema_prefixes(catalog: &Catalog) -> HashMap<&str, Option<usize>> {
-    let mut names: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut names: HashMap<&str, Vec<&str>> = HashMap::default();
     for t in &catalog.tables {
         names.entry(t.schema.as_str()).or_default().push(t.name.as_str());
     }
@@ -372,20 +400,15 @@ pub fn namespace_prefix(names: &[&str]) -> Option<usize> {
     (common >= 2 && names.iter().all(|n| glued(n))).then_some(common)
 }
 
-/// A table name reduced for convention matching: lowercase, no separators, singular.
-pub fn normalized_name(name: &str) -> String {
-    stem(&identifier_words(name).concat())
-}
-
-/// The table a column names by convention: `customer_id`, `customerId`, `customerid`,
-/// `state_name`, `country_code` -> customer, state, country.
-pub fn referenced_table_name(column: &str) -> Option<String> {
+/// The part of a column name that names another table by convention: `customer_id`,
+/// `customerId`, `customerid`, `state_name`, `country_code` -> customer, state, country.
+fn referenced_head(column: &str) -> Option<String> {
     let lower = column.to_lowercase();
     ["id", "name", "code", "key", "no"].iter().find_map(|suffix| {
         let head = lower.strip_suffix(suffix)?.trim_end_matches('_');
         let bare_suffix_allowed = *suffix == "id";
         let separated = lower.len() > head.len() + suffix.len();
-        (head.len() >= 2 && (separated || bare_suffix_allowed)).then(|| normalized_name(head))
+        (head.len() >= 2 && (separated || bare_suffix_allowed)).then(|| head.to_string())
     })
 }
 
@@ -422,10 +445,10 @@ fn column_variants(words: &[String], table_words: &[String]) -> Vec<Vec<String>>
 
 /// The column that names a table's rows: `name`, `title`, `<table>_name`, or the only text
 /// column whose name ends in "name".
-fn label_column(entry: &TableEntry, table: &Table) -> Option<usize> {
+fn label_column(index: &SchemaIndex, entry: &TableEntry, table: &Table) -> Option<usize> {
     let text = |ci: usize| table.columns.get(ci).is_some_and(Column::is_text);
-    let table_words: Vec<&str> = entry.label_words().iter().map(|w| w.raw.as_str()).collect();
-    let words = |ci: usize| -> Vec<&str> { entry.columns[ci].label_words().iter().map(|w| w.raw.as_str()).collect() };
+    let table_words: Vec<&str> = entry.label_words().iter().map(|w| index.raw(w)).collect();
+    let words = |ci: usize| -> Vec<&str> { entry.columns[ci].label_words().iter().map(|w| index.raw(w)).collect() };
     let exact = (0..entry.columns.len()).find(|&ci| {
         let w = words(ci);
         text(ci)
@@ -443,13 +466,13 @@ fn label_column(entry: &TableEntry, table: &Table) -> Option<usize> {
 
 /// The column that identifies a table's rows: a one-column primary key, else `id`,
 /// `<table>_id`, or an initial plus "id" (`pid` in `publication`).
-fn key_column(entry: &TableEntry, table: &Table) -> Option<usize> {
+fn key_column(index: &SchemaIndex, entry: &TableEntry, table: &Table) -> Option<usize> {
     if let [pk] = table.primary_key.as_slice() {
         return table.columns.iter().position(|c| &c.name == pk);
     }
-    let tname: String = entry.label_words().iter().map(|w| w.raw.as_str()).collect();
+    let tname: String = entry.label_words().iter().map(|w| index.raw(w)).collect();
     let initial = tname.chars().next()?;
-    let concat = |ci: usize| -> String { entry.columns[ci].label_words().iter().map(|w| w.raw.as_str()).collect() };
+    let concat = |ci: usize| -> String { entry.columns[ci].label_words().iter().map(|w| index.raw(w)).collect() };
     let named = |want: &str| (0..entry.columns.len()).find(|&ci| concat(ci) == want);
     named("id")
         .or_else(|| named(&format!("{tname}id")))
@@ -490,7 +513,7 @@ impl<'a> View<'a> {
     }
 
     fn place(catalog: &'a Catalog, index: Cow<'a, SchemaIndex>) -> Option<View<'a>> {
-        let mut by_name: HashMap<(&str, &str), usize> = HashMap::with_capacity(index.tables.len());
+        let mut by_name: HashMap<(&str, &str), usize> = HashMap::default();
         for (i, e) in index.tables.iter().enumerate() {
             by_name.insert((e.schema.as_str(), e.name.as_str()), i);
         }
@@ -560,7 +583,9 @@ impl<'a> View<'a> {
     /// What a term key names among what the caller may read: (table, None) for a table,
     /// (table, Some(column)) for a column, caller positions.
     pub fn lookup(&self, key: &str) -> Vec<(usize, Option<usize>)> {
-        let Some(targets) = self.index.terms.get(key) else { return Vec::new() };
+        let Some(targets) = self.index.term_ids.get(key).and_then(|id| self.index.terms.get(id)) else {
+            return Vec::new();
+        };
         targets
             .iter()
             .filter_map(|&(entry, column)| {
@@ -578,8 +603,8 @@ impl<'a> View<'a> {
     pub fn keys_at_least(&self, min_chars: usize) -> Vec<&str> {
         let mut keys: Vec<&str> = self
             .index
-            .terms
-            .keys()
+            .term_keys
+            .iter()
             .filter(|k| k.chars().count() >= min_chars)
             .map(String::as_str)
             .filter(|k| !self.lookup(k).is_empty())
@@ -596,6 +621,26 @@ impl<'a> View<'a> {
     /// The key column of table `t`, if the caller can read it.
     pub fn key_column(&self, t: usize) -> Option<usize> {
         self.table(t).key_column.and_then(|c| self.caller_column(t, c))
+    }
+
+    /// The words a column goes by in answers ("food type").
+    pub fn column_label(&self, t: usize, c: usize) -> String {
+        self.index.phrase(self.column(t, c).label_words())
+    }
+
+    /// The words a table goes by in answers ("customer").
+    pub fn table_label(&self, t: usize) -> String {
+        self.index.phrase(self.table(t).label_words())
+    }
+
+    /// The words of a column's name as it goes by, lowercase.
+    pub fn column_words(&self, t: usize, c: usize) -> Vec<&str> {
+        self.column(t, c).label_words().iter().map(|w| self.index.raw(w)).collect()
+    }
+
+    /// The words of a table's name as it goes by, lowercase.
+    pub fn table_words(&self, t: usize) -> Vec<&str> {
+        self.table(t).label_words().iter().map(|w| self.index.raw(w)).collect()
     }
 
     /// Whether column `c` of table `t` has this stem in its comment.
@@ -628,8 +673,10 @@ mod tests {
         assert_eq!(namespace_prefix(&["sbcustomer", "sbticker", "sbtransaction"]), Some(2));
         assert_eq!(namespace_prefix(&["domain", "domain_author", "domain_x"]), None);
         let index = SchemaIndex::build(&broker());
-        assert_eq!(index.tables[0].label(), "customer");
-        assert_eq!(index.tables[0].columns[1].label(), "name");
+        let catalog = broker();
+        let view = index.view(&catalog);
+        assert_eq!(view.table_label(0), "customer");
+        assert_eq!(view.column_label(0, 1), "name");
         assert_eq!(index.tables[0].label_column, Some(1));
         assert!(index.tables[2].columns[1].holds_money);
     }

@@ -30,10 +30,11 @@ impl Token {
     }
 }
 
-/// The stem of a word, lowercased: words of one or two letters are kept as they are.
+/// The stem of a word, lowercased: words of one or two letters and words with digits are kept
+/// as they are.
 pub fn stem(word: &str) -> String {
     let lower = word.to_lowercase();
-    if lower.chars().count() <= 2 {
+    if lower.chars().count() <= 2 || lower.chars().any(|c| c.is_numeric()) {
         return lower;
     }
     Stemmer::create(Algorithm::English).stem(&lower).into_owned()

@@ -125,8 +125,9 @@ impl<'v> KeyedTables<'v> {
             if !declared && view.columns(t).all(|(_, c)| c.key_like || c.refers_to.is_some()) {
                 continue;
             }
-            let rest: String = entry.label_words().iter().map(|w| w.raw.as_str()).collect();
-            let mut names = vec![entry.normalized_name.clone(), stem(&rest), rest];
+            let index = view.index();
+            let rest: String = view.table_words(t).concat();
+            let mut names = vec![index.stem_of(entry.normalized_name).to_string(), stem(&rest), rest];
             names.sort();
             names.dedup();
             by_schema.entry(table.schema.as_str()).or_default().push(Keyed {
@@ -155,7 +156,7 @@ impl<'v> KeyedTables<'v> {
             }
             let column = &table.columns[ci];
             let name = column.name.to_lowercase();
-            let rest: String = entry.label_words().iter().map(|w| w.raw.as_str()).collect();
+            let rest: String = entry.label_words().iter().map(|w| view.index().raw(w)).collect();
             let heads: Vec<String> = [name.as_str(), rest.as_str()]
                 .iter()
                 .filter_map(|n| n.strip_suffix("id"))
@@ -165,9 +166,7 @@ impl<'v> KeyedTables<'v> {
             let names_table = |k: &Keyed| {
                 heads.iter().any(|h| {
                     let s = stem(h);
-                    k.names
-                        .iter()
-                        .any(|n| *n == *h || *n == s || (h.len() >= MIN_ABBREVIATION && n.starts_with(h.as_str())))
+                    k.names.iter().any(|n| *n == *h || *n == s || (h.len() >= MIN_ABBREVIATION && n.starts_with(&**h)))
                 })
             };
             let fits: Vec<&Keyed> = candidates

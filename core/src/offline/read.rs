@@ -1082,7 +1082,7 @@ impl Parser<'_> {
                     let words = &self.vocab.view.column(base, ci).label_words();
                     words.iter().any(|w| {
                         let s = self.vocab.view.index().stem_of(w.stem);
-                        table_stems.contains(&s) || matches!(w.raw.as_str(), "created" | "creation")
+                        table_stems.contains(&s) || matches!(self.vocab.view.index().raw(w), "created" | "creation")
                     })
                 })
                 .collect();
@@ -1112,7 +1112,7 @@ impl Parser<'_> {
         }
         let column = self.vocab.view.column(base, ci);
         let in_name = column.label_words().iter().any(|w| {
-            !matches!(w.raw.as_str(), "at" | "on" | "date" | "time" | "timestamp" | "ts" | "dt")
+            !matches!(index.raw(w), "at" | "on" | "date" | "time" | "timestamp" | "ts" | "dt")
                 && self.vocab.view.index().stem_of(w.stem) == s
         });
         in_name || (is_participle(word) && self.vocab.comment_has(base, ci, s))
@@ -1237,10 +1237,14 @@ impl Parser<'_> {
             // "signed up" for `signup_date`: two words that are one word of a date's name.
             let joined = format!("{s}{}", self.stems.get(i + 1).map(String::as_str).unwrap_or(""));
             let names_date = self.free(i + 1)
-                && event_columns
-                    .iter()
-                    .filter(|c| self.is_temporal(**c))
-                    .any(|c| self.vocab.view.column(c.table, c.column).label_words().iter().any(|x| x.raw == joined));
+                && event_columns.iter().filter(|c| self.is_temporal(**c)).any(|c| {
+                    self.vocab
+                        .view
+                        .column(c.table, c.column)
+                        .label_words()
+                        .iter()
+                        .any(|x| self.vocab.view.index().raw(x) == joined)
+                });
             if names_date {
                 self.used[i] = true;
                 self.used[i + 1] = true;

@@ -106,16 +106,16 @@ impl<'v, 'a> Vocab<'v, 'a> {
 
     /// The words a column goes by in answers ("food type").
     pub(crate) fn column_label(&self, table: usize, column: usize) -> String {
-        self.view.column(table, column).label()
+        self.view.column_label(table, column)
     }
 
     pub(crate) fn table_label(&self, table: usize) -> String {
-        self.view.table(table).label()
+        self.view.table_label(table)
     }
 
     /// The words of a column's name as it goes by (prefix removed).
     pub(crate) fn column_words(&self, table: usize, column: usize) -> Vec<String> {
-        self.view.column(table, column).label_words().iter().map(|w| w.raw.clone()).collect()
+        self.view.column_words(table, column).into_iter().map(String::from).collect()
     }
 }
 
