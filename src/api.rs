@@ -33,7 +33,7 @@ fn options(sql_only: bool, cache_scope: String) -> Options {
 fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outcome {
     let question = pipeline::validate_question(question).or_raise();
     let session_id = session_id.map(str::trim).filter(|s| !s.is_empty());
-    let catalog = catalog::visible_catalog().or_raise();
+    let visible = catalog::visible_catalog().or_raise();
     let role = store::caller_role();
     let model = gucs::model();
     let context = session_id.map(|s| memory::load(&role, s, gucs::max_history())).unwrap_or_default();
@@ -46,8 +46,8 @@ fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outc
     };
     let request = Request {
         question,
-        catalog: &catalog,
-        index: None,
+        catalog: &visible.catalog,
+        index: Some(&visible.index),
         history: &context.recent,
         summary: context.summary.as_deref(),
         unsummarized: &context.unsummarized,

@@ -130,7 +130,8 @@ impl SchemaIndex {
             index.vocabulary = previous.vocabulary.clone();
             index.ids = previous.ids.clone();
             index.name_words = previous.name_words.clone();
-            index.name_ids = previous.name_ids.clone();
+            // Not restored with a snapshot (only building needs it).
+            index.name_ids = previous.name_words.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
             index.term_keys = previous.term_keys.clone();
             index.term_ids = previous.term_ids.clone();
             old = previous.tables.iter().map(|t| ((t.schema.as_str(), t.name.as_str()), t)).collect();
@@ -154,7 +155,6 @@ impl SchemaIndex {
     /// Restores what is not serialised (the vocabulary's lookup and the term map).
     pub fn after_deserialize(&mut self) {
         self.ids = self.vocabulary.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
-        self.name_ids = self.name_words.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
         self.term_ids = self.term_keys.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
         self.index_terms();
     }
