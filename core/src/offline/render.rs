@@ -90,7 +90,7 @@ fn condition_words(vocab: &Vocab, q: &Query, f: &Filter) -> String {
             let list: Vec<String> = years.iter().map(|y| y.to_string()).collect();
             format!("{} in {}", col(column), list.join(" or "))
         }
-        Filter::NotExists { table, .. } => format!("no {} refers to it", singular(&vocab.table_label(*table))),
+        Filter::NotExists { table, .. } => format!("with no {}", plural(&vocab.table_label(*table))),
     }
 }
 
@@ -309,12 +309,19 @@ fn group_thousands(digits: &str) -> String {
     format!("{sign}{out}")
 }
 
+/// " with no orders where city is Oslo and ...": rows that must not exist first, then the filters.
 fn conditions_clause(t: &AnswerTemplate) -> String {
-    if t.conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" where {}", t.conditions.join(" and "))
+    let (without, filters): (Vec<&String>, Vec<&String>) = t.conditions.iter().partition(|c| c.starts_with("with no "));
+    let mut out = String::new();
+    for w in without {
+        out.push(' ');
+        out.push_str(w);
     }
+    if !filters.is_empty() {
+        out.push_str(" where ");
+        out.push_str(&filters.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" and "));
+    }
+    out
 }
 
 fn named_list(items: Vec<String>, total: usize) -> String {
@@ -418,7 +425,11 @@ pub(crate) fn answer(t: &AnswerTemplate, rs: &ResultSet) -> String {
                     t.subject,
                     named_list(items, rs.rows.len())
                 ),
-                _ => format!("Found {total} {}{where_}: {}.", t.subject, named_list(items, rs.rows.len())),
+                _ => {
+                    let noun =
+                        if rs.rows.len() == 1 && !rs.truncated { singular(&t.subject) } else { t.subject.clone() };
+                    format!("Found {total} {noun}{where_}: {}.", named_list(items, rs.rows.len()))
+                }
             }
         }
     }
