@@ -108,6 +108,8 @@ struct KeyedTables<'v> {
 struct Keyed {
     table: usize,
     key: usize,
+    /// The key is declared (primary key or unique), not only named like one.
+    declared: bool,
     key_name: String,
     /// The table's name as a column would name it: lowercase, separators removed, with and
     /// without its namespace prefix, as written and stemmed.
@@ -133,6 +135,7 @@ impl<'v> KeyedTables<'v> {
             by_schema.entry(table.schema.as_str()).or_default().push(Keyed {
                 table: t,
                 key,
+                declared,
                 key_name: table.columns[key].name.to_lowercase(),
                 names,
             });
@@ -140,10 +143,11 @@ impl<'v> KeyedTables<'v> {
         KeyedTables { by_schema }
     }
 
-    /// Steps implied by column names: a column named like another table's key (`aid` when the
-    /// author table is keyed by `aid`; never a bare `id`), or naming the other table
+    /// Steps implied by column names: a column named like another table's declared key (`aid`
+    /// when `author.aid` is its primary key; never a bare `id`), or naming the other table
     /// (`customer_id`, `sbtxcustid` for `sbcustomer`), onto that table's key; only when exactly
-    /// one table fits and both columns hold the same kind of value.
+    /// one table fits and both columns hold the same kind of value. A key only named like one
+    /// (`pid` in `publication`) is trusted when the column names its table, not for a name alike.
     fn implied_hops(&self, view: &View, from: usize) -> Vec<Hop> {
         let catalog = view.catalog;
         let table = &catalog.tables[from];
@@ -172,7 +176,7 @@ impl<'v> KeyedTables<'v> {
             let fits: Vec<&Keyed> = candidates
                 .iter()
                 .filter(|k| k.table != from && catalog.tables[k.table].columns[k.key].category == column.category)
-                .filter(|k| (k.key_name == name && name != "id" && name.len() > 2) || names_table(k))
+                .filter(|k| (k.declared && k.key_name == name && name != "id" && name.len() > 2) || names_table(k))
                 .collect();
             if let [k] = fits.as_slice() {
                 hops.push(Hop { from, to: k.table, pairs: vec![(ci, k.key)] });

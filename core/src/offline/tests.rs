@@ -518,8 +518,11 @@ fn joins_follow_naming_conventions_when_no_keys_are_declared() {
          GROUP BY sbcustomer.sbcustcountry ORDER BY count DESC NULLS LAST, sbcustomer.sbcustcountry"
     );
     // A link table whose columns are all keys is never joined onto: its "key" is not unique.
-    let author = plain("author", vec![col("aid", "bigint", 'N'), col("name", "text", 'S')]);
-    let paper = plain("paper", vec![col("pid", "bigint", 'N'), col("title", "text", 'S'), col("year", "bigint", 'N')]);
+    let mut author = plain("author", vec![col("aid", "bigint", 'N'), col("name", "text", 'S')]);
+    author.primary_key = vec!["aid".into()];
+    let mut paper =
+        plain("paper", vec![col("pid", "bigint", 'N'), col("title", "text", 'S'), col("year", "bigint", 'N')]);
+    paper.primary_key = vec!["pid".into()];
     let paper_author = plain("paper_keyword", vec![col("pid", "bigint", 'N'), col("kid", "bigint", 'N')]);
     let writes = plain("writes", vec![col("aid", "bigint", 'N'), col("pid", "bigint", 'N')]);
     let catalog = Catalog { tables: vec![author, paper, paper_author, writes] };
@@ -527,6 +530,11 @@ fn joins_follow_naming_conventions_when_no_keys_are_declared() {
     assert!(links.single_hop(3, 0).is_some(), "writes.aid -> author.aid");
     assert!(links.single_hop(3, 1).is_some(), "writes.pid -> paper.pid");
     assert!(links.single_hop(3, 2).is_none(), "never onto a link table");
+    // A key only named like one is not trusted for a column merely named alike.
+    let mut catalog = catalog;
+    catalog.tables[0].primary_key.clear();
+    let links = joins::Links::new(&View::new(&catalog, None));
+    assert!(links.single_hop(3, 0).is_none(), "aid onto an undeclared author key");
 }
 
 #[test]
