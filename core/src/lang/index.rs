@@ -70,6 +70,8 @@ pub struct TableEntry {
     /// The terms that name the table (column None) or one of its columns, as ids of term keys
     /// (stems joined).
     pub terms: Vec<(u32, Option<u32>)>,
+    /// A price and a quantity column (order lines): their product is the rows' value in money.
+    pub line_value: Option<(usize, usize)>,
 }
 
 impl TableEntry {
@@ -260,7 +262,9 @@ impl SchemaIndex {
             label_column: None,
             key_column: None,
             terms: Vec::new(),
+            line_value: None,
         };
+        entry.line_value = line_value(self, &entry, table);
         entry.label_column = label_column(self, &entry, table);
         entry.key_column = key_column(self, &entry, table);
         let table_prefix = prefix.and_then(|p| table.name.get(..p)).map(str::to_lowercase);
@@ -443,6 +447,24 @@ fn column_variants(words: &[String], table_words: &[String]) -> Vec<Vec<String>>
     out
 }
 
+/// The one numeric price column and the one numeric quantity column of a table without a column of
+/// amounts: `unit_price` and `quantity` of an order line.
+fn line_value(index: &SchemaIndex, entry: &TableEntry, table: &Table) -> Option<(usize, usize)> {
+    if entry.columns.iter().any(|c| c.holds_money) {
+        return None;
+    }
+    let numeric_with = |words: &[&str]| -> Vec<usize> {
+        (0..entry.columns.len())
+            .filter(|&ci| table.columns.get(ci).is_some_and(Column::is_numeric))
+            .filter(|&ci| entry.columns[ci].label_words().iter().any(|w| words.contains(&index.raw(w))))
+            .collect()
+    };
+    match (numeric_with(&["price"]).as_slice(), numeric_with(&["quantity", "qty", "units"]).as_slice()) {
+        ([price], [quantity]) => Some((*price, *quantity)),
+        _ => None,
+    }
+}
+
 /// The column that names a table's rows: `name`, `title`, `<table>_name`, or the only text
 /// column whose name ends in "name".
 fn label_column(index: &SchemaIndex, entry: &TableEntry, table: &Table) -> Option<usize> {
@@ -616,6 +638,12 @@ impl<'a> View<'a> {
     /// The label column of table `t`, if the caller can read it.
     pub fn label_column(&self, t: usize) -> Option<usize> {
         self.table(t).label_column.and_then(|c| self.caller_column(t, c))
+    }
+
+    /// The price and quantity columns of table `t` whose product is its rows' value, if readable.
+    pub fn line_value(&self, t: usize) -> Option<(usize, usize)> {
+        let (price, quantity) = self.table(t).line_value?;
+        Some((self.caller_column(t, price)?, self.caller_column(t, quantity)?))
     }
 
     /// The key column of table `t`, if the caller can read it.

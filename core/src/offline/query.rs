@@ -169,6 +169,8 @@ pub(crate) struct Query {
     pub ratio: Option<Ratio>,
     /// Groups kept only when their row count compares so ("with at least 10 reviews").
     pub having: Option<(Op, f64)>,
+    /// Sums of a price that are sums of price times this quantity (the value of order lines).
+    pub line_values: Vec<(ColRef, ColRef)>,
 }
 
 /// A SQL string literal, quotes doubled (standard_conforming_strings is on since PostgreSQL 9.1).
@@ -199,7 +201,14 @@ impl Query {
             limit: None,
             ratio: None,
             having: None,
+            line_values: Vec::new(),
         }
+    }
+
+    /// The quantity a summed price is multiplied by, if it is an order line's value.
+    pub(crate) fn line_quantity(&self, m: &Measure) -> Option<ColRef> {
+        let price = m.column?;
+        (m.agg == Agg::Sum).then(|| self.line_values.iter().find(|(p, _)| *p == price).map(|(_, q)| *q)).flatten()
     }
 
     /// Adds a measure unless it is there already; its index.
@@ -287,8 +296,11 @@ impl Query {
     }
 
     /// The output name of a measure (`count`, `average_rating`).
-    pub(crate) fn measure_alias(catalog: &Catalog, m: &Measure) -> String {
+    pub(crate) fn measure_alias(&self, catalog: &Catalog, m: &Measure) -> String {
         let col = m.column.map(|c| Self::column_name(catalog, c)).unwrap_or_default();
+        if self.line_quantity(m).is_some() {
+            return "total_value".into();
+        }
         match m.agg {
             Agg::Count => "count".into(),
             Agg::CountDistinct => format!("distinct_{col}"),
@@ -306,7 +318,10 @@ impl Query {
             (Agg::Count, None) => "count(*)".into(),
             (Agg::Count, Some(_)) => format!("count({col})"),
             (Agg::CountDistinct, _) => format!("count(DISTINCT {col})"),
-            (Agg::Sum, _) => format!("sum({col})"),
+            (Agg::Sum, _) => match self.line_quantity(m) {
+                Some(q) => format!("sum({col} * {})", self.col(catalog, q)),
+                None => format!("sum({col})"),
+            },
             (Agg::Avg, _) => format!("avg({col})"),
             (Agg::Min, _) => format!("min({col})"),
             (Agg::Max, _) => format!("max({col})"),
@@ -438,7 +453,7 @@ impl Query {
         }
         let mut measure_names = Vec::new();
         for m in &self.measures {
-            let alias = quote_ident(&Self::measure_alias(catalog, m));
+            let alias = quote_ident(&self.measure_alias(catalog, m));
             select.push(format!("{} AS {alias}", self.measure_sql(catalog, m)));
             measure_names.push(alias);
         }

@@ -667,7 +667,32 @@ impl Parser<'_> {
 
     /// The one table every mention can refer to; a table named outright wins over one reached
     /// only through its columns.
+    /// The base table; when money words standing for stored amounts leave none, again with them
+    /// standing for the value of order lines (price times quantity).
     fn base_table(&mut self) -> Result<usize, Decline> {
+        let first = self.base_table_once();
+        if first.is_ok() {
+            return first;
+        }
+        let lines = self.vocab.line_values();
+        let mut swapped = false;
+        for span in &mut self.spans {
+            if let Item::Mention { targets, start, end, .. } = &mut span.item {
+                if *end == *start + 1 && self.vocab.is_money_word(w(&self.toks, *start)) && !lines.is_empty() {
+                    *targets = lines.clone();
+                    swapped = true;
+                }
+            }
+        }
+        if swapped {
+            self.scope.clear();
+            self.reach.clear();
+            return self.base_table_once();
+        }
+        first
+    }
+
+    fn base_table_once(&mut self) -> Result<usize, Decline> {
         let mentions: Vec<&Vec<Target>> = self
             .spans
             .iter()
@@ -1048,7 +1073,7 @@ impl Parser<'_> {
         let pick = |ci: usize| Ok(ColRef { table: base, column: ci });
         match temporal.as_slice() {
             [one] => return pick(*one),
-            [] => return Err(format!("{} has no date column for the time in the question", table.name).into()),
+            [] => return self.joined_date(base, named),
             _ => {}
         }
         // A word of the question naming one of them in any way (a value such as "shipped" next to
@@ -1095,6 +1120,31 @@ impl Parser<'_> {
             }
         }
         Err(Decline::Ambiguous(format!("{} has several date columns; name the one you mean", table.name)))
+    }
+
+    /// A table without dates takes the date of the one table it references that has one (an order
+    /// line's order): "revenue by category in 2025".
+    fn joined_date(&mut self, base: usize, named: &[ColRef]) -> Result<ColRef, Decline> {
+        let no_date = || format!("{} has no date column for the time in the question", self.catalog.tables[base].name);
+        let links = joins::Links::new(self.vocab.view);
+        let reach = joins::reachable(&links, base);
+        let mut dated: Vec<(usize, Vec<joins::Hop>)> = reach
+            .into_iter()
+            .filter_map(|(t, r)| match r {
+                Reach::Path(p) if p.len() == 1 => Some((t, p)),
+                _ => None,
+            })
+            .filter(|(t, _)| self.catalog.tables[*t].columns.iter().any(|c| c.is_temporal()))
+            .collect();
+        dated.sort_by_key(|(t, _)| *t);
+        let [(t, path)] = dated.as_slice() else { return Err(no_date().into()) };
+        let (t, path) = (*t, path.clone());
+        let column = self.date_column(t, named)?;
+        self.reach.entry(t).or_insert(Reach::Path(path));
+        if !self.scope.contains(&t) {
+            self.scope.push(t);
+        }
+        Ok(column)
     }
 
     /// Whether question word `i` names date column `ci` of `base`: by a word of its name, or as a

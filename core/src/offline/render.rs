@@ -55,6 +55,9 @@ fn ratio_words(vocab: &Vocab, q: &Query, subject: &str, r: &Ratio) -> String {
 
 fn measure_words(vocab: &Vocab, subject: &str, q: &Query, m: &Measure) -> String {
     let col = |c: Option<ColRef>| c.map(|c| vocab.column_label(c.table, c.column)).unwrap_or_default();
+    if q.line_quantity(m).is_some() {
+        return "total value".into();
+    }
     match m.agg {
         Agg::Ratio => q.ratio.as_ref().map(|r| ratio_words(vocab, q, subject, r)).unwrap_or_default(),
         Agg::Count => format!("number of {subject}"),

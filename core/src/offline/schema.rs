@@ -86,6 +86,13 @@ impl<'v, 'a> Vocab<'v, 'a> {
         self.is_money_stem(&stem(word))
     }
 
+    /// The price columns of tables whose rows are worth price times quantity (order lines).
+    pub(crate) fn line_values(&self) -> Vec<Target> {
+        (0..self.catalog().tables.len())
+            .filter_map(|t| self.view.line_value(t).map(|(p, _)| Target::Column(t, p)))
+            .collect()
+    }
+
     /// The numeric columns that hold amounts of money, other than keys.
     fn money_columns(&self) -> Vec<Target> {
         let mut out = Vec::new();

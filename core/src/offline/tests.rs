@@ -602,3 +602,33 @@ fn the_date_a_question_means() {
     assert!(joined_sql(&catalog, "orders per month in 2024").contains("date_trunc('month', ordered_at)"));
     assert!(joined_sql(&catalog, "How many orders were shipped in 2024?").contains("shipped_at >= DATE '2024-01-01'"));
 }
+
+#[test]
+fn revenue_of_order_lines_is_price_times_quantity() {
+    let mut catalog = joined_shop();
+    let items = keyed(
+        "order_items",
+        "order_item_id",
+        vec![
+            col("order_item_id", "integer", 'N'),
+            col("order_id", "integer", 'N'),
+            col("product_id", "integer", 'N'),
+            col("quantity", "integer", 'N'),
+            col("unit_price", "numeric(10,2)", 'N'),
+        ],
+        vec![fk("order_id", "orders", "order_id"), fk("product_id", "products", "product_id")],
+    );
+    catalog.tables.push(items);
+    // The stored amount wherever it reaches; the value of order lines where only they reach.
+    assert!(joined_sql(&catalog, "revenue per payment method").contains("sum(amount)"));
+    assert_eq!(
+        joined_sql(&catalog, "top 3 categories by revenue in 2024"),
+        "SELECT categories.name, sum(order_items.unit_price * order_items.quantity) AS total_value \
+         FROM public.order_items JOIN public.products ON products.product_id = order_items.product_id \
+         JOIN public.categories ON categories.category_id = products.category_id \
+         JOIN public.orders ON orders.order_id = order_items.order_id \
+         WHERE orders.ordered_at >= DATE '2024-01-01' AND orders.ordered_at < DATE '2025-01-01' \
+         GROUP BY categories.name, categories.category_id \
+         ORDER BY total_value DESC NULLS LAST, categories.name, categories.category_id LIMIT 3"
+    );
+}

@@ -3,7 +3,7 @@
 
 use super::Build;
 use crate::lang::words::{is_bucket_adjective, time_unit, TimeUnit};
-use crate::offline::query::{Agg, GroupKey, Measure, OrderKey};
+use crate::offline::query::{GroupKey, OrderKey};
 use crate::offline::read::{Cue, Item};
 use crate::offline::Decline;
 
@@ -15,7 +15,7 @@ impl Build<'_> {
             Some(Item::Mention { targets, .. }) => {
                 if let (true, Some(c)) = (by, self.money[k + 1].filter(|c| c.table == self.base)) {
                     // "top 5 customers by revenue"
-                    let m = self.q.push_measure(Measure { agg: Agg::Sum, column: Some(c) });
+                    let m = self.money_measure(c);
                     self.q.order = Some((OrderKey::Measure(m), true));
                     return Ok(k + 2);
                 }

@@ -90,7 +90,7 @@ impl Build<'_> {
     fn superlative_of(&mut self, k: usize, desc: bool, targets: &[Target], plural: bool) -> Result<usize, Decline> {
         if let Some(c) = self.money[k + 1].filter(|c| c.table == self.base) {
             // "the most revenue": the groups ranked by their sum.
-            let m = self.q.push_measure(Measure { agg: Agg::Sum, column: Some(c) });
+            let m = self.money_measure(c);
             self.q.order = Some((OrderKey::Measure(m), desc));
             return Ok(k + 2);
         }
@@ -136,6 +136,17 @@ impl Build<'_> {
             }
         }
         Ok(k + 2)
+    }
+
+    /// The sum a money word means: of the amount column, or of price times quantity for order
+    /// lines; its index in the query.
+    pub(super) fn money_measure(&mut self, c: ColRef) -> usize {
+        if let Some((price, quantity)) = self.p.vocab.view.line_value(c.table) {
+            if price == c.column {
+                self.q.line_values.push((c, ColRef { table: c.table, column: quantity }));
+            }
+        }
+        self.q.push_measure(Measure { agg: Agg::Sum, column: Some(c) })
     }
 
     /// A measure phrase starting at item `k` ("number of customers", "total amount"): how many

@@ -10,7 +10,7 @@ mod never;
 mod order;
 mod shape;
 
-use super::query::{Agg, ColRef, Measure, Query};
+use super::query::{ColRef, Query};
 use super::read::{Cue, Item, Parser};
 use super::schema::Target;
 use super::{Decline, Parsed};
@@ -160,7 +160,7 @@ impl Build<'_> {
             if c.table != self.base {
                 return Err("an amount on a joined table would be counted once per row".into());
             }
-            self.q.push_measure(Measure { agg: Agg::Sum, column: Some(c) });
+            self.money_measure(c);
             self.named_columns.push(c);
         } else if let Some(t) = entity {
             if self.subject.entity.is_none() && nothing_yet {
