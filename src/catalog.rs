@@ -246,9 +246,12 @@ fn full_catalog() -> Result<Cached> {
 /// The catalog and index of the current version: the snapshot when it is of this version, else
 /// introspected and indexed (and left as the snapshot for the backends to come).
 fn load(comments: String) -> Result<Cached> {
+    // A transaction that wrote may see catalog changes of its own that nobody else sees yet: it
+    // neither trusts the generation (which counts committed changes) nor leaves a snapshot.
+    let wrote = unsafe { pg_sys::GetTopTransactionIdIfAny() } != pg_sys::InvalidTransactionId;
     // Both read before the catalog itself: a change committed in between makes them stale, never
     // the snapshot.
-    let generation = shared_generation();
+    let generation = if wrote { None } else { shared_generation() };
     let mut header = snapshot::Header { format: SNAPSHOT_FORMAT.into(), comments, generation, fingerprint: None };
     let found = snapshot::read();
     if let Some((found_header, body)) = &found {
@@ -267,7 +270,7 @@ fn load(comments: String) -> Result<Cached> {
         if same {
             if let Some(cached) = snapshot::decode(&header.comments, body) {
                 // Current after all (the generation moved for something else, ANALYZE say).
-                if header.generation != found_header.generation {
+                if header.generation != found_header.generation && !wrote {
                     snapshot::write(&header, body);
                 }
                 return Ok(cached);
@@ -276,8 +279,10 @@ fn load(comments: String) -> Result<Cached> {
     }
     let catalog = introspect(None)?;
     let index = SchemaIndex::build(&catalog);
-    if let Some(body) = snapshot::encode(&catalog, &index) {
-        snapshot::write(&header, &body);
+    if !wrote {
+        if let Some(body) = snapshot::encode(&catalog, &index) {
+            snapshot::write(&header, &body);
+        }
     }
     Ok(Cached { comments: header.comments, catalog: Arc::new(catalog), index: Arc::new(index) })
 }
@@ -500,6 +505,34 @@ mod tests {
     }
 
     #[pg_test]
+    fn snapshots_hold_the_catalog_and_its_index() {
+        Spi::run("CREATE TABLE snap_people (id int PRIMARY KEY, full_name text, city text)").unwrap();
+        let full = introspect(None).unwrap();
+        let index = SchemaIndex::build(&full);
+        let header = snapshot::Header {
+            format: SNAPSHOT_FORMAT.into(),
+            comments: "c".into(),
+            generation: None,
+            fingerprint: Some(catalog_fingerprint().unwrap()),
+        };
+        snapshot::write(&header, &snapshot::encode(&full, &index).unwrap());
+        let (read_header, body) = snapshot::read().expect("a snapshot");
+        assert_eq!(read_header, header);
+        let cached = snapshot::decode("c", &body).expect("decodes");
+        assert_eq!(*cached.catalog, full);
+        let view = cached.index.view(&cached.catalog);
+        let people = full.tables.iter().position(|t| t.name == "snap_people").unwrap();
+        let key = sqlchat_core::lang::stem("snap") + &sqlchat_core::lang::stem("people");
+        assert_eq!(view.lookup(&key), vec![(people, None)]);
+        // What the catalog query reads changing changes the fingerprint. (A row changed again by
+        // the transaction that made it keeps its xmin: such a transaction neither trusts nor
+        // leaves snapshots; other backends only ever see committed rows, whose changes do.)
+        Spi::run("CREATE TABLE snap_other (id int)").unwrap();
+        assert_ne!(Some(catalog_fingerprint().unwrap()), header.fingerprint);
+        assert!(snapshot::decode("c", &body[..body.len() / 2]).is_none(), "a cut snapshot is not used");
+    }
+
+    #[pg_test]
     fn hides_what_the_role_cannot_read() {
         Spi::run(
             "CREATE ROLE reader;
@@ -524,7 +557,7 @@ mod tests {
         let partial = c.find("public", "partial_t").unwrap();
         assert!(partial.column("salary").is_none());
         assert!(partial.column("id").is_some());
-        let text = serde_json::to_string(&c).unwrap();
+        let text = serde_json::to_string(&*c).unwrap();
         assert!(!text.contains("top secret"));
         assert!(!text.contains("salary"));
         assert!(!text.contains("secret_key"), "a key to a hidden column names it");
