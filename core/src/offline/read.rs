@@ -137,6 +137,98 @@ fn w(toks: &[Tok], i: usize) -> &str {
     toks.get(i).and_then(Tok::word).unwrap_or("")
 }
 
+/// Phrases that are cues, longest and most specific first (the first that matches wins).
+const CUE_PHRASES: &[(&[&str], Cue)] = &[
+    (&["total", "number", "of"], Cue::Count),
+    (&["total", "count", "of"], Cue::Count),
+    (&["how", "many"], Cue::Count),
+    (&["number", "of"], Cue::Count),
+    (&["count", "of"], Cue::Count),
+    (&["count"], Cue::Count),
+    (&["sum", "of"], Cue::Agg(Agg::Sum)),
+    (&["sum"], Cue::Agg(Agg::Sum)),
+    (&["total"], Cue::Agg(Agg::Sum)),
+    (&["average"], Cue::Agg(Agg::Avg)),
+    (&["avg"], Cue::Agg(Agg::Avg)),
+    (&["mean"], Cue::Agg(Agg::Avg)),
+    (&["maximum"], Cue::Agg(Agg::Max)),
+    (&["max"], Cue::Agg(Agg::Max)),
+    (&["minimum"], Cue::Agg(Agg::Min)),
+    (&["min"], Cue::Agg(Agg::Min)),
+    (&["most", "expensive"], Cue::Sup(true)),
+    (&["least", "expensive"], Cue::Sup(false)),
+    (&["most", "recent"], Cue::Sup(true)),
+    (&["least", "recent"], Cue::Sup(false)),
+    (&["cheapest"], Cue::Sup(false)),
+    (&["priciest"], Cue::Sup(true)),
+    (&["newest"], Cue::Sup(true)),
+    (&["latest"], Cue::Sup(true)),
+    (&["earliest"], Cue::Sup(false)),
+    (&["never"], Cue::Never),
+    (&["have", "not"], Cue::Never),
+    (&["has", "not"], Cue::Never),
+    (&["had", "not"], Cue::Never),
+    (&["did", "not"], Cue::Never),
+    (&["do", "not"], Cue::Never),
+    (&["does", "not"], Cue::Never),
+    (&["without", "any"], Cue::Never),
+    (&["without"], Cue::Never),
+    (&["with", "no"], Cue::Never),
+    (&["highest"], Cue::Sup(true)),
+    (&["largest"], Cue::Sup(true)),
+    (&["biggest"], Cue::Sup(true)),
+    (&["greatest"], Cue::Sup(true)),
+    (&["most"], Cue::Sup(true)),
+    (&["longest"], Cue::Sup(true)),
+    (&["tallest"], Cue::Sup(true)),
+    (&["best"], Cue::Sup(true)),
+    (&["lowest"], Cue::Sup(false)),
+    (&["smallest"], Cue::Sup(false)),
+    (&["least"], Cue::Sup(false)),
+    (&["fewest"], Cue::Sup(false)),
+    (&["shortest"], Cue::Sup(false)),
+    (&["worst"], Cue::Sup(false)),
+    (&["for", "each"], Cue::Each),
+    (&["for", "every"], Cue::Each),
+    (&["in", "each"], Cue::Each),
+    (&["of", "each"], Cue::Each),
+    (&["each"], Cue::Each),
+    (&["every"], Cue::Each),
+    (&["per"], Cue::Each),
+    (&["grouped", "by"], Cue::By),
+    (&["group", "by"], Cue::By),
+    (&["broken", "down", "by"], Cue::By),
+    (&["by"], Cue::By),
+    (&["order", "the", "results", "by"], Cue::OrderBy),
+    (&["sort", "the", "results", "by"], Cue::OrderBy),
+    (&["ordered", "by"], Cue::OrderBy),
+    (&["order", "by"], Cue::OrderBy),
+    (&["sorted", "by"], Cue::OrderBy),
+    (&["sort", "by"], Cue::OrderBy),
+    (&["ranked", "by"], Cue::OrderBy),
+    (&["in", "descending", "order"], Cue::Dir(true)),
+    (&["in", "ascending", "order"], Cue::Dir(false)),
+    (&["descending"], Cue::Dir(true)),
+    (&["desc"], Cue::Dir(true)),
+    (&["ascending"], Cue::Dir(false)),
+    (&["asc"], Cue::Dir(false)),
+    (&["in", "alphabetical", "order"], Cue::Alphabetical),
+    (&["ordered", "alphabetically"], Cue::Alphabetical),
+    (&["sorted", "alphabetically"], Cue::Alphabetical),
+    (&["alphabetically"], Cue::Alphabetical),
+    (&["alphabetical", "order"], Cue::Alphabetical),
+    (&["how", "much"], Cue::Agg(Agg::Sum)),
+    (&["ratio", "of"], Cue::Ratio(false)),
+    (&["proportion", "of"], Cue::Ratio(false)),
+    (&["share", "of"], Cue::Ratio(false)),
+    (&["fraction", "of"], Cue::Ratio(false)),
+    (&["percentage", "of"], Cue::Ratio(true)),
+    (&["percent", "of"], Cue::Ratio(true)),
+    (&["distinct"], Cue::Distinct),
+    (&["unique"], Cue::Distinct),
+    (&["different"], Cue::Distinct),
+];
+
 impl Parser<'_> {
     pub(super) fn mark(&mut self, start: usize, end: usize) {
         for u in &mut self.used[start..end.min(self.toks.len())] {
@@ -383,96 +475,6 @@ impl Parser<'_> {
     }
 
     fn cues(&mut self) {
-        const PHRASES: &[(&[&str], Cue)] = &[
-            (&["total", "number", "of"], Cue::Count),
-            (&["total", "count", "of"], Cue::Count),
-            (&["how", "many"], Cue::Count),
-            (&["number", "of"], Cue::Count),
-            (&["count", "of"], Cue::Count),
-            (&["count"], Cue::Count),
-            (&["sum", "of"], Cue::Agg(Agg::Sum)),
-            (&["sum"], Cue::Agg(Agg::Sum)),
-            (&["total"], Cue::Agg(Agg::Sum)),
-            (&["average"], Cue::Agg(Agg::Avg)),
-            (&["avg"], Cue::Agg(Agg::Avg)),
-            (&["mean"], Cue::Agg(Agg::Avg)),
-            (&["maximum"], Cue::Agg(Agg::Max)),
-            (&["max"], Cue::Agg(Agg::Max)),
-            (&["minimum"], Cue::Agg(Agg::Min)),
-            (&["min"], Cue::Agg(Agg::Min)),
-            (&["most", "expensive"], Cue::Sup(true)),
-            (&["least", "expensive"], Cue::Sup(false)),
-            (&["most", "recent"], Cue::Sup(true)),
-            (&["least", "recent"], Cue::Sup(false)),
-            (&["cheapest"], Cue::Sup(false)),
-            (&["priciest"], Cue::Sup(true)),
-            (&["newest"], Cue::Sup(true)),
-            (&["latest"], Cue::Sup(true)),
-            (&["earliest"], Cue::Sup(false)),
-            (&["never"], Cue::Never),
-            (&["have", "not"], Cue::Never),
-            (&["has", "not"], Cue::Never),
-            (&["had", "not"], Cue::Never),
-            (&["did", "not"], Cue::Never),
-            (&["do", "not"], Cue::Never),
-            (&["does", "not"], Cue::Never),
-            (&["without", "any"], Cue::Never),
-            (&["without"], Cue::Never),
-            (&["with", "no"], Cue::Never),
-            (&["highest"], Cue::Sup(true)),
-            (&["largest"], Cue::Sup(true)),
-            (&["biggest"], Cue::Sup(true)),
-            (&["greatest"], Cue::Sup(true)),
-            (&["most"], Cue::Sup(true)),
-            (&["longest"], Cue::Sup(true)),
-            (&["tallest"], Cue::Sup(true)),
-            (&["best"], Cue::Sup(true)),
-            (&["lowest"], Cue::Sup(false)),
-            (&["smallest"], Cue::Sup(false)),
-            (&["least"], Cue::Sup(false)),
-            (&["fewest"], Cue::Sup(false)),
-            (&["shortest"], Cue::Sup(false)),
-            (&["worst"], Cue::Sup(false)),
-            (&["for", "each"], Cue::Each),
-            (&["for", "every"], Cue::Each),
-            (&["in", "each"], Cue::Each),
-            (&["of", "each"], Cue::Each),
-            (&["each"], Cue::Each),
-            (&["every"], Cue::Each),
-            (&["per"], Cue::Each),
-            (&["grouped", "by"], Cue::By),
-            (&["group", "by"], Cue::By),
-            (&["broken", "down", "by"], Cue::By),
-            (&["by"], Cue::By),
-            (&["order", "the", "results", "by"], Cue::OrderBy),
-            (&["sort", "the", "results", "by"], Cue::OrderBy),
-            (&["ordered", "by"], Cue::OrderBy),
-            (&["order", "by"], Cue::OrderBy),
-            (&["sorted", "by"], Cue::OrderBy),
-            (&["sort", "by"], Cue::OrderBy),
-            (&["ranked", "by"], Cue::OrderBy),
-            (&["in", "descending", "order"], Cue::Dir(true)),
-            (&["in", "ascending", "order"], Cue::Dir(false)),
-            (&["descending"], Cue::Dir(true)),
-            (&["desc"], Cue::Dir(true)),
-            (&["ascending"], Cue::Dir(false)),
-            (&["asc"], Cue::Dir(false)),
-            (&["in", "alphabetical", "order"], Cue::Alphabetical),
-            (&["ordered", "alphabetically"], Cue::Alphabetical),
-            (&["sorted", "alphabetically"], Cue::Alphabetical),
-            (&["alphabetically"], Cue::Alphabetical),
-            (&["alphabetical", "order"], Cue::Alphabetical),
-            (&["how", "much"], Cue::Agg(Agg::Sum)),
-            (&["ratio", "of"], Cue::Ratio(false)),
-            (&["proportion", "of"], Cue::Ratio(false)),
-            (&["share", "of"], Cue::Ratio(false)),
-            (&["fraction", "of"], Cue::Ratio(false)),
-            (&["percentage", "of"], Cue::Ratio(true)),
-            (&["percent", "of"], Cue::Ratio(true)),
-            (&["distinct"], Cue::Distinct),
-            (&["unique"], Cue::Distinct),
-            (&["different"], Cue::Distinct),
-        ];
         let mut i = 0;
         while i < self.toks.len() {
             if self.used[i] {
@@ -499,7 +501,7 @@ impl Parser<'_> {
             }
             if let Some((n, len)) = number_at(&self.toks, i) {
                 let next = w(&self.toks, i + len);
-                let sup = PHRASES.iter().find(|(p, c)| p.len() == 1 && p[0] == next && matches!(c, Cue::Sup(_)));
+                let sup = CUE_PHRASES.iter().find(|(p, c)| p.len() == 1 && p[0] == next && matches!(c, Cue::Sup(_)));
                 if let (Some((_, Cue::Sup(desc))), true) = (sup, n >= 1.0 && n.fract() == 0.0 && n <= 10_000.0) {
                     self.push(i, i + len, Item::Cue(Cue::Top(*desc, n as u64)));
                     i += len;
@@ -520,7 +522,7 @@ impl Parser<'_> {
                 continue;
             }
             let mut matched = false;
-            for (phrase, cue) in PHRASES {
+            for (phrase, cue) in CUE_PHRASES {
                 if phrase.iter().enumerate().all(|(k, p)| self.free(i + k) && w(&self.toks, i + k) == *p) {
                     self.push(i, i + phrase.len(), Item::Cue(*cue));
                     if matches!(cue, Cue::Ratio(_)) {
@@ -849,6 +851,47 @@ impl Parser<'_> {
         let in_mention: Vec<bool> = (0..self.toks.len())
             .map(|k| self.spans.iter().any(|s| matches!(s.item, Item::Mention { .. }) && s.start <= k && k < s.end))
             .collect();
+        let mut candidates = self.value_candidates(&in_mention);
+        let columns = self.probe_columns();
+        if candidates.is_empty() || columns.is_empty() {
+            return Ok(());
+        }
+        let found = self.look_up_values(probe, &candidates, &columns)?;
+        // Longest phrases first; each token used once.
+        candidates.sort_by_key(|(s, e, _)| (std::cmp::Reverse(e - s), *s));
+        let mut claimed = vec![false; self.toks.len()];
+        for (start, end, phrase) in candidates {
+            if (start..end).any(|k| claimed[k] || (self.used[k] && !in_mention[k])) {
+                continue;
+            }
+            let hits: Vec<&(String, ColRef, String)> = found.iter().filter(|(p, _, _)| *p == phrase).collect();
+            if hits.is_empty() {
+                continue;
+            }
+            let Some(column) = self.value_column(start, &phrase, &hits)? else { continue };
+            let Some((_, _, stored)) = hits.iter().find(|(_, c, _)| *c == column) else { continue };
+            if self.spans.iter().any(|s| s.start < start && s.end > start || s.start < end && s.end > end) {
+                // The value would split a schema term; not a value here.
+                continue;
+            }
+            self.spans.retain(|s| s.end <= start || s.start >= end);
+            self.mark(start, end);
+            for c in &mut claimed[start..end] {
+                *c = true;
+            }
+            // "Italian food": a following word of the column's name belongs to the value.
+            let col_stems: Vec<String> =
+                self.vocab.column_words(column.table, column.column).iter().map(|x| stem(x)).collect();
+            if self.free(end) && col_stems.contains(&self.stems[end]) {
+                self.mark(end, end + 1);
+            }
+            self.filters.push((start, Filter::Value { column, value: stored.clone(), mode: self.mode }));
+        }
+        Ok(())
+    }
+
+    /// Runs of question words (and quoted strings) that may be values: (start, end, phrase).
+    fn value_candidates(&self, in_mention: &[bool]) -> Vec<(usize, usize, String)> {
         let probeable = |k: usize| self.toks[k].word().is_some() && (!self.used[k] || in_mention[k]);
         let mut candidates: Vec<(usize, usize, String)> = Vec::new();
         let mut i = 0;
@@ -867,8 +910,7 @@ impl Parser<'_> {
             let run = (i..self.toks.len()).take_while(|&k| probeable(k)).count();
             for start in i..i + run {
                 for end in start + 1..=(i + run).min(start + 4) {
-                    let first = w(&self.toks, start);
-                    let last = w(&self.toks, end - 1);
+                    let (first, last) = (w(&self.toks, start), w(&self.toks, end - 1));
                     if is_stop_word(first) || is_stop_word(last) || (start..end).all(|k| self.used[k]) {
                         continue;
                     }
@@ -878,9 +920,11 @@ impl Parser<'_> {
             }
             i += run;
         }
-        if candidates.is_empty() {
-            return Ok(());
-        }
+        candidates
+    }
+
+    /// The text columns of the tables in scope whose values are worth looking up (not free text).
+    fn probe_columns(&self) -> Vec<ColRef> {
         const FREE_TEXT: &[&str] = &[
             "description",
             "abstract",
@@ -907,9 +951,16 @@ impl Parser<'_> {
             }
         }
         columns.truncate(MAX_PROBE_COLUMNS);
-        if columns.is_empty() {
-            return Ok(());
-        }
+        columns
+    }
+
+    /// One bounded query for every candidate phrase in every column: (phrase, column, stored value).
+    fn look_up_values(
+        &self,
+        probe: &mut dyn Probe,
+        candidates: &[(usize, usize, String)],
+        columns: &[ColRef],
+    ) -> Result<Vec<(String, ColRef, String)>, Decline> {
         let phrases: BTreeSet<&str> = candidates.iter().map(|(_, _, p)| p.as_str()).collect();
         let array = phrases.iter().map(|p| super::query::literal(p)).collect::<Vec<_>>().join(", ");
         let parts: Vec<String> = columns
@@ -924,75 +975,55 @@ impl Parser<'_> {
                 )
             })
             .collect();
-        let sql = parts.join(" UNION ALL ");
-        let rows = probe.query(&sql).map_err(|e| format!("looking up values failed: {e}"))?;
-        // phrase -> (column, stored value)
-        let mut found: Vec<(String, ColRef, String)> = Vec::new();
+        let rows = probe.query(&parts.join(" UNION ALL ")).map_err(|e| format!("looking up values failed: {e}"))?;
+        let mut found = Vec::new();
         for row in &rows.rows {
             let i = row.first().and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
             let column = i.and_then(|i| columns.get(usize::try_from(i).ok()?));
-            let value = row.get(1).and_then(|v| v.as_str());
-            if let (Some(column), Some(value)) = (column, value) {
+            if let (Some(column), Some(value)) = (column, row.get(1).and_then(|v| v.as_str())) {
                 // Stored `mobile_app` is asked for as "mobile app".
                 found.push((value.to_lowercase().replace('_', " "), *column, value.to_string()));
             }
         }
-        // Longest phrases first; each token used once.
-        candidates.sort_by_key(|(s, e, _)| (std::cmp::Reverse(e - s), *s));
-        let mut claimed = vec![false; self.toks.len()];
-        for (start, end, phrase) in candidates {
-            if (start..end).any(|k| claimed[k] || (self.used[k] && !in_mention[k])) {
-                continue;
-            }
-            let hits: Vec<&(String, ColRef, String)> = found.iter().filter(|(p, _, _)| *p == phrase).collect();
-            if hits.is_empty() {
-                continue;
-            }
-            let mut cols: Vec<ColRef> = hits.iter().map(|(_, c, _)| *c).collect();
-            cols.sort();
-            cols.dedup();
-            // A column named right before the value ("the city of New York") decides.
-            let before = self.spans.iter().position(|s| {
-                (s.end == start || (s.end + 1 == start && matches!(w(&self.toks, s.end), "of" | "is" | "named" | "called" | "=")))
-                    && matches!(&s.item, Item::Mention { targets, .. } if targets.iter().any(|t| matches!(t, Target::Column(ti, ci) if cols.contains(&ColRef { table: *ti, column: *ci }))))
-            });
-            let column = match (cols.as_slice(), before) {
-                (_, Some(si)) => {
-                    let Item::Mention { targets, .. } = &self.spans[si].item else { continue };
-                    let c = targets.iter().find_map(|t| match t {
-                        Target::Column(ti, ci) if cols.contains(&ColRef { table: *ti, column: *ci }) => {
-                            Some(ColRef { table: *ti, column: *ci })
-                        }
-                        _ => None,
-                    });
-                    let Some(c) = c else { continue };
-                    let (s, e) = (self.spans[si].start, start);
-                    self.spans.remove(si);
-                    self.mark(s, e);
-                    c
+        Ok(found)
+    }
+
+    /// The column a value found in several (or one) is meant in: the one named right before it
+    /// ("the city of New York"), else the only one.
+    fn value_column(
+        &mut self,
+        start: usize,
+        phrase: &str,
+        hits: &[&(String, ColRef, String)],
+    ) -> Result<Option<ColRef>, Decline> {
+        let mut cols: Vec<ColRef> = hits.iter().map(|(_, c, _)| *c).collect();
+        cols.sort();
+        cols.dedup();
+        let names_one = |targets: &[Target]| {
+            targets.iter().find_map(|t| match t {
+                Target::Column(ti, ci) if cols.contains(&ColRef { table: *ti, column: *ci }) => {
+                    Some(ColRef { table: *ti, column: *ci })
                 }
-                ([one], None) => *one,
-                _ => return Err(Decline::Ambiguous(format!("\"{phrase}\" is a value of several columns"))),
-            };
-            let Some((_, _, stored)) = hits.iter().find(|(_, c, _)| *c == column) else { continue };
-            if self.spans.iter().any(|s| s.start < start && s.end > start || s.start < end && s.end > end) {
-                // The value would split a schema term; not a value here.
-                continue;
+                _ => None,
+            })
+        };
+        let before = self.spans.iter().position(|s| {
+            let adjacent = s.end == start
+                || (s.end + 1 == start && matches!(w(&self.toks, s.end), "of" | "is" | "named" | "called" | "="));
+            adjacent && matches!(&s.item, Item::Mention { targets, .. } if names_one(targets).is_some())
+        });
+        match (cols.as_slice(), before) {
+            (_, Some(si)) => {
+                let Item::Mention { targets, .. } = &self.spans[si].item else { return Ok(None) };
+                let c = names_one(targets);
+                let (s, e) = (self.spans[si].start, start);
+                self.spans.remove(si);
+                self.mark(s, e);
+                Ok(c)
             }
-            self.spans.retain(|s| s.end <= start || s.start >= end);
-            self.mark(start, end);
-            for c in &mut claimed[start..end] {
-                *c = true;
-            }
-            // "Italian food": a following word of the column's name belongs to the value.
-            let col_stems: Vec<String> =
-                self.vocab.column_words(column.table, column.column).iter().map(|x| stem(x)).collect();
-            if self.free(end) && col_stems.contains(&self.stems[end]) {
-                self.mark(end, end + 1);
-            }
-            self.filters.push((start, Filter::Value { column, value: stored.clone(), mode: self.mode }));
+            ([one], None) => Ok(Some(*one)),
+            _ => Err(Decline::Ambiguous(format!("\"{phrase}\" is a value of several columns"))),
         }
-        Ok(())
     }
 
     /// The column a mention names: one of the base table's, else the only one among the joined
