@@ -356,84 +356,81 @@ pub(crate) fn answer(t: &AnswerTemplate, rs: &ResultSet) -> String {
             }
             text
         }
-        AnswerKind::Grouped => {
-            if rs.rows.is_empty() {
-                return format!("No {} matched{where_}.", t.subject);
-            }
-            let g = t.groups.len();
-            let items: Vec<String> = rs
-                .rows
+        _ if rs.rows.is_empty() => format!("No {} matched{where_}.", t.subject),
+        AnswerKind::Grouped => grouped_answer(t, rs, &where_),
+        AnswerKind::List => list_answer(t, rs, &where_),
+    }
+}
+
+/// "The city with the highest number of customers is London (29)", "The top 3 ... are: ...".
+fn grouped_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
+    let g = t.groups.len();
+    let items: Vec<String> = rs
+        .rows
+        .iter()
+        .take(MAX_NAMED)
+        .map(|row| {
+            let keys: Vec<String> = row
                 .iter()
-                .take(MAX_NAMED)
-                .map(|row| {
-                    let keys: Vec<String> = row
-                        .iter()
-                        .take(g)
-                        .enumerate()
-                        .map(|(i, v)| show_bucket(v, t.group_units.get(i).copied().flatten()))
-                        .collect();
-                    let vals: Vec<String> = row.iter().skip(g).map(show).collect();
-                    format!("{} ({})", keys.join(" / "), vals.join(", "))
-                })
+                .take(g)
+                .enumerate()
+                .map(|(i, v)| show_bucket(v, t.group_units.get(i).copied().flatten()))
                 .collect();
-            let measures = t.measures.join(", ");
-            let groups = t.groups.join(" and ");
-            match (&t.ranked_by, t.limit) {
-                (Some((by, desc)), Some(1)) => {
-                    format!(
-                        "The {groups} with the {} {by}{where_} is {}.",
-                        if *desc { "highest" } else { "lowest" },
-                        items.join(", ")
-                    )
-                }
-                (Some((by, desc)), Some(n)) => format!(
-                    "The {} {n} {} by {by}{where_} are: {}.",
-                    if *desc { "top" } else { "bottom" },
-                    plural(&groups),
-                    named_list(items, rs.rows.len())
-                ),
-                _ => format!("The {measures} by {groups}{where_}: {}.", named_list(items, rs.rows.len())),
+            let vals: Vec<String> = row.iter().skip(g).map(show).collect();
+            format!("{} ({})", keys.join(" / "), vals.join(", "))
+        })
+        .collect();
+    let measures = t.measures.join(", ");
+    let groups = t.groups.join(" and ");
+    match (&t.ranked_by, t.limit) {
+        (Some((by, desc)), Some(1)) => format!(
+            "The {groups} with the {} {by}{where_} is {}.",
+            if *desc { "highest" } else { "lowest" },
+            items.join(", ")
+        ),
+        (Some((by, desc)), Some(n)) => format!(
+            "The {} {n} {} by {by}{where_} are: {}.",
+            if *desc { "top" } else { "bottom" },
+            plural(&groups),
+            named_list(items, rs.rows.len())
+        ),
+        _ => format!("The {measures} by {groups}{where_}: {}.", named_list(items, rs.rows.len())),
+    }
+}
+
+/// "Found 3 restaurants: ...", "The top 2 restaurants by rating are: ..."; keys are never shown.
+fn list_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
+    let items: Vec<String> = rs
+        .rows
+        .iter()
+        .take(MAX_NAMED)
+        .map(|row| {
+            let mut shown = row.iter().enumerate().filter(|(i, _)| !t.identifiers.contains(i)).map(|(_, v)| show(v));
+            let first = shown.next().unwrap_or_default();
+            let rest: Vec<String> = shown.collect();
+            if rest.is_empty() {
+                first
+            } else {
+                format!("{first} ({})", rest.join(", "))
             }
-        }
-        AnswerKind::List => {
-            if rs.rows.is_empty() {
-                return format!("No {} matched{where_}.", t.subject);
-            }
-            let items: Vec<String> = rs
-                .rows
-                .iter()
-                .take(MAX_NAMED)
-                .map(|row| {
-                    let mut shown =
-                        row.iter().enumerate().filter(|(i, _)| !t.identifiers.contains(i)).map(|(_, v)| show(v));
-                    let first = shown.next().unwrap_or_default();
-                    let rest: Vec<String> = shown.collect();
-                    if rest.is_empty() {
-                        first
-                    } else {
-                        format!("{first} ({})", rest.join(", "))
-                    }
-                })
-                .collect();
-            let total = if rs.truncated { format!("more than {}", rs.rows.len()) } else { rs.rows.len().to_string() };
-            match (&t.ranked_by, t.limit) {
-                (Some((by, desc)), Some(1)) => format!(
-                    "The one with the {} {by}{where_} is {}.",
-                    if *desc { "highest" } else { "lowest" },
-                    items.join(", ")
-                ),
-                (Some((by, desc)), Some(n)) => format!(
-                    "The {} {n} {} by {by}{where_} are: {}.",
-                    if *desc { "top" } else { "bottom" },
-                    t.subject,
-                    named_list(items, rs.rows.len())
-                ),
-                _ => {
-                    let noun =
-                        if rs.rows.len() == 1 && !rs.truncated { singular(&t.subject) } else { t.subject.clone() };
-                    format!("Found {total} {noun}{where_}: {}.", named_list(items, rs.rows.len()))
-                }
-            }
+        })
+        .collect();
+    let total = if rs.truncated { format!("more than {}", rs.rows.len()) } else { rs.rows.len().to_string() };
+    match (&t.ranked_by, t.limit) {
+        (Some((by, desc)), Some(1)) => format!(
+            "The one with the {} {by}{where_} is {}.",
+            if *desc { "highest" } else { "lowest" },
+            items.join(", ")
+        ),
+        (Some((by, desc)), Some(n)) => format!(
+            "The {} {n} {} by {by}{where_} are: {}.",
+            if *desc { "top" } else { "bottom" },
+            t.subject,
+            named_list(items, rs.rows.len())
+        ),
+        _ => {
+            let noun = if rs.rows.len() == 1 && !rs.truncated { singular(&t.subject) } else { t.subject.clone() };
+            format!("Found {total} {noun}{where_}: {}.", named_list(items, rs.rows.len()))
         }
     }
 }
