@@ -252,27 +252,28 @@ fn load(comments: String) -> Result<Cached> {
     // Both read before the catalog itself: a change committed in between makes them stale, never
     // the snapshot.
     let generation = if wrote { None } else { shared_generation() };
-    let mut header = snapshot::Header { format: SNAPSHOT_FORMAT.into(), comments, generation, fingerprint: None };
-    let found = snapshot::read();
-    if let Some((found_header, body)) = &found {
-        let current = found_header.format == header.format && found_header.comments == header.comments;
-        if current && header.generation.is_some() && found_header.generation == header.generation {
+    let mut header = snapshot::Header { format: SNAPSHOT_FORMAT.into(), comments, fingerprint: String::new() };
+    let found = snapshot::read().filter(|(h, _)| h.format == header.format && h.comments == header.comments);
+    // The generation vouches for the fingerprint it was last seen with.
+    let vouched = generation.as_ref().and_then(|g| snapshot::fingerprint_at(g));
+    if let (Some(fingerprint), Some((found_header, body))) = (&vouched, &found) {
+        if *fingerprint == found_header.fingerprint {
             if let Some(cached) = snapshot::decode(&header.comments, body) {
                 return Ok(cached);
             }
         }
     }
-    header.fingerprint = Some(catalog_fingerprint()?);
+    header.fingerprint = catalog_fingerprint()?;
+    let vouch = |fingerprint: &str| {
+        if let Some(g) = &generation {
+            snapshot::vouch(g, fingerprint);
+        }
+    };
     if let Some((found_header, body)) = &found {
-        let same = found_header.format == header.format
-            && found_header.comments == header.comments
-            && found_header.fingerprint == header.fingerprint;
-        if same {
+        if found_header.fingerprint == header.fingerprint {
             if let Some(cached) = snapshot::decode(&header.comments, body) {
                 // Current after all (the generation moved for something else, ANALYZE say).
-                if header.generation != found_header.generation && !wrote {
-                    snapshot::write(&header, body);
-                }
+                vouch(&header.fingerprint);
                 return Ok(cached);
             }
         }
@@ -282,6 +283,7 @@ fn load(comments: String) -> Result<Cached> {
     if !wrote {
         if let Some(body) = snapshot::encode(&catalog, &index) {
             snapshot::write(&header, &body);
+            vouch(&header.fingerprint);
         }
     }
     Ok(Cached { comments: header.comments, catalog: Arc::new(catalog), index: Arc::new(index) })
@@ -305,10 +307,54 @@ mod snapshot {
     pub(super) struct Header {
         pub format: String,
         pub comments: String,
-        /// The shared generation it is current for (preloaded primaries only).
-        pub generation: Option<String>,
         /// The system catalogs' fingerprint it was read at.
-        pub fingerprint: Option<String>,
+        pub fingerprint: String,
+    }
+
+    /// A small file beside the snapshot: at this shared generation the catalogs had this
+    /// fingerprint (preloaded primaries only). Rewritten when the generation moves without
+    /// changing the catalog, which spares rewriting the snapshot.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Vouch {
+        generation: String,
+        fingerprint: String,
+    }
+
+    fn vouch_path() -> Option<PathBuf> {
+        Some(path()?.with_extension("gen"))
+    }
+
+    pub(super) fn fingerprint_at(generation: &str) -> Option<String> {
+        let v: Vouch = serde_json::from_slice(&std::fs::read(vouch_path()?).ok()?).ok()?;
+        (v.generation == generation).then_some(v.fingerprint)
+    }
+
+    pub(super) fn vouch(generation: &str, fingerprint: &str) {
+        let v = Vouch { generation: generation.into(), fingerprint: fingerprint.into() };
+        if let (Some(path), Ok(bytes)) = (vouch_path(), serde_json::to_vec(&v)) {
+            replace(&path, &[&bytes]);
+        }
+    }
+
+    /// Writes a file whole or not at all: readers see the old one or the new one.
+    fn replace(path: &std::path::Path, parts: &[&[u8]]) {
+        let Some(dir) = path.parent() else { return };
+        let tmp = dir.join(format!(
+            "{}.{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
+            std::process::id()
+        ));
+        let written = (|| {
+            std::fs::create_dir_all(dir)?;
+            let mut f = std::fs::File::create(&tmp)?;
+            for part in parts {
+                f.write_all(part)?;
+            }
+            std::fs::rename(&tmp, path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
 
     fn path() -> Option<PathBuf> {
@@ -352,20 +398,8 @@ mod snapshot {
     }
 
     pub(super) fn write(header: &Header, body: &[u8]) {
-        let (Some(path), Ok(header)) = (path(), serde_json::to_vec(header)) else { return };
-        let Some(dir) = path.parent() else { return };
-        let tmp = dir.join(format!("catalog.{}.tmp", std::process::id()));
-        let written = (|| {
-            std::fs::create_dir_all(dir)?;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&header)?;
-            f.write_all(b"\n")?;
-            f.write_all(body)?;
-            // Whole or not at all: readers see the old snapshot or the new one.
-            std::fs::rename(&tmp, &path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        if let (Some(path), Ok(header)) = (path(), serde_json::to_vec(header)) {
+            replace(&path, &[&header, b"\n", body]);
         }
     }
 }
@@ -512,8 +546,7 @@ mod tests {
         let header = snapshot::Header {
             format: SNAPSHOT_FORMAT.into(),
             comments: "c".into(),
-            generation: None,
-            fingerprint: Some(catalog_fingerprint().unwrap()),
+            fingerprint: catalog_fingerprint().unwrap(),
         };
         snapshot::write(&header, &snapshot::encode(&full, &index).unwrap());
         let (read_header, body) = snapshot::read().expect("a snapshot");
@@ -528,7 +561,7 @@ mod tests {
         // the transaction that made it keeps its xmin: such a transaction neither trusts nor
         // leaves snapshots; other backends only ever see committed rows, whose changes do.)
         Spi::run("CREATE TABLE snap_other (id int)").unwrap();
-        assert_ne!(Some(catalog_fingerprint().unwrap()), header.fingerprint);
+        assert_ne!(catalog_fingerprint().unwrap(), header.fingerprint);
         assert!(snapshot::decode("c", &body[..body.len() / 2]).is_none(), "a cut snapshot is not used");
     }
 
