@@ -36,7 +36,11 @@ FROM (
                 'enum_labels', coalesce((
                     SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
                     FROM pg_enum e WHERE e.enumtypid = coalesce(bt.oid, ty.oid)
-                ), '[]'::json)
+                ), '[]'::json),
+                'unique', EXISTS (
+                    SELECT FROM pg_index i
+                    WHERE i.indrelid = c.oid AND i.indisunique AND i.indnatts = 1 AND i.indkey[0] = a.attnum
+                )
             ) ORDER BY a.attnum), '[]'::json)
             FROM pg_attribute a
             JOIN pg_type ty ON ty.oid = a.atttypid

@@ -44,7 +44,7 @@ fn run_pipeline(question: Option<&str>, session_id: Option<&str>, sql_only: bool
     let question = pipeline::validate_question(question).or_raise();
     let session_id = session_id.map(str::trim).filter(|s| !s.is_empty());
     let read_at = Instant::now();
-    let catalog = catalog::visible_catalog().or_raise();
+    let visible = catalog::visible_catalog().or_raise();
     crate::ops::meter::step("catalog", read_at.elapsed());
     let role = store::Caller::current();
     let model = gucs::model();
@@ -58,7 +58,8 @@ fn run_pipeline(question: Option<&str>, session_id: Option<&str>, sql_only: bool
     };
     let request = Request {
         question,
-        catalog: &catalog,
+        catalog: &visible.catalog,
+        index: Some(&visible.index),
         history: &context.recent,
         summary: context.summary.as_deref(),
         unsummarized: &context.unsummarized,

@@ -8,7 +8,11 @@ runs in a private cluster against the fake gateway, which answers the way a mode
              are synthetic: extraction, execution, repair and table recall are measured, not accuracy)
   repair     a first attempt that fails in PostgreSQL, then the gold SQL once the error is shown
   refusal    a refusal for the questions the schema cannot answer
-  offline    no gateway at all: the built-in offline engine (sqlchat.engine = 'offline')
+  offline    no gateway at all: the built-in offline engine (sqlchat.engine = 'offline'), reported
+             apart for the databases it was developed on (OFFLINE_DEVELOPED_ON, with the demo shop)
+             and for the others, which nobody looked at while developing it
+  bird_offline  the offline engine on the BIRD questions (question only, as a user would type it),
+             scored against the gold SQL on the same synthetic rows
 
 Answers are scored as sql-eval does (tests/e2e/resultcmp.py): any gold alternative, extra columns
 allowed, row order only when the gold query orders. Figures are printed and saved as
@@ -32,7 +36,10 @@ import psycopg  # noqa: E402
 from resultcmp import compare_any, from_objects  # noqa: E402
 from test_defog import ENVELOPES, REFUSALS, asked_text, gold_results  # noqa: E402
 
-PERSONAS = ["fenced", "envelopes", "bird", "repair", "refusal", "offline"]
+PERSONAS = ["fenced", "envelopes", "bird", "repair", "refusal", "offline", "bird_offline"]
+# The public defog databases the offline engine was developed against; the others (and BIRD) are
+# held out: its figures there are those of databases it never saw.
+OFFLINE_DEVELOPED_ON = {"broker", "restaurants"}
 QUICK_DATABASES = 1
 QUICK_QUESTIONS = 3
 QUICK_BIRD = 6
@@ -198,6 +205,33 @@ def ask_offline(q, conn, gw, golds):
     return record
 
 
+def ask_bird_offline(q, conn, gw):
+    """A BIRD question to the offline engine, scored on the synthetic rows against the gold SQL."""
+    gw.reset()
+    record = base_record("bird_offline", q["id"], q["bird_db_id"], False)
+    golds = gold_results(conn, {"gold_sql_alternatives": [q["gold_sql"]]})
+    row, _ = ask_and_record(record, conn, gw, q["question"], q["gold_tables"], table_key=kit.short_table)
+    if not golds:
+        record.update(skipped="the gold SQL does not run here")
+    elif record.get("answered"):
+        score(record, row, golds)
+    else:
+        record.update(match=False, reason="declined" if row is not None else record["error"])
+    return record
+
+
+def offline_group(records):
+    answered = [r for r in records if r.get("answered")]
+    right = sum(1 for r in answered if r.get("match"))
+    return {
+        "answerable": len(records),
+        "answered": len(answered),
+        "right": right,
+        "coverage": kit.rate(len(answered), len(records)),
+        "precision": kit.rate(right, len(answered)),
+    }
+
+
 def ask_bird(output, q, conn, gw):
     """One recorded model output replayed for its question; the repair step gets the gold SQL."""
     gw.reset()
@@ -284,7 +318,7 @@ def persona_figures(persona, records):
             attempts=dict(collections.Counter(str(r.get("attempts")) for r in answerable)),
             error_shown_to_model=sum(1 for r in answerable if r.get("error_shown_to_model")),
         )
-    if persona == "offline":
+    if persona in ("offline", "bird_offline"):
         answered = [r for r in answerable if r.get("answered")]
         figures.update(
             answered=len(answered),
@@ -292,6 +326,11 @@ def persona_figures(persona, records):
             precision=kit.rate(matched, len(answered)),
             gateway_requests=sum(r.get("gateway_requests", 0) for r in ran),
         )
+    if persona == "offline":
+        figures["developed_on"] = offline_group([r for r in answerable if r["db"] in OFFLINE_DEVELOPED_ON])
+        figures["held_out"] = offline_group([r for r in answerable if r["db"] not in OFFLINE_DEVELOPED_ON])
+        figures["developed_on"]["databases"] = sorted({r["db"] for r in ran if r["db"] in OFFLINE_DEVELOPED_ON})
+        figures["held_out"]["databases"] = sorted({r["db"] for r in ran if r["db"] not in OFFLINE_DEVELOPED_ON})
     return figures
 
 
@@ -317,7 +356,7 @@ def markdown(report):
             match = f"executed {p['executed']}/{p['questions']} (first attempt {p['first_attempt_ok']}, repaired {p['repaired']})"
         elif name == "refusal":
             match = "n/a"
-        elif name == "offline":
+        elif name in ("offline", "bird_offline"):
             match = f"{p['execution_match']}/{p['answerable']} (coverage {kit.pct(p['coverage'])}, precision {kit.pct(p['precision'])})"
         else:
             match = f"{p['execution_match']}/{p['answerable']} ({kit.pct(p['execution_match_rate'])})"
@@ -358,6 +397,17 @@ def markdown(report):
         lines += ["", f"Offline engine: answered {o['answered']}/{o['answerable']} answerable questions "
                   f"(coverage {kit.pct(o['coverage'])}), {o['execution_match']} right (precision {kit.pct(o['precision'])}); "
                   f"declined {o['refusals_ok']}/{o['refusals']} unanswerable ones; {o['gateway_requests']} gateway requests."]
+        groups = []
+        for label, key in (("developed on", "developed_on"), ("held out", "held_out")):
+            g = o.get(key)
+            if g and g["answerable"]:
+                groups.append([f"{label}: {', '.join(g['databases'])}", g["answerable"], g["answered"], g["right"],
+                               kit.pct(g["coverage"]), kit.pct(g["precision"])])
+        if "bird_offline" in f:
+            b = f["bird_offline"]
+            groups.append(["held out: BIRD (3 databases, synthetic rows)", b["answerable"], b["answered"], b["execution_match"],
+                           kit.pct(b["coverage"]), kit.pct(b["precision"])])
+        lines += ["", kit.markdown_table(["offline engine", "answerable", "answered", "right", "coverage", "precision"], groups)]
     return "\n".join(lines) + "\n"
 
 
@@ -413,8 +463,13 @@ def main(argv=None):
         offline = {db: kit.connect(cluster, f"defog_{db}", engine="offline") for db in databases}
         for q in questions:
             records["offline"].append(ask_offline(q, offline[q["db_name"]], gw, golds.get(q["id"], [])))
+        bird_offline = kit.connect(cluster, "bird", engine="offline")
+        picked_bird = list(bird_questions.values())[:QUICK_BIRD] if args.quick else list(bird_questions.values())
+        kit.log(f"eval: bird_offline ({len(picked_bird)} questions)")
+        for q in picked_bird:
+            records["bird_offline"].append(ask_bird_offline(q, bird_offline, gw))
         info = kit.machine(cluster)
-        for conn in [*connections.values(), *offline.values(), bird_conn]:
+        for conn in [*connections.values(), *offline.values(), bird_conn, bird_offline]:
             conn.close()
 
     report = {

@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sqlchat_core::lang::View;
 use sqlchat_core::offline::{self, Decision, Probe};
 use sqlchat_core::{Catalog, ResultColumn, ResultSet};
 
@@ -312,7 +313,7 @@ fn main() {
         };
         let mut probe = EvalProbe { settings: &s, db: db.clone(), spent: Duration::ZERO, calls: 0 };
         let started = Instant::now();
-        let decision = offline::plan(catalog, &question, &mut probe);
+        let decision = offline::plan(&View::new(catalog, None), &question, &mut probe);
         let planning = started.elapsed().saturating_sub(probe.spent);
         probe_calls += probe.calls;
         if expect_refusal {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use sqlchat_core::catalog::Catalog;
+use sqlchat_core::lang::SchemaIndex;
 use sqlchat_core::{estimate_tokens, prompt, rank};
 
 #[derive(Deserialize)]
@@ -108,6 +109,8 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(path) = &args.distractors {
         catalog.tables.extend(load_catalog(path)?.tables);
     }
+    let index = SchemaIndex::build(&catalog);
+    let view = index.view(&catalog);
     let questions: Vec<Question> = load_questions(&args.questions)?
         .into_iter()
         .filter(|q| match &args.db {
@@ -127,7 +130,7 @@ fn run(args: Args) -> Result<(), String> {
             _ => q.question.clone(),
         };
         let started = Instant::now();
-        let selected = rank::select_tables(&catalog, &text, args.budget);
+        let selected = rank::select_tables(&view, &text, args.budget);
         slowest = slowest.max(started.elapsed());
         let schema = rank::render_schema(&catalog, &selected);
         schema_tokens.push(estimate_tokens(&schema));

@@ -59,6 +59,9 @@ pub struct Column {
     pub comment: Option<String>,
     #[serde(default)]
     pub enum_labels: Vec<String>,
+    /// A unique constraint or index on this column alone (the primary key included).
+    #[serde(default)]
+    pub unique: bool,
 }
 
 fn default_category() -> char {
@@ -120,6 +123,7 @@ impl Column {
             default_refs: Vec::new(),
             comment: None,
             enum_labels: vec![],
+            unique: false,
         }
     }
 
@@ -146,31 +150,7 @@ impl Catalog {
     }
 }
 
-/// The lowercase words of an identifier, split at `_`, other separators and camelCase humps
-/// (`orderTotal_usd` -> order, total, usd).
-pub fn identifier_words(name: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut prev_lower = false;
-    for c in name.chars() {
-        if !c.is_alphanumeric() {
-            if !current.is_empty() {
-                words.push(std::mem::take(&mut current));
-            }
-            prev_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && prev_lower && !current.is_empty() {
-            words.push(std::mem::take(&mut current));
-        }
-        prev_lower = c.is_lowercase() || c.is_numeric();
-        current.extend(c.to_lowercase());
-    }
-    if !current.is_empty() {
-        words.push(current);
-    }
-    words
-}
+pub use crate::lang::identifier_words;
 
 /// Quotes an identifier the way PostgreSQL's quote_ident does (for names the core renders into
 /// prompts and generated SQL; the extension uses PostgreSQL's own quote_ident for SQL it runs itself).
@@ -307,13 +287,6 @@ mod tests {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_ident("1x"), "\"1x\"");
         assert_eq!(quote_ident(""), "\"\"");
-    }
-
-    #[test]
-    fn identifiers_split_into_words() {
-        assert_eq!(identifier_words("orderTotal_usd"), vec!["order", "total", "usd"]);
-        assert_eq!(identifier_words("sb_cust_id"), vec!["sb", "cust", "id"]);
-        assert!(identifier_words("__").is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use crate::catalog::Catalog;
 use crate::error::{Error, Refusal, Result, Tried};
 use crate::extract::{extract_sql, visible_text, Extracted};
-use crate::lang::sql;
+use crate::lang::{sql, SchemaIndex, View};
 use crate::offline;
 use crate::openai::{Message, Purpose};
 use crate::prompt::{self, Turn};
@@ -120,6 +120,8 @@ pub struct Outcome {
 pub struct Request<'a> {
     pub question: &'a str,
     pub catalog: &'a Catalog,
+    /// The schema index of the whole catalog, cached by the host; built per request when None.
+    pub index: Option<&'a SchemaIndex>,
     /// The most recent turns of the session, sent in full (oldest first).
     pub history: &'a [Turn],
     /// The stored summary of turns older than those.
@@ -166,35 +168,39 @@ pub fn run<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
     if req.catalog.tables.is_empty() {
         return Err(Error::NoVisibleTables);
     }
-    // The offline engine reads each question on its own: in auto mode a question with earlier turns
-    // may be a follow-up, which only the model can resolve; in offline mode there is nobody else.
+    // In auto mode a question with earlier turns may refer to them in ways only the model can
+    // resolve; in offline mode the offline engine resolves short follow-ups ("and in 2024?") itself.
     let offline_first = match opts.engine {
         Engine::Offline => true,
         Engine::Auto => req.history.is_empty(),
         Engine::Llm => false,
     };
+    let view = View::new(req.catalog, req.index);
     if offline_first {
-        if let Some(out) = try_offline(host, req, opts)? {
-            return Ok(out);
+        match try_offline(host, req, &view, opts)? {
+            Ok(out) => return Ok(out),
+            Err(reason) if opts.engine == Engine::Offline => return Ok(offline_decline(req, &reason)),
+            Err(_) => {}
         }
     }
-    if opts.engine == Engine::Offline {
-        return Ok(offline_decline(req));
-    }
-    run_llm(host, req, opts)
+    run_llm(host, req, &view, opts)
 }
 
-fn offline_decline(req: &Request) -> Outcome {
-    Outcome {
-        answer: format!(
-            "The offline engine cannot answer \"{}\" with confidence; this question needs an LLM gateway. \
-             Set sqlchat.api_base (and sqlchat.api_key) in postgresql.conf, reload, and SET sqlchat.engine = 'auto'.",
+/// The offline engine's answer when it declines: its reason, and what would help.
+fn offline_decline(req: &Request, reason: &offline::Decline) -> Outcome {
+    let answer = match reason {
+        // Not about the data: a model would not find it in this database either.
+        offline::Decline::NotAboutData | offline::Decline::Empty => {
+            format!("\"{}\" does not seem to be about the data in this database: {reason}.", req.question)
+        }
+        _ => format!(
+            "The offline engine cannot answer \"{}\" with confidence: {reason}. An LLM gateway can take questions \
+             like this: set sqlchat.api_base (and sqlchat.api_key) in postgresql.conf, reload, and \
+             SET sqlchat.engine = 'auto'.",
             req.question
         ),
-        refusal: true,
-        engine: "offline",
-        ..Default::default()
-    }
+    };
+    Outcome { answer, refusal: true, engine: "offline", ..Default::default() }
 }
 
 /// The planner's window on the data; remembers a cancel so that it ends the request instead of
@@ -219,20 +225,31 @@ impl<H: Host + ?Sized> offline::Probe for ProbeHost<'_, H> {
     }
 }
 
-fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Result<Option<Outcome>> {
+/// The offline engine's outcome, or why it declines.
+type OfflineTry = std::result::Result<Outcome, offline::Decline>;
+
+fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Options) -> Result<OfflineTry> {
     let mut probe = ProbeHost { host, cancel: None };
-    let decision = offline::plan(req.catalog, req.question, &mut probe);
+    let mut decision = offline::plan(view, req.question, &mut probe);
+    // A short follow-up ("and in 2024?") read against the previous question of the session.
+    if let (offline::Decision::Decline(_), Some(previous)) = (&decision, req.history.last()) {
+        if let Some(merged) = offline::follow_up(&previous.question, req.question) {
+            if let answer @ offline::Decision::Answer(_) = offline::plan(view, &merged, &mut probe) {
+                decision = answer;
+            }
+        }
+    }
     if let Some(f) = probe.cancel {
         return Err(Error::Cancelled { message: f.message });
     }
     let host = probe.host;
     let plan = match decision {
         offline::Decision::Answer(p) => p,
-        offline::Decision::Decline(_) => return Ok(None),
+        offline::Decision::Decline(reason) => return Ok(Err(reason)),
     };
     host.tables_chosen("offline", &plan.tables);
     if opts.sql_only {
-        return Ok(Some(Outcome {
+        return Ok(Ok(Outcome {
             sql: Some(plan.sql.clone()),
             tables: plan.tables.clone(),
             attempts: 1,
@@ -243,7 +260,7 @@ fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) ->
     match host.execute(&plan.sql) {
         Ok(rs) => {
             let (answer, suggestions) = offline::render_answer(&plan, &rs);
-            Ok(Some(Outcome {
+            Ok(Ok(Outcome {
                 answer,
                 sql: Some(plan.sql.clone()),
                 result: Some(rs),
@@ -256,15 +273,15 @@ fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) ->
         }
         Err(f) if f.is_cancel() => Err(Error::Cancelled { message: f.message }),
         // A planner query that fails is a planner bug or a schema it misread: fall back.
-        Err(_) => Ok(None),
+        Err(f) => Ok(Err(offline::Decline::Unsupported(format!("its query failed ({})", f.message)))),
     }
 }
 
-fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Result<Outcome> {
+fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Options) -> Result<Outcome> {
     let mut ctr = Counting { host, calls: 0 };
     let new_summary = summary_step(&mut ctr, req, opts)?;
     let summary = new_summary.as_deref().or(req.summary);
-    let selected = rank::select_tables(req.catalog, req.question, opts.schema_budget_tokens);
+    let selected = rank::select_tables(view, req.question, opts.schema_budget_tokens);
     let schema = rank::render_schema(req.catalog, &selected);
     let tables: Vec<String> = selected.iter().map(|&i| req.catalog.tables[i].display_name()).collect();
     ctr.host.tables_chosen("llm", &tables);
@@ -570,7 +587,14 @@ mod tests {
     }
 
     fn req<'a>(c: &'a Catalog) -> Request<'a> {
-        Request { question: "how many orders?", catalog: c, history: &[], summary: None, unsummarized: &[] }
+        Request {
+            question: "how many orders?",
+            catalog: c,
+            index: None,
+            history: &[],
+            summary: None,
+            unsummarized: &[],
+        }
     }
 
     #[test]
@@ -823,6 +847,7 @@ mod tests {
         let request = Request {
             question: "how many orders are there?",
             catalog: &c,
+            index: None,
             history: &history,
             summary: None,
             unsummarized: &[],
@@ -835,12 +860,41 @@ mod tests {
     }
 
     #[test]
+    fn offline_declines_say_why() {
+        let c = catalog();
+        let ask = |question: &str| {
+            let request = Request { question, ..req(&c) };
+            let mut h = Script { replies: vec![], exec: vec![], purposes: vec![], executed: vec![] };
+            run(&mut h, &request, &Options { engine: Engine::Offline, ..Options::default() }).unwrap().answer
+        };
+        let weather = ask("What is the weather in Berlin?");
+        assert!(weather.contains("does not seem to be about the data"), "{weather}");
+        assert!(!weather.contains("api_base"), "{weather}");
+        let unknown = ask("How many orders were refunded?");
+        assert!(unknown.contains("\"refunded\""), "{unknown}");
+        assert!(unknown.contains("api_base"), "{unknown}");
+    }
+
+    #[test]
+    fn offline_follow_ups_build_on_the_previous_turn() {
+        let mut c = catalog();
+        c.tables[0].columns.push(Column::new("placed_on", "date", 'D'));
+        let history = [Turn { question: "How many orders were there in 2025?".into(), sql: None, answer: None }];
+        let request = Request { question: "and in 2024?", history: &history, ..req(&c) };
+        let mut h = Script { replies: vec![], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
+        let out = run(&mut h, &request, &Options { engine: Engine::Offline, ..Options::default() }).unwrap();
+        let sql = out.sql.unwrap_or_default();
+        assert!(sql.contains("'2024-01-01'") && !sql.contains("'2026-01-01'"), "{sql}");
+    }
+
+    #[test]
     fn a_cancel_during_a_value_lookup_ends_the_request() {
         let mut c = catalog();
         c.tables[0].columns.push(Column::new("city", "text", 'S'));
         let request = Request {
             question: "how many orders are in Oslo?",
             catalog: &c,
+            index: None,
             history: &[],
             summary: None,
             unsummarized: &[],

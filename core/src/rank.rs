@@ -10,6 +10,10 @@ use std::collections::{HashMap, HashSet};
 
 use crate::catalog::{quote_ident, Catalog, Column, ForeignKey, Table, TableKind};
 use crate::estimate_tokens;
+use crate::lang::index::Word;
+use crate::lang::text::each_identifier_word;
+use crate::lang::words::is_non_content;
+use crate::lang::{self, stem, SchemaIndex, View};
 
 /// Strength of a question word found in each place of a table (an exact word; partial matches,
 /// inside compound identifiers such as `sbcustomer`, count 0.4 to 0.9 times as much).
@@ -47,10 +51,10 @@ const MAX_COMMENT_CHARS: usize = 120;
 const MAX_DEFAULT_CHARS: usize = 40;
 const MAX_ENUM_LABELS: usize = 20;
 
-/// Ranks the catalog's tables for the question and keeps the best that fit `budget_tokens` of
+/// Ranks the caller's tables for the question and keeps the best that fit `budget_tokens` of
 /// rendered schema, best first. Never empty for a non-empty catalog; deterministic.
-pub fn select_tables(catalog: &Catalog, question: &str, budget_tokens: usize) -> Vec<usize> {
-    rank(catalog, question, budget_tokens).selected
+pub fn select_tables(view: &View, question: &str, budget_tokens: usize) -> Vec<usize> {
+    rank(view, question, budget_tokens).selected
 }
 
 /// What the ranker did for a question, step by step (`select_tables` is its `selected`): what
@@ -72,12 +76,13 @@ pub struct Ranking {
     pub budget_tokens: usize,
 }
 
-pub fn rank(catalog: &Catalog, question: &str, budget_tokens: usize) -> Ranking {
+pub fn rank(view: &View, question: &str, budget_tokens: usize) -> Ranking {
+    let catalog = view.catalog;
     if catalog.tables.is_empty() {
         return Ranking { budget_tokens, ..Ranking::default() };
     }
     let terms = question_terms(question);
-    let strengths = match_strengths(catalog, &terms);
+    let strengths = match_strengths(view, &terms);
     let own_scores = score_tables(catalog, &strengths, terms.len());
     let terms: Vec<String> = terms.into_iter().map(|t| t.stem).collect();
     let top = own_scores.iter().copied().fold(0.0, f64::max);
@@ -90,7 +95,7 @@ pub fn rank(catalog: &Catalog, question: &str, budget_tokens: usize) -> Ranking 
         let scores = own_scores.clone();
         return Ranking { terms, strengths, own_scores, scores, candidates, selected, budget_tokens };
     }
-    let scores = add_join_scores(catalog, own_scores.clone(), top);
+    let scores = add_join_scores(view, own_scores.clone(), top);
     let top = scores.iter().copied().fold(0.0, f64::max);
     let mut kept: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] >= TAIL_RATIO * top).collect();
     cover_every_term(&strengths, terms.len(), &scores, &mut kept);
@@ -123,6 +128,9 @@ pub fn rendered_tokens(catalog: &Catalog, tables: &[usize]) -> Vec<usize> {
 /// best match of a word (a column only one table has, say) scored below the tail, the best-scoring
 /// table with that match joins the kept ones.
 fn cover_every_term(strengths: &[f64], n_terms: usize, scores: &[f64], kept: &mut Vec<usize>) {
+    if n_terms == 0 {
+        return;
+    }
     let rows = || strengths.chunks(n_terms).enumerate();
     for t in 0..n_terms {
         let best = rows().map(|(_, row)| row[t]).fold(0.0, f64::max);
@@ -155,8 +163,9 @@ fn fit_budget(catalog: &Catalog, order: impl IntoIterator<Item = usize>, budget_
 
 /// One distinct content word of the question.
 struct Term {
+    raw: String,
     stem: String,
-    /// Abbreviations or expansions of the word (`qty` for `quantity` and back), stemmed.
+    /// Abbreviations or expansions of the word (`qty` for `quantity` and back), as written and stemmed.
     aliases: Vec<String>,
 }
 
@@ -191,59 +200,52 @@ const ABBREVIATIONS: &[(&str, &str)] = &[
     ("yr", "year"),
 ];
 
-/// Words that say nothing about which tables a question needs.
-const STOPWORDS: &[&str] = &[
-    "a", "about", "above", "after", "all", "also", "among", "an", "and", "any", "are", "as", "at", "be", "been",
-    "before", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "each", "either", "every",
-    "find", "for", "from", "get", "give", "had", "has", "have", "he", "her", "here", "his", "how", "i", "if", "in",
-    "into", "is", "it", "its", "just", "least", "less", "list", "made", "make", "many", "me", "more", "most", "much",
-    "my", "not", "of", "on", "only", "or", "other", "our", "out", "over", "per", "please", "return", "same", "she",
-    "should", "show", "so", "some", "tell", "than", "that", "the", "their", "them", "then", "there", "these", "they",
-    "this", "those", "to", "under", "up", "us", "was", "we", "were", "what", "when", "where", "which", "while", "who",
-    "whom", "whose", "why", "will", "with", "would", "you", "your",
-];
+/// A word worth matching: two characters or more, not a number.
+fn is_matchable(word: &str) -> bool {
+    word.chars().nth(1).is_some() && !word.chars().all(|c| c.is_numeric())
+}
 
 fn question_terms(question: &str) -> Vec<Term> {
-    let mut stems: Vec<String> = Vec::new();
-    for_each_word(question, |raw, stem| {
-        if !STOPWORDS.contains(&raw) && !stems.iter().any(|s| s == stem) {
-            stems.push(stem.to_string());
+    let mut words: Vec<(String, String)> = Vec::new();
+    each_identifier_word(question, |raw| {
+        if is_matchable(raw) && !is_non_content(raw) {
+            let s = stem(raw);
+            if !words.iter().any(|(_, w)| *w == s) {
+                words.push((raw.to_string(), s));
+            }
         }
     });
-    stems
+    words
         .into_iter()
-        .map(|stem| {
-            let aliases = ABBREVIATIONS
-                .iter()
-                .filter_map(|&(short, long)| {
-                    let (short, long) = (stem_of(short), stem_of(long));
-                    if stem == short {
-                        Some(long)
-                    } else if stem == long {
-                        Some(short)
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            Term { stem, aliases }
+        .map(|(raw, stem)| {
+            let mut aliases = Vec::new();
+            for &(short, long) in ABBREVIATIONS {
+                let other = if stem == lang::stem(short) {
+                    long
+                } else if stem == lang::stem(long) {
+                    short
+                } else {
+                    continue;
+                };
+                aliases.extend([other.to_string(), lang::stem(other)]);
+            }
+            Term { raw, stem, aliases }
         })
         .collect()
 }
 
 impl Term {
-    /// How well an identifier or comment word (stemmed) stands for this term: 1 for the same word,
-    /// less when one contains the other inside a compound, 0 otherwise.
-    fn strength(&self, word: &str, allow_partial: bool) -> f64 {
-        if word == self.stem || self.aliases.iter().any(|a| a == word) {
-            return 1.0;
-        }
-        if !allow_partial {
+    /// How well a word of a name, as written, stands for this term when one contains the other
+    /// inside a compound (`customer` in `custcustomer`, `price` in `dailyprice`): stronger the
+    /// more of the longer word it covers; 0 when neither contains the other.
+    fn partial(&self, word: &str) -> f64 {
+        if !is_matchable(word) {
             return 0.0;
         }
-        // Partial: one word inside the other (`customer` in `custcustomer`), stronger the more of
-        // the longer word it covers.
         let covered = |outer: &str, inner: &str| {
+            if inner.len() >= outer.len() {
+                return 0.0;
+            }
             // Short words only at the end of a compound (`id` in `customerid`), longer ones anywhere.
             let found =
                 if inner.len() >= 4 { outer.contains(inner) } else { inner.len() >= 2 && outer.ends_with(inner) };
@@ -253,11 +255,10 @@ impl Term {
                 0.0
             }
         };
-        let coverage = self
-            .aliases
-            .iter()
-            .map(|a| covered(word, a))
-            .fold(covered(word, &self.stem).max(covered(&self.stem, word)), f64::max);
+        let mine = std::iter::once(self.raw.as_str())
+            .chain(std::iter::once(self.stem.as_str()))
+            .chain(self.aliases.iter().map(String::as_str));
+        let coverage = mine.map(|m| covered(word, m).max(covered(m, word))).fold(0.0, f64::max);
         if coverage > 0.0 {
             PARTIAL_MIN + (PARTIAL_MAX - PARTIAL_MIN) * coverage
         } else {
@@ -266,55 +267,89 @@ impl Term {
     }
 }
 
+/// Which question terms each schema word matches, with the strength: exact matches by stem id,
+/// partial ones by the id of the word as written.
+struct WordMatches {
+    exact: HashMap<u32, Vec<usize>>,
+    partial: HashMap<u32, Vec<(usize, f64)>>,
+}
+
+impl WordMatches {
+    fn new(view: &View, terms: &[Term]) -> WordMatches {
+        let mut exact: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (t, term) in terms.iter().enumerate() {
+            for s in std::iter::once(&term.stem).chain(&term.aliases) {
+                if let Some(id) = view.index().id_of(s) {
+                    let e = exact.entry(id).or_default();
+                    if !e.contains(&t) {
+                        e.push(t);
+                    }
+                }
+            }
+        }
+        let mut partial: HashMap<u32, Vec<(usize, f64)>> = HashMap::new();
+        for (id, word) in view.index().name_words().iter().enumerate() {
+            for (t, term) in terms.iter().enumerate() {
+                let strength = term.partial(word);
+                if strength > 0.0 {
+                    partial.entry(id as u32).or_default().push((t, strength));
+                }
+            }
+        }
+        WordMatches { exact, partial }
+    }
+
+    /// Raises `best[t]` to the strongest exact match of term `t` among stems, worth `worth`.
+    fn offer_stems(&self, best: &mut [f64], stems: impl IntoIterator<Item = u32>, worth: f64) {
+        for id in stems {
+            for &t in self.exact.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
+                best[t] = best[t].max(worth);
+            }
+        }
+    }
+
+    /// Raises `best[t]` to the strongest match of term `t` among the words of a name, an exact
+    /// match being worth `worth` and a partial one less.
+    fn offer_name(&self, best: &mut [f64], index: &SchemaIndex, words: &[Word], worth: f64) {
+        for w in words.iter().filter(|w| is_matchable(index.raw(w))) {
+            self.offer_stems(best, [w.stem], worth);
+            for &(t, strength) in self.partial.get(&w.name).map(Vec::as_slice).unwrap_or(&[]) {
+                best[t] = best[t].max(worth * strength);
+            }
+        }
+    }
+}
+
 /// The strength of each term's best match in each table, `n_terms` values per table.
-fn match_strengths(catalog: &Catalog, terms: &[Term]) -> Vec<f64> {
-    let mut strengths = vec![0.0f64; catalog.tables.len() * terms.len()];
+fn match_strengths(view: &View, terms: &[Term]) -> Vec<f64> {
+    let n = view.catalog.tables.len();
+    let mut strengths = vec![0.0f64; n * terms.len()];
     if terms.is_empty() {
         return strengths;
     }
-    let mut schema_tables: HashMap<&str, Vec<&str>> = HashMap::new();
-    for table in &catalog.tables {
-        schema_tables.entry(&table.schema).or_default().push(&table.name);
-    }
-    let mut matcher = Matcher { terms, words: Words::default() };
-    // Per schema: the prefix its table names share, if any, and how its name matches each term.
-    let schemas: HashMap<&str, (Option<usize>, Vec<f64>)> = schema_tables
-        .into_iter()
-        .map(|(schema, names)| {
-            let mut best = vec![0.0; terms.len()];
-            matcher.offer(&mut best, schema, IN_SCHEMA_NAME, true, None);
-            (schema, (namespace_prefix(&names), best))
-        })
-        .collect();
-    for (table, row) in catalog.tables.iter().zip(strengths.chunks_mut(terms.len())) {
-        if let Some((prefix, schema_best)) = schemas.get(table.schema.as_str()) {
-            row.copy_from_slice(schema_best);
-            matcher.table(table, *prefix, row);
+    let matches = WordMatches::new(view, terms);
+    let index = view.index();
+    for (ti, row) in strengths.chunks_mut(terms.len()).enumerate() {
+        let entry = view.table(ti);
+        matches.offer_stems(row, entry.schema_words.iter().copied(), IN_SCHEMA_NAME);
+        for words in std::iter::once(&entry.words).chain(entry.rest.as_ref()) {
+            matches.offer_name(row, index, words, IN_TABLE_NAME);
+            // A term naming the whole table (`author`, not just a part of `domain_author`) ranks higher.
+            let mut matchable = words.iter().filter(|w| is_matchable(index.raw(w)));
+            if let (Some(only), None) = (matchable.next(), matchable.next()) {
+                matches.offer_stems(row, [only.stem], IN_WHOLE_TABLE_NAME);
+            }
+        }
+        matches.offer_stems(row, entry.comment.iter().copied(), IN_TABLE_COMMENT);
+        for (_, col) in view.columns(ti) {
+            for words in std::iter::once(&col.words).chain(col.rest.as_ref()) {
+                matches.offer_name(row, index, words, IN_COLUMN_NAME);
+            }
+            matches.offer_stems(row, col.comment.iter().copied(), IN_COLUMN_COMMENT);
+            matches.offer_stems(row, col.enum_labels.iter().copied(), IN_ENUM_LABEL);
         }
     }
     strengths
-}
-
-/// Length of a prefix glued to every name of a group (`sb` in `sbcustomer`, `sbticker`...; `cust`
-/// in `custid`, `custname`...): a namespace, not a word, so the rest of each name is matched alone
-/// too. Prefixes followed by a separator need no help: words are split there anyway.
-fn namespace_prefix(names: &[&str]) -> Option<usize> {
-    const MIN_NAMES: usize = 3;
-    const MIN_REST: usize = 2;
-    let (first, others) = names.split_first()?;
-    if others.len() + 1 < MIN_NAMES {
-        return None;
-    }
-    let common = others.iter().fold(first.len(), |len, name| {
-        first.bytes().zip(name.bytes()).take(len).take_while(|(a, b)| a.eq_ignore_ascii_case(b)).count()
-    });
-    let glued = |name: &str| {
-        name.len() >= common + MIN_REST
-            && name.is_char_boundary(common)
-            && name[..common].chars().next_back().is_some_and(char::is_alphanumeric)
-            && name[common..].chars().next().is_some_and(char::is_alphanumeric)
-    };
-    (common >= 2 && names.iter().all(|n| glued(n))).then_some(common)
 }
 
 /// Scores every table: the sum over question terms of the match's strength times its rarity,
@@ -368,75 +403,15 @@ fn score_tables(catalog: &Catalog, strengths: &[f64], n_terms: usize) -> Vec<f64
         .collect()
 }
 
-/// Matches the question's terms against catalog text.
-struct Matcher<'t> {
-    terms: &'t [Term],
-    words: Words,
-}
-
-impl Matcher<'_> {
-    /// Raises `best[t]` to the strongest match of term `t` among the words of `text`, where an
-    /// exact match is worth `exact`; `whole_name` is the worth of a term naming all of `text`.
-    fn offer(&mut self, best: &mut [f64], text: &str, exact: f64, allow_partial: bool, whole_name: Option<f64>) {
-        let terms = self.terms;
-        let mut words = 0;
-        let mut whole = vec![false; 0];
-        self.words.each(text, |_, word| {
-            words += 1;
-            for (t, term) in terms.iter().enumerate() {
-                let s = term.strength(word, allow_partial) * exact;
-                if s > best[t] {
-                    best[t] = s;
-                }
-            }
-            if words == 1 && whole_name.is_some() {
-                whole = terms.iter().map(|term| term.strength(word, false) > 0.0).collect();
-            }
-        });
-        // A term naming the whole table (`author`, not just a part of `domain_author`) ranks higher.
-        if let (Some(worth), 1) = (whole_name, words) {
-            for (b, _) in best.iter_mut().zip(&whole).filter(|(_, &w)| w) {
-                *b = b.max(worth);
-            }
-        }
-    }
-
-    /// Raises `best[t]` to the strongest match of term `t` anywhere in the table; `table_prefix`
-    /// is the namespace prefix of the table names in its schema, if they have one.
-    fn table(&mut self, table: &Table, table_prefix: Option<usize>, best: &mut [f64]) {
-        self.offer(best, &table.name, IN_TABLE_NAME, true, Some(IN_WHOLE_TABLE_NAME));
-        if let Some(rest) = table_prefix.and_then(|p| table.name.get(p..)) {
-            self.offer(best, rest, IN_TABLE_NAME, true, Some(IN_WHOLE_TABLE_NAME));
-        }
-        if let Some(c) = &table.comment {
-            self.offer(best, c, IN_TABLE_COMMENT, false, None);
-        }
-        let column_names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-        let column_prefix = namespace_prefix(&column_names);
-        for col in &table.columns {
-            self.offer(best, &col.name, IN_COLUMN_NAME, true, None);
-            if let Some(rest) = column_prefix.and_then(|p| col.name.get(p..)) {
-                self.offer(best, rest, IN_COLUMN_NAME, true, None);
-            }
-            if let Some(c) = &col.comment {
-                self.offer(best, c, IN_COLUMN_COMMENT, false, None);
-            }
-            for label in &col.enum_labels {
-                self.offer(best, label, IN_ENUM_LABEL, false, None);
-            }
-        }
-    }
-}
-
 /// Adds to each table a share of the score of the strong tables ("seeds") it joins: a part of the
 /// best one's, and for the best link table between two seeds that do not join directly, most of
 /// the weaker seed's (the query will need that table to join them).
-fn add_join_scores(catalog: &Catalog, mut scores: Vec<f64>, top: f64) -> Vec<f64> {
+fn add_join_scores(view: &View, mut scores: Vec<f64>, top: f64) -> Vec<f64> {
     let mut seeds: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] >= SEED_RATIO * top).collect();
     seeds.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     seeds.truncate(MAX_SEEDS);
-    let finder = SeedLinks::new(catalog, &seeds);
-    let links: Vec<Links> = catalog.tables.iter().enumerate().map(|(i, t)| finder.seeds_linked_to(i, t)).collect();
+    let finder = SeedLinks::new(view, &seeds);
+    let links: Vec<Links> = (0..view.catalog.tables.len()).map(|i| finder.seeds_linked_to(view, i)).collect();
 
     // For each pair of seeds that do not join directly, the best-scoring table joining both.
     let mut bridges: HashMap<(usize, usize), usize> = HashMap::new();
@@ -500,16 +475,16 @@ struct SeedLinks<'c> {
     by_name: HashMap<(&'c str, &'c str), u32>,
     /// Tables the seeds reference by foreign key, with the seeds that reference them.
     referenced_by: HashMap<(&'c str, &'c str), u32>,
-    /// Implicit links inside a schema: `schema` + normalised table name of each seed.
-    implicit_name: HashMap<(&'c str, String), u32>,
+    /// Implicit links inside a schema: `schema` + normalised table name (a stem id) of each seed.
+    implicit_name: HashMap<(&'c str, u32), u32>,
     /// `schema` + the table a seed's column names by convention (`customer_id` -> customer).
-    implicit_ref: HashMap<(&'c str, String), u32>,
+    implicit_ref: HashMap<(&'c str, u32), u32>,
     /// `schema` + key-like column names of the seeds (`aid`, `customer_id`).
     key_columns: HashMap<(&'c str, &'c str), u32>,
 }
 
 impl<'c> SeedLinks<'c> {
-    fn new(catalog: &'c Catalog, seeds: &'c [usize]) -> Self {
+    fn new(view: &'c View, seeds: &'c [usize]) -> Self {
         let mut links = SeedLinks {
             seeds,
             schemas: Vec::new(),
@@ -520,7 +495,7 @@ impl<'c> SeedLinks<'c> {
             key_columns: HashMap::new(),
         };
         for (bit, &i) in seeds.iter().enumerate() {
-            let seed = &catalog.tables[i];
+            let seed = &view.catalog.tables[i];
             let mask = 1u32 << bit;
             let schema = seed.schema.as_str();
             if !links.schemas.contains(&schema) {
@@ -530,12 +505,12 @@ impl<'c> SeedLinks<'c> {
             for fk in &seed.foreign_keys {
                 *links.referenced_by.entry((fk.ref_schema.as_str(), fk.ref_table.as_str())).or_default() |= mask;
             }
-            *links.implicit_name.entry((schema, normalized_name(&seed.name))).or_default() |= mask;
-            for col in &seed.columns {
-                if let Some(target) = referenced_table_name(&col.name) {
+            *links.implicit_name.entry((schema, view.table(i).normalized_name)).or_default() |= mask;
+            for (_, col) in view.columns(i) {
+                if let Some(target) = col.refers_to {
                     *links.implicit_ref.entry((schema, target)).or_default() |= mask;
                 }
-                if is_key_like(&col.name) {
+                if col.key_like {
                     *links.key_columns.entry((schema, col.name.as_str())).or_default() |= mask;
                 }
             }
@@ -543,8 +518,9 @@ impl<'c> SeedLinks<'c> {
         links
     }
 
-    /// The seeds (other than the table itself) that table `index` joins.
-    fn seeds_linked_to(&self, index: usize, table: &Table) -> Links {
+    /// The seeds (other than the table itself) that the caller's table `index` joins.
+    fn seeds_linked_to(&self, view: &View, index: usize) -> Links {
+        let table = &view.catalog.tables[index];
         let schema = table.schema.as_str();
         let lookup = |map: &HashMap<(&str, &str), u32>, key: (&str, &str)| map.get(&key).copied().unwrap_or(0);
         let mut strong = 0;
@@ -558,133 +534,19 @@ impl<'c> SeedLinks<'c> {
         // Links by naming convention stay inside a schema.
         if self.schemas.contains(&schema) {
             if !self.implicit_ref.is_empty() {
-                strong |= self.implicit_ref.get(&(schema, normalized_name(&table.name))).copied().unwrap_or(0);
+                strong |= self.implicit_ref.get(&(schema, view.table(index).normalized_name)).copied().unwrap_or(0);
             }
-            for col in &table.columns {
-                if let Some(target) = referenced_table_name(&col.name) {
+            for (_, col) in view.columns(index) {
+                if let Some(target) = col.refers_to {
                     strong |= self.implicit_name.get(&(schema, target)).copied().unwrap_or(0);
                 }
-                if is_key_like(&col.name) {
+                if col.key_like {
                     weak |= lookup(&self.key_columns, (schema, &col.name));
                 }
             }
         }
         let own = self.seeds.iter().position(|&s| s == index).map_or(0, |bit| 1 << bit);
         Links { strong: strong & !own, weak: weak & !own }
-    }
-}
-
-/// A table name reduced for convention matching: lowercase, no underscores, singular.
-fn normalized_name(name: &str) -> String {
-    let mut joined = String::with_capacity(name.len());
-    for_each_word(name, |raw, _| joined.push_str(raw));
-    stem_of(&joined)
-}
-
-/// The table a column names by convention: `customer_id`, `customerId`, `customerid`,
-/// `state_name`, `country_code` -> customer, state, country.
-fn referenced_table_name(column: &str) -> Option<String> {
-    let lower = column.to_lowercase();
-    ["id", "name", "code", "key", "no"].iter().find_map(|suffix| {
-        let head = lower.strip_suffix(suffix)?.trim_end_matches('_');
-        let bare_suffix_allowed = *suffix == "id";
-        let separated = lower.len() > head.len() + suffix.len();
-        (head.len() >= 2 && (separated || bare_suffix_allowed)).then(|| normalized_name(head))
-    })
-}
-
-/// A column name that identifies rows by convention (`aid`, `customer_id`), but not the bare `id`
-/// every table may have.
-fn is_key_like(column: &str) -> bool {
-    column.len() > 2 && column.as_bytes()[column.len() - 2..].eq_ignore_ascii_case(b"id")
-}
-
-/// Calls `f(raw, stem)` for each word of `text`: identifiers are split on non-alphanumerics,
-/// camelCase and digits; words are lowercased; one-letter words and numbers are skipped.
-fn for_each_word(text: &str, f: impl FnMut(&str, &str)) {
-    Words::default().each(text, f);
-}
-
-/// Buffers for splitting many texts into words without allocating for each.
-#[derive(Default)]
-struct Words {
-    word: String,
-    stem: String,
-}
-
-impl Words {
-    fn each(&mut self, text: &str, mut f: impl FnMut(&str, &str)) {
-        let Words { word, stem } = self;
-        let mut emit = |word: &mut String| {
-            if word.chars().nth(1).is_some() {
-                stem.clear();
-                stem.push_str(word);
-                stem_in_place(stem);
-                f(word, stem);
-            }
-            word.clear();
-        };
-        word.clear();
-        let mut chars = text.chars().peekable();
-        let mut prev: Option<char> = None;
-        while let Some(c) = chars.next() {
-            if !c.is_alphabetic() {
-                // Digits and punctuation both end a word; numbers never identify a table.
-                emit(word);
-            } else {
-                let camel_break = c.is_uppercase()
-                    && prev.is_some_and(|p| {
-                        p.is_lowercase() || (p.is_uppercase() && chars.peek().is_some_and(|n| n.is_lowercase()))
-                    });
-                if camel_break {
-                    emit(word);
-                }
-                if c.is_ascii() {
-                    word.push(c.to_ascii_lowercase());
-                } else {
-                    word.extend(c.to_lowercase());
-                }
-            }
-            prev = Some(c);
-        }
-        emit(word);
-    }
-}
-
-fn stem_of(word: &str) -> String {
-    let mut s = word.to_lowercase();
-    stem_in_place(&mut s);
-    s
-}
-
-/// Crude English stemming, the same on both sides of every comparison: plurals (`cities`,
-/// `addresses`, `prices`), `-ing` and `-ed`, and a final `e` so that `rate`, `rated` and
-/// `rating` meet.
-fn stem_in_place(w: &mut String) {
-    if w.chars().count() <= 3 {
-        return;
-    }
-    if w.ends_with("ies") && w.len() > 4 {
-        w.truncate(w.len() - 3);
-        w.push('y');
-    } else if ["sses", "xes", "zes", "ches", "shes", "uses"].iter().any(|s| w.ends_with(s)) {
-        w.truncate(w.len() - 2);
-    } else if w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
-        w.truncate(w.len() - 1);
-    }
-    for suffix in ["ing", "ed"] {
-        if w.len() >= suffix.len() + 3 && w.ends_with(suffix) {
-            w.truncate(w.len() - suffix.len());
-            let b = w.as_bytes();
-            let n = b.len();
-            if n >= 2 && b[n - 1].is_ascii_alphabetic() && b[n - 1] == b[n - 2] && !b"aeiouls".contains(&b[n - 1]) {
-                w.truncate(n - 1);
-            }
-            break;
-        }
-    }
-    if w.len() > 3 && w.ends_with('e') {
-        w.truncate(w.len() - 1);
     }
 }
 
@@ -815,11 +677,11 @@ fn column_note(col: &Column, table: &Table) -> Option<String> {
 fn repeats_names(comment: &str, names: &[&str]) -> bool {
     let mut name_words: Vec<String> = Vec::new();
     for name in names {
-        for_each_word(name, |_, stem| name_words.push(stem.to_string()));
+        each_identifier_word(name, |w| name_words.push(stem(w)));
     }
     let mut all_known = true;
-    for_each_word(comment, |raw, stem| {
-        if !STOPWORDS.contains(&raw) && !name_words.iter().any(|w| w == stem) {
+    each_identifier_word(comment, |raw| {
+        if is_matchable(raw) && !is_non_content(raw) && !name_words.contains(&stem(raw)) {
             all_known = false;
         }
     });
@@ -892,6 +754,7 @@ fn ident_list(names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lang::SchemaIndex;
     use std::time::Instant;
 
     fn col(name: &str, data_type: &str) -> Column {
@@ -916,7 +779,7 @@ mod tests {
     }
 
     fn select(catalog: &Catalog, question: &str) -> Vec<String> {
-        names(catalog, &select_tables(catalog, question, 1500))
+        names(catalog, &select_tables(&View::new(catalog, None), question, 1500))
     }
 
     /// A shop with a few unrelated tables around it.
@@ -942,26 +805,6 @@ mod tests {
                 table("weather", &["day", "rain_mm"]),
             ],
         }
-    }
-
-    #[test]
-    fn stemming_meets_word_forms() {
-        assert_eq!(stem_of("cities"), stem_of("city"));
-        assert_eq!(stem_of("prices"), stem_of("pricing"));
-        assert_eq!(stem_of("priced"), stem_of("price"));
-        assert_eq!(stem_of("addresses"), "address");
-        assert_eq!(stem_of("statuses"), stem_of("status"));
-        assert_eq!(stem_of("Orders"), stem_of("order"));
-        assert_eq!(stem_of("bus"), "bus");
-        // Multi-byte text never splits a character.
-        assert!(!stem_of("ࠀࠀed").is_empty());
-    }
-
-    #[test]
-    fn identifiers_split_into_words() {
-        let mut words = Vec::new();
-        for_each_word("customerID first_name HTTPServer address2", |raw, _| words.push(raw.to_string()));
-        assert_eq!(words, ["customer", "id", "first", "name", "http", "server", "address"]);
     }
 
     #[test]
@@ -1042,7 +885,7 @@ mod tests {
             (0..40).map(|i| table(&format!("sales_{i}"), &["id", "region", "amount", "sold_at", "seller"])).collect();
         let catalog = Catalog { tables };
         for budget in [0, 50, 200, 800] {
-            let selected = select_tables(&catalog, "sales amount by region", budget);
+            let selected = select_tables(&View::new(&catalog, None), "sales amount by region", budget);
             assert!(!selected.is_empty());
             let tokens = estimate_tokens(&render_schema(&catalog, &selected));
             assert!(selected.len() == 1 || tokens <= budget, "{tokens} tokens for budget {budget}");
@@ -1054,19 +897,20 @@ mod tests {
         let catalog = shop();
         for question in ["", "   ", "?!", "what is the meaning of life", "ﾟ･✿ヾ╲(｡◕‿◕｡)╱✿･ﾟ"]
         {
-            assert!(!select_tables(&catalog, question, 1500).is_empty(), "{question:?}");
-            assert!(!select_tables(&catalog, question, 0).is_empty(), "{question:?}");
+            assert!(!select_tables(&View::new(&catalog, None), question, 1500).is_empty(), "{question:?}");
+            assert!(!select_tables(&View::new(&catalog, None), question, 0).is_empty(), "{question:?}");
         }
-        assert!(select_tables(&Catalog::default(), "orders", 1500).is_empty());
+        assert!(select_tables(&View::new(&Catalog::default(), None), "orders", 1500).is_empty());
     }
 
     #[test]
     fn selection_is_deterministic() {
         let tables = (0..50).map(|i| table(&format!("twin_{}", i % 5), &["id", "value"])).collect();
         let catalog = Catalog { tables };
-        let first = select_tables(&catalog, "twin values", 300);
+        let view = View::new(&catalog, None);
+        let first = select_tables(&view, "twin values", 300);
         for _ in 0..5 {
-            assert_eq!(select_tables(&catalog, "twin values", 300), first);
+            assert_eq!(select_tables(&view, "twin values", 300), first);
         }
         // Ties go to the earlier table.
         assert!(first.windows(2).all(|w| w[0] < w[1]), "{first:?}");
@@ -1158,9 +1002,13 @@ mod tests {
             .collect();
         let catalog = Catalog { tables };
         let started = Instant::now();
-        let selected = select_tables(&catalog, "total payment amount per customer and region last month", 4000);
+        let index = SchemaIndex::build(&catalog);
+        let built = started.elapsed();
+        let started = Instant::now();
+        let selected =
+            select_tables(&index.view(&catalog), "total payment amount per customer and region last month", 4000);
         let elapsed = started.elapsed();
-        println!("ranked 10,000 tables in {elapsed:?}, kept {}", selected.len());
+        println!("indexed 10,000 tables in {built:?}, ranked them in {elapsed:?}, kept {}", selected.len());
         assert!(!selected.is_empty());
         assert!(elapsed.as_secs_f64() < 2.0, "{elapsed:?}");
     }

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use sqlchat_core::lang::SchemaIndex;
 use sqlchat_core::{estimate_tokens, rank, Catalog};
 
 #[derive(Deserialize)]
@@ -41,9 +42,11 @@ fn defog_gold_tables_are_selected_in_small_prompts() {
     let mut tokens = Vec::new();
     for db in ["academic", "restaurants", "geography", "broker"] {
         let catalog = catalog(db);
+        let index = SchemaIndex::build(&catalog);
+        let view = index.view(&catalog);
         for q in questions.iter().filter(|q| q.db_name == db) {
             let text = format!("{}\n{}", q.question, q.instructions);
-            let selected = rank::select_tables(&catalog, &text, 1500);
+            let selected = rank::select_tables(&view, &text, 1500);
             tokens.push(estimate_tokens(&rank::render_schema(&catalog, &selected)));
             for gold in &q.gold_tables {
                 let (schema, name) = gold.split_once('.').expect("schema-qualified gold table");

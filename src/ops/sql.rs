@@ -360,8 +360,8 @@ impl Probe for SandboxProbe {
 fn explain(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -> JsonB {
     let question = pipeline::validate_question(question).or_raise();
     let session_id = session_id.map(str::trim).filter(|s| !s.is_empty());
-    let catalog = catalog::visible_catalog().or_raise();
-    if catalog.tables.is_empty() {
+    let visible = catalog::visible_catalog().or_raise();
+    if visible.catalog.tables.is_empty() {
         raise(Error::NoVisibleTables);
     }
     let role = Caller::current();
@@ -369,7 +369,8 @@ fn explain(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -
     let opts = crate::api::options(false, crate::api::cache_scope(&gucs::model(), &role));
     let request = Request {
         question,
-        catalog: &catalog,
+        catalog: &visible.catalog,
+        index: Some(&visible.index),
         history: &context.recent,
         summary: context.summary.as_deref(),
         unsummarized: &context.unsummarized,

@@ -6,17 +6,20 @@
 //! answers only when every meaningful word of the question is accounted for, and declines
 //! otherwise: a wrong answer is worse than none.
 
+mod build;
+mod follow;
 mod joins;
-mod parse;
 mod query;
+mod read;
 mod render;
 mod schema;
-mod words;
 
 #[cfg(test)]
 mod tests;
 
-use crate::catalog::Catalog;
+pub use follow::follow_up;
+
+use crate::lang::View;
 use crate::result::ResultSet;
 
 /// Runs small bounded read-only queries for the planner (value lookups); supplied by the host.
@@ -55,34 +58,82 @@ pub struct AnswerTemplate {
     pub measures: Vec<String>,
     /// The groups in words ("city", "month").
     pub groups: Vec<String>,
+    /// The time unit of each group that is a time bucket (its values are shown as `2024`, `2024-03`).
+    pub group_units: Vec<Option<crate::lang::words::TimeUnit>>,
     /// The filters in words ("city is New York", "rating > 4").
     pub conditions: Vec<String>,
     /// What the rows are ranked by, in words, and whether highest first.
     pub ranked_by: Option<(String, bool)>,
     pub limit: Option<u64>,
+    /// Result columns that identify rows (keys): in the SQL to keep rows apart, never in the words.
+    pub identifiers: Vec<usize>,
     /// Follow-up questions the offline engine can answer too.
     pub suggestions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    Answer(OfflinePlan),
-    Decline(String),
+    Answer(Box<OfflinePlan>),
+    Decline(Decline),
 }
 
-pub fn plan(catalog: &Catalog, question: &str, probe: &mut dyn Probe) -> Decision {
-    match parse::parse(catalog, question, probe) {
+/// Why the offline engine does not answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decline {
+    /// The question is empty.
+    Empty,
+    /// No word of the question names a table, a column or anything else in the database.
+    NotAboutData,
+    /// A word of the question that nothing in the database accounts for.
+    Unknown(String),
+    /// The question can be read in several ways (tables, columns, join paths, values).
+    Ambiguous(String),
+    /// A construct the offline engine does not build, in words.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for Decline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decline::Empty => write!(f, "the question is empty"),
+            Decline::NotAboutData => write!(f, "nothing in the question names a table, a column or a value here"),
+            Decline::Unknown(word) => write!(f, "I don't know what \"{word}\" refers to in this database"),
+            Decline::Ambiguous(why) | Decline::Unsupported(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl From<&str> for Decline {
+    fn from(why: &str) -> Self {
+        Decline::Unsupported(why.to_string())
+    }
+}
+
+impl From<String> for Decline {
+    fn from(why: String) -> Self {
+        Decline::Unsupported(why)
+    }
+}
+
+pub(crate) struct Parsed {
+    pub query: query::Query,
+}
+
+pub fn plan(view: &View, question: &str, probe: &mut dyn Probe) -> Decision {
+    let vocab = schema::Vocab::new(view);
+    let catalog = view.catalog;
+    match read::parse(&vocab, question, probe) {
         Ok(parsed) => {
             let Some(tables) =
                 parsed.query.tables().into_iter().map(|t| catalog.tables.get(t).map(|t| t.display_name())).collect()
             else {
-                return Decision::Decline("internal: no table".into());
+                return Decision::Decline("no table".into());
             };
-            Decision::Answer(OfflinePlan {
+            Decision::Answer(Box::new(OfflinePlan {
                 sql: parsed.query.to_sql(catalog),
                 tables,
-                template: render::template(catalog, &parsed.vocab, &parsed.query),
-            })
+                template: render::template(catalog, &vocab, &parsed.query),
+            }))
         }
         Err(reason) => Decision::Decline(reason),
     }

@@ -31,26 +31,7 @@ pub(crate) struct Measure {
     pub column: Option<ColRef>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Unit {
-    Day,
-    Week,
-    Month,
-    Quarter,
-    Year,
-}
-
-impl Unit {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Unit::Day => "day",
-            Unit::Week => "week",
-            Unit::Month => "month",
-            Unit::Quarter => "quarter",
-            Unit::Year => "year",
-        }
-    }
-}
+pub(crate) use crate::lang::words::TimeUnit as Unit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GroupKey {
@@ -124,6 +105,37 @@ pub(crate) enum Filter {
         n: u32,
         unit: Unit,
     },
+    /// Several whole calendar years (compared, one group each).
+    Years {
+        column: ColRef,
+        years: Vec<i32>,
+        numeric: bool,
+    },
+    /// No row of `table` refers to the row: (its column, the row's column) pairs.
+    NotExists {
+        table: usize,
+        pairs: Vec<(ColRef, ColRef)>,
+    },
+}
+
+impl Filter {
+    /// The column a filter reads.
+    pub(crate) fn column(&self) -> ColRef {
+        match self {
+            Filter::Value { column, .. }
+            | Filter::Number { column, .. }
+            | Filter::Year { column, .. }
+            | Filter::Date { column, .. }
+            | Filter::Recent { column, .. }
+            | Filter::Years { column, .. } => *column,
+            Filter::NotExists { pairs, .. } => pairs.first().map(|p| p.1).unwrap_or(ColRef { table: 0, column: 0 }),
+        }
+    }
+
+    /// A time range (a year, a date comparison, the last N units).
+    pub(crate) fn is_time(&self) -> bool {
+        matches!(self, Filter::Year { .. } | Filter::Date { .. } | Filter::Recent { .. } | Filter::Years { .. })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +167,10 @@ pub(crate) struct Query {
     pub order: Option<(OrderKey, bool)>,
     pub limit: Option<u64>,
     pub ratio: Option<Ratio>,
+    /// Groups kept only when their row count compares so ("with at least 10 reviews").
+    pub having: Option<(Op, f64)>,
+    /// Sums of a price that are sums of price times this quantity (the value of order lines).
+    pub line_values: Vec<(ColRef, ColRef)>,
 }
 
 /// A SQL string literal, quotes doubled (standard_conforming_strings is on since PostgreSQL 9.1).
@@ -171,6 +187,39 @@ pub(crate) fn number(v: f64) -> String {
 }
 
 impl Query {
+    /// An empty query over the base table.
+    pub(crate) fn new(table: usize) -> Query {
+        Query {
+            table,
+            joins: Vec::new(),
+            filters: Vec::new(),
+            groups: Vec::new(),
+            measures: Vec::new(),
+            outputs: Vec::new(),
+            distinct: false,
+            order: None,
+            limit: None,
+            ratio: None,
+            having: None,
+            line_values: Vec::new(),
+        }
+    }
+
+    /// The quantity a summed price is multiplied by, if it is an order line's value.
+    pub(crate) fn line_quantity(&self, m: &Measure) -> Option<ColRef> {
+        let price = m.column?;
+        (m.agg == Agg::Sum).then(|| self.line_values.iter().find(|(p, _)| *p == price).map(|(_, q)| *q)).flatten()
+    }
+
+    /// Adds a measure unless it is there already; its index.
+    pub(crate) fn push_measure(&mut self, m: Measure) -> usize {
+        if let Some(i) = self.measures.iter().position(|x| *x == m) {
+            return i;
+        }
+        self.measures.push(m);
+        self.measures.len() - 1
+    }
+
     pub(crate) fn is_grouped(&self) -> bool {
         !self.groups.is_empty()
     }
@@ -247,8 +296,11 @@ impl Query {
     }
 
     /// The output name of a measure (`count`, `average_rating`).
-    pub(crate) fn measure_alias(catalog: &Catalog, m: &Measure) -> String {
+    pub(crate) fn measure_alias(&self, catalog: &Catalog, m: &Measure) -> String {
         let col = m.column.map(|c| Self::column_name(catalog, c)).unwrap_or_default();
+        if self.line_quantity(m).is_some() {
+            return "total_value".into();
+        }
         match m.agg {
             Agg::Count => "count".into(),
             Agg::CountDistinct => format!("distinct_{col}"),
@@ -266,7 +318,10 @@ impl Query {
             (Agg::Count, None) => "count(*)".into(),
             (Agg::Count, Some(_)) => format!("count({col})"),
             (Agg::CountDistinct, _) => format!("count(DISTINCT {col})"),
-            (Agg::Sum, _) => format!("sum({col})"),
+            (Agg::Sum, _) => match self.line_quantity(m) {
+                Some(q) => format!("sum({col} * {})", self.col(catalog, q)),
+                None => format!("sum({col})"),
+            },
             (Agg::Avg, _) => format!("avg({col})"),
             (Agg::Min, _) => format!("min({col})"),
             (Agg::Max, _) => format!("max({col})"),
@@ -328,6 +383,42 @@ impl Query {
             Filter::Recent { column, n, unit } => {
                 format!("{} >= CURRENT_DATE - INTERVAL '{n} {}'", self.col(catalog, *column), unit.name())
             }
+            Filter::Years { column, years, numeric } => {
+                let c = self.col(catalog, *column);
+                let list = years.iter().map(|y| y.to_string()).collect::<Vec<_>>().join(", ");
+                let (first, last) =
+                    (years.iter().min().copied().unwrap_or(0), years.iter().max().copied().unwrap_or(0));
+                if *numeric {
+                    format!("{c} IN ({list})")
+                } else if (last - first + 1) as usize == years.len() {
+                    format!("{c} >= DATE '{first:04}-01-01' AND {c} < DATE '{:04}-01-01'", last + 1)
+                } else {
+                    format!("extract(year FROM {c}) IN ({list})")
+                }
+            }
+            Filter::NotExists { table, pairs } => {
+                let Some(t) = catalog.tables.get(*table) else { return "false".into() };
+                let column = |c: ColRef| {
+                    catalog
+                        .tables
+                        .get(c.table)
+                        .and_then(|t| t.columns.get(c.column))
+                        .map(|c| quote_ident(&c.name))
+                        .unwrap_or_default()
+                };
+                let conds: Vec<String> = pairs
+                    .iter()
+                    .map(|(inner, outer)| {
+                        let outer = if self.joins.is_empty() {
+                            format!("{}.{}", self.alias(catalog, outer.table), column(*outer))
+                        } else {
+                            self.col(catalog, *outer)
+                        };
+                        format!("never_row.{} = {outer}", column(*inner))
+                    })
+                    .collect();
+                format!("NOT EXISTS (SELECT FROM {} AS never_row WHERE {})", t.qualified_name(), conds.join(" AND "))
+            }
         }
     }
 
@@ -362,7 +453,7 @@ impl Query {
         }
         let mut measure_names = Vec::new();
         for m in &self.measures {
-            let alias = quote_ident(&Self::measure_alias(catalog, m));
+            let alias = quote_ident(&self.measure_alias(catalog, m));
             select.push(format!("{} AS {alias}", self.measure_sql(catalog, m)));
             measure_names.push(alias);
         }
@@ -392,6 +483,9 @@ impl Query {
         if !group_by.is_empty() {
             sql.push_str(" GROUP BY ");
             sql.push_str(&group_by.join(", "));
+        }
+        if let Some((op, value)) = self.having {
+            sql.push_str(&format!(" HAVING count(*) {} {}", op.sql(), number(value)));
         }
         // A single aggregate row needs no order.
         let single_aggregate_row = self.measures.len() == select.len() && !self.is_grouped();

@@ -6,8 +6,8 @@ use serde_json::Value;
 use crate::catalog::Catalog;
 use crate::result::ResultSet;
 
-use super::query::{number, Agg, ColRef, Filter, GroupKey, MatchMode, Measure, OrderKey, Query, Ratio};
-use super::schema::{key_column, label_column, Vocab};
+use super::query::{number, Agg, ColRef, Filter, GroupKey, MatchMode, Measure, OrderKey, Query, Ratio, Unit};
+use super::schema::{label_column, Vocab};
 use super::{AnswerKind, AnswerTemplate};
 
 /// Rows named in a sentence before "and N more".
@@ -55,6 +55,9 @@ fn ratio_words(vocab: &Vocab, q: &Query, subject: &str, r: &Ratio) -> String {
 
 fn measure_words(vocab: &Vocab, subject: &str, q: &Query, m: &Measure) -> String {
     let col = |c: Option<ColRef>| c.map(|c| vocab.column_label(c.table, c.column)).unwrap_or_default();
+    if q.line_quantity(m).is_some() {
+        return "total value".into();
+    }
     match m.agg {
         Agg::Ratio => q.ratio.as_ref().map(|r| ratio_words(vocab, q, subject, r)).unwrap_or_default(),
         Agg::Count => format!("number of {subject}"),
@@ -86,6 +89,11 @@ fn condition_words(vocab: &Vocab, q: &Query, f: &Filter) -> String {
         Filter::Recent { column, n, unit } => {
             format!("{} in the last {n} {}{}", col(column), unit.name(), if *n == 1 { "" } else { "s" })
         }
+        Filter::Years { column, years, .. } => {
+            let list: Vec<String> = years.iter().map(|y| y.to_string()).collect();
+            format!("{} in {}", col(column), list.join(" or "))
+        }
+        Filter::NotExists { table, .. } => format!("with no {}", plural(&vocab.table_label(*table))),
     }
 }
 
@@ -99,6 +107,14 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
             GroupKey::Column(c) => vocab.column_label(c.table, c.column),
             GroupKey::Bucket(_, unit) => unit.name().to_string(),
             GroupKey::Entity { label, .. } => singular(&vocab.table_label(label.table)),
+        })
+        .collect();
+    let group_units = q
+        .groups
+        .iter()
+        .map(|g| match g {
+            GroupKey::Bucket(_, unit) => Some(*unit),
+            _ => None,
         })
         .collect();
     let kind = if q.is_grouped() {
@@ -122,41 +138,114 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
         subject: subject.clone(),
         measures,
         groups,
-        conditions: q.filters.iter().map(|f| condition_words(vocab, q, f)).collect(),
+        group_units,
+        conditions: q
+            .filters
+            .iter()
+            .map(|f| condition_words(vocab, q, f))
+            .chain(q.having.map(|(op, v)| format!("the number of {subject} {} {}", op.sql(), number(v))))
+            .collect(),
         ranked_by,
         limit: q.limit,
+        identifiers: identifier_outputs(vocab, q),
         suggestions: suggestions(catalog, vocab, q, &subject, kind),
     }
 }
 
-/// Up to three follow-ups over the same table: a count per a short text column, an average of
-/// a numeric column, the top 5 by it; never the shape just asked.
+/// Positions of the listed columns that are keys of their table or named like one.
+fn identifier_outputs(vocab: &Vocab, q: &Query) -> Vec<usize> {
+    if q.is_grouped() {
+        return Vec::new();
+    }
+    q.outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            let entry = vocab.view.column(c.table, c.column);
+            Some(c.column) == vocab.view.key_column(c.table)
+                || entry.key_like
+                || vocab.column_words(c.table, c.column) == ["id"]
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Words of column names that hold free text, contact details or codes: unique or nearly so per
+/// row, never worth a group.
+const NEAR_UNIQUE_WORDS: &[&str] = &[
+    "description",
+    "abstract",
+    "comment",
+    "comments",
+    "note",
+    "notes",
+    "body",
+    "text",
+    "url",
+    "homepage",
+    "email",
+    "mail",
+    "phone",
+    "address",
+    "password",
+    "sku",
+    "code",
+    "uuid",
+    "guid",
+    "hash",
+    "token",
+    "title",
+    "name",
+];
+
+/// A column worth counting rows per: short text or an enum, not the rows' name or key, not unique,
+/// not a reference to another table, not free text or contact details.
+fn groupable(vocab: &Vocab, table: &crate::catalog::Table, t: usize, ci: usize) -> bool {
+    let Some(c) = table.columns.get(ci) else { return false };
+    let entry = vocab.view.column(t, ci);
+    let words = vocab.column_words(t, ci);
+    c.is_text()
+        && !c.unique
+        && !entry.key_like
+        && entry.refers_to.is_none()
+        && Some(ci) != vocab.view.label_column(t)
+        && Some(ci) != vocab.view.key_column(t)
+        && !words.iter().any(|w| NEAR_UNIQUE_WORDS.contains(&w.as_str()) || w == "id")
+}
+
+/// A numeric column worth averaging: not a key, a reference, a year or unique.
+fn measurable(vocab: &Vocab, table: &crate::catalog::Table, t: usize, ci: usize) -> bool {
+    let Some(c) = table.columns.get(ci) else { return false };
+    let entry = vocab.view.column(t, ci);
+    let words = vocab.column_words(t, ci);
+    c.is_numeric()
+        && !c.unique
+        && !entry.key_like
+        && entry.refers_to.is_none()
+        && Some(ci) != vocab.view.key_column(t)
+        && !words.iter().any(|w| w == "id" || w == "year")
+}
+
+/// Up to three follow-ups over the same table, in phrasings the planner itself understands: a
+/// count per a low-cardinality column, an average of a numeric column, the top 5 by it; never
+/// the shape just asked.
 fn suggestions(catalog: &Catalog, vocab: &Vocab, q: &Query, subject: &str, kind: AnswerKind) -> Vec<String> {
     let Some(table) = catalog.tables.get(q.table) else { return Vec::new() };
     let label = label_column(vocab, q.table, table);
-    let key = key_column(vocab, q.table, table);
     let words = |ci: usize| vocab.column_label(q.table, ci);
-    let is_id = |ci: usize| {
-        let w = words(ci);
-        w == "id" || w.ends_with(" id") || w.ends_with("id") && w.len() <= 4
-    };
-    let group = table.columns.iter().enumerate().find(|(ci, c)| {
-        c.is_text()
-            && Some(*ci) != label
-            && Some(*ci) != key
-            && !is_id(*ci)
-            && !q.groups.contains(&GroupKey::Column(ColRef { table: q.table, column: *ci }))
-    });
-    let measure = table
-        .columns
-        .iter()
-        .enumerate()
-        .find(|(ci, c)| c.is_numeric() && Some(*ci) != key && !is_id(*ci) && !words(*ci).ends_with("year"));
+    let columns = 0..table.columns.len();
+    let not_grouped = |ci: usize| !q.groups.contains(&GroupKey::Column(ColRef { table: q.table, column: ci }));
+    // Enums first: their values are few by design.
+    let group = columns
+        .clone()
+        .filter(|&ci| groupable(vocab, table, q.table, ci) && not_grouped(ci))
+        .min_by_key(|&ci| (table.columns[ci].category != 'E', ci));
+    let measure = columns.clone().find(|&ci| measurable(vocab, table, q.table, ci));
     let mut out = Vec::new();
-    if let Some((ci, _)) = group {
+    if let Some(ci) = group {
         out.push(format!("How many {subject} are there per {}?", words(ci)));
     }
-    if let Some((ci, _)) = measure {
+    if let Some(ci) = measure {
         if kind != AnswerKind::Aggregate {
             out.push(format!("What is the average {} of {subject}?", words(ci)));
         }
@@ -197,6 +286,20 @@ pub(crate) fn show(v: &Value) -> String {
     }
 }
 
+/// A time bucket's value as people write it: `2024` for a year, `2024-03` for a month.
+fn show_bucket(v: &Value, unit: Option<Unit>) -> String {
+    let text = show(v);
+    let keep = match unit {
+        Some(Unit::Year) => 4,
+        Some(Unit::Month) | Some(Unit::Quarter) => 7,
+        _ => return text,
+    };
+    match text.get(..keep) {
+        Some(head) if text.len() >= 10 && text.as_bytes()[4] == b'-' => head.to_string(),
+        _ => text,
+    }
+}
+
 fn group_thousands(digits: &str) -> String {
     let (sign, digits) = digits.strip_prefix('-').map(|d| ("-", d)).unwrap_or(("", digits));
     let mut out = String::new();
@@ -209,12 +312,19 @@ fn group_thousands(digits: &str) -> String {
     format!("{sign}{out}")
 }
 
+/// " with no orders where city is Oslo and ...": rows that must not exist first, then the filters.
 fn conditions_clause(t: &AnswerTemplate) -> String {
-    if t.conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" where {}", t.conditions.join(" and "))
+    let (without, filters): (Vec<&String>, Vec<&String>) = t.conditions.iter().partition(|c| c.starts_with("with no "));
+    let mut out = String::new();
+    for w in without {
+        out.push(' ');
+        out.push_str(w);
     }
+    if !filters.is_empty() {
+        out.push_str(" where ");
+        out.push_str(&filters.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" and "));
+    }
+    out
 }
 
 fn named_list(items: Vec<String>, total: usize) -> String {
@@ -246,73 +356,81 @@ pub(crate) fn answer(t: &AnswerTemplate, rs: &ResultSet) -> String {
             }
             text
         }
-        AnswerKind::Grouped => {
-            if rs.rows.is_empty() {
-                return format!("No {} matched{where_}.", t.subject);
-            }
-            let g = t.groups.len();
-            let items: Vec<String> = rs
-                .rows
+        _ if rs.rows.is_empty() => format!("No {} matched{where_}.", t.subject),
+        AnswerKind::Grouped => grouped_answer(t, rs, &where_),
+        AnswerKind::List => list_answer(t, rs, &where_),
+    }
+}
+
+/// "The city with the highest number of customers is London (29)", "The top 3 ... are: ...".
+fn grouped_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
+    let g = t.groups.len();
+    let items: Vec<String> = rs
+        .rows
+        .iter()
+        .take(MAX_NAMED)
+        .map(|row| {
+            let keys: Vec<String> = row
                 .iter()
-                .take(MAX_NAMED)
-                .map(|row| {
-                    let keys: Vec<String> = row.iter().take(g).map(show).collect();
-                    let vals: Vec<String> = row.iter().skip(g).map(show).collect();
-                    format!("{} ({})", keys.join(" / "), vals.join(", "))
-                })
+                .take(g)
+                .enumerate()
+                .map(|(i, v)| show_bucket(v, t.group_units.get(i).copied().flatten()))
                 .collect();
-            let measures = t.measures.join(", ");
-            let groups = t.groups.join(" and ");
-            match (&t.ranked_by, t.limit) {
-                (Some((by, desc)), Some(1)) => {
-                    format!(
-                        "The {groups} with the {} {by}{where_} is {}.",
-                        if *desc { "highest" } else { "lowest" },
-                        items.join(", ")
-                    )
-                }
-                (Some((by, desc)), Some(n)) => format!(
-                    "The {} {n} {} by {by}{where_} are: {}.",
-                    if *desc { "top" } else { "bottom" },
-                    plural(&groups),
-                    named_list(items, rs.rows.len())
-                ),
-                _ => format!("The {measures} by {groups}{where_}: {}.", named_list(items, rs.rows.len())),
+            let vals: Vec<String> = row.iter().skip(g).map(show).collect();
+            format!("{} ({})", keys.join(" / "), vals.join(", "))
+        })
+        .collect();
+    let measures = t.measures.join(", ");
+    let groups = t.groups.join(" and ");
+    match (&t.ranked_by, t.limit) {
+        (Some((by, desc)), Some(1)) => format!(
+            "The {groups} with the {} {by}{where_} is {}.",
+            if *desc { "highest" } else { "lowest" },
+            items.join(", ")
+        ),
+        (Some((by, desc)), Some(n)) => format!(
+            "The {} {n} {} by {by}{where_} are: {}.",
+            if *desc { "top" } else { "bottom" },
+            plural(&groups),
+            named_list(items, rs.rows.len())
+        ),
+        _ => format!("The {measures} by {groups}{where_}: {}.", named_list(items, rs.rows.len())),
+    }
+}
+
+/// "Found 3 restaurants: ...", "The top 2 restaurants by rating are: ..."; keys are never shown.
+fn list_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
+    let items: Vec<String> = rs
+        .rows
+        .iter()
+        .take(MAX_NAMED)
+        .map(|row| {
+            let mut shown = row.iter().enumerate().filter(|(i, _)| !t.identifiers.contains(i)).map(|(_, v)| show(v));
+            let first = shown.next().unwrap_or_default();
+            let rest: Vec<String> = shown.collect();
+            if rest.is_empty() {
+                first
+            } else {
+                format!("{first} ({})", rest.join(", "))
             }
-        }
-        AnswerKind::List => {
-            if rs.rows.is_empty() {
-                return format!("No {} matched{where_}.", t.subject);
-            }
-            let items: Vec<String> = rs
-                .rows
-                .iter()
-                .take(MAX_NAMED)
-                .map(|row| {
-                    let first = row.first().map(show).unwrap_or_default();
-                    let rest: Vec<String> = row.iter().skip(1).map(show).collect();
-                    if rest.is_empty() {
-                        first
-                    } else {
-                        format!("{first} ({})", rest.join(", "))
-                    }
-                })
-                .collect();
-            let total = if rs.truncated { format!("more than {}", rs.rows.len()) } else { rs.rows.len().to_string() };
-            match (&t.ranked_by, t.limit) {
-                (Some((by, desc)), Some(1)) => format!(
-                    "The one with the {} {by}{where_} is {}.",
-                    if *desc { "highest" } else { "lowest" },
-                    items.join(", ")
-                ),
-                (Some((by, desc)), Some(n)) => format!(
-                    "The {} {n} {} by {by}{where_} are: {}.",
-                    if *desc { "top" } else { "bottom" },
-                    t.subject,
-                    named_list(items, rs.rows.len())
-                ),
-                _ => format!("Found {total} {}{where_}: {}.", t.subject, named_list(items, rs.rows.len())),
-            }
+        })
+        .collect();
+    let total = if rs.truncated { format!("more than {}", rs.rows.len()) } else { rs.rows.len().to_string() };
+    match (&t.ranked_by, t.limit) {
+        (Some((by, desc)), Some(1)) => format!(
+            "The one with the {} {by}{where_} is {}.",
+            if *desc { "highest" } else { "lowest" },
+            items.join(", ")
+        ),
+        (Some((by, desc)), Some(n)) => format!(
+            "The {} {n} {} by {by}{where_} are: {}.",
+            if *desc { "top" } else { "bottom" },
+            t.subject,
+            named_list(items, rs.rows.len())
+        ),
+        _ => {
+            let noun = if rs.rows.len() == 1 && !rs.truncated { singular(&t.subject) } else { t.subject.clone() };
+            format!("Found {total} {noun}{where_}: {}.", named_list(items, rs.rows.len()))
         }
     }
 }

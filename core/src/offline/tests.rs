@@ -3,8 +3,13 @@
 use serde_json::json;
 
 use super::*;
-use crate::catalog::{Column, ForeignKey, Table};
+use crate::catalog::{Catalog, Column, ForeignKey, Table};
 use crate::result::ResultColumn;
+
+/// Plans against a catalog with an index built for it.
+fn plan(catalog: &Catalog, question: &str, probe: &mut dyn Probe) -> Decision {
+    super::plan(&View::new(catalog, None), question, probe)
+}
 
 fn col(name: &str, data_type: &str, category: char) -> Column {
     Column::new(name, data_type, category)
@@ -237,10 +242,7 @@ fn answers_in_words_with_suggestions_that_plan() {
         rows: vec![vec![json!("Pasta House"), json!(1), json!(4.7)], vec![json!("Sushi Bar"), json!(3), json!(4.25)]],
         truncated: false,
     };
-    assert_eq!(
-        render_answer(&top, &rs).0,
-        "The top 2 restaurants by rating are: Pasta House (1, 4.7), Sushi Bar (3, 4.25)."
-    );
+    assert_eq!(render_answer(&top, &rs).0, "The top 2 restaurants by rating are: Pasta House (4.7), Sushi Bar (4.25).");
     let Decision::Answer(avg) = plan(&shop(), "average amount of orders", &mut p) else { panic!() };
     let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false };
     assert_eq!(render_answer(&avg, &rs).0, "For orders, the average amount is 1,234.57.");
@@ -454,6 +456,7 @@ fn ambiguous_joins_decline() {
     );
     // Without the direct key, two routes of the same length (through orders, through products).
     catalog.tables[5].foreign_keys.retain(|k| k.ref_table != "customers");
+    catalog.tables[5].columns[2].name = "written_by".into();
     catalog.tables[1].columns.push(col("maker_id", "integer", 'N'));
     catalog.tables[1].foreign_keys.push(fk("maker_id", "customers", "customer_id"));
     assert!(joined_declines(&catalog, "average rating by customer"));
@@ -465,4 +468,167 @@ fn sums_over_a_joined_table_decline() {
     let mut catalog = joined_shop();
     catalog.tables[1].columns.push(col("unit_price", "numeric", 'N'));
     assert!(joined_declines(&catalog, "total unit price by customer"));
+}
+
+#[test]
+fn suggestions_never_group_by_unique_or_free_text_columns() {
+    let mut customers = keyed(
+        "customers",
+        "customer_id",
+        vec![
+            col("customer_id", "integer", 'N'),
+            col("full_name", "text", 'S'),
+            col("email", "text", 'S'),
+            col("phone_number", "text", 'S'),
+            col("sku", "text", 'S'),
+            col("segment", "customer_segment", 'E'),
+        ],
+        vec![],
+    );
+    customers.columns[4].unique = true;
+    let catalog = Catalog { tables: vec![customers] };
+    let Decision::Answer(p) = plan(&catalog, "how many customers are there?", &mut shop_probe()) else { panic!() };
+    let all = p.template.suggestions.join(" | ");
+    assert!(all.contains("per segment"), "{all}");
+    for never in ["email", "phone", "sku", "full name", "customer id"] {
+        assert!(!all.contains(never), "{all}");
+    }
+}
+
+#[test]
+fn joins_follow_naming_conventions_when_no_keys_are_declared() {
+    let plain = |name: &str, columns: Vec<Column>| table(name, columns);
+    let customers = plain(
+        "sbcustomer",
+        vec![col("sbcustid", "text", 'S'), col("sbcustname", "text", 'S'), col("sbcustcountry", "text", 'S')],
+    );
+    let mut customers = customers;
+    customers.primary_key = vec!["sbcustid".into()];
+    let mut trades = plain(
+        "sbtransaction",
+        vec![col("sbtxid", "text", 'S'), col("sbtxcustid", "text", 'S'), col("sbtxamount", "numeric", 'N')],
+    );
+    trades.primary_key = vec!["sbtxid".into()];
+    let tickers = plain("sbticker", vec![col("sbtickerid", "text", 'S'), col("sbtickersymbol", "text", 'S')]);
+    let catalog = Catalog { tables: vec![customers, trades, tickers] };
+    assert_eq!(
+        joined_sql(&catalog, "number of transactions per customer country"),
+        "SELECT sbcustomer.sbcustcountry, count(*) AS count FROM public.sbtransaction \
+         JOIN public.sbcustomer ON sbcustomer.sbcustid = sbtransaction.sbtxcustid \
+         GROUP BY sbcustomer.sbcustcountry ORDER BY count DESC NULLS LAST, sbcustomer.sbcustcountry"
+    );
+    // A link table whose columns are all keys is never joined onto: its "key" is not unique.
+    let mut author = plain("author", vec![col("aid", "bigint", 'N'), col("name", "text", 'S')]);
+    author.primary_key = vec!["aid".into()];
+    let mut paper =
+        plain("paper", vec![col("pid", "bigint", 'N'), col("title", "text", 'S'), col("year", "bigint", 'N')]);
+    paper.primary_key = vec!["pid".into()];
+    let paper_author = plain("paper_keyword", vec![col("pid", "bigint", 'N'), col("kid", "bigint", 'N')]);
+    let writes = plain("writes", vec![col("aid", "bigint", 'N'), col("pid", "bigint", 'N')]);
+    let catalog = Catalog { tables: vec![author, paper, paper_author, writes] };
+    let links = joins::Links::new(&View::new(&catalog, None));
+    assert!(links.single_hop(3, 0).is_some(), "writes.aid -> author.aid");
+    assert!(links.single_hop(3, 1).is_some(), "writes.pid -> paper.pid");
+    assert!(links.single_hop(3, 2).is_none(), "never onto a link table");
+    // A key only named like one is not trusted for a column merely named alike.
+    let mut catalog = catalog;
+    catalog.tables[0].primary_key.clear();
+    let links = joins::Links::new(&View::new(&catalog, None));
+    assert!(links.single_hop(3, 0).is_none(), "aid onto an undeclared author key");
+}
+
+#[test]
+fn rows_nothing_refers_to() {
+    let mut catalog = joined_shop();
+    catalog.tables[3].columns[1].comment = Some("Customer who placed the order".into());
+    assert_eq!(
+        joined_sql(&catalog, "Which customers have never placed an order?"),
+        "SELECT full_name, customer_id FROM public.customers WHERE NOT EXISTS \
+         (SELECT FROM public.orders AS never_row WHERE never_row.customer_id = customers.customer_id) \
+         ORDER BY full_name, customer_id"
+    );
+    assert!(joined_sql(&catalog, "products without reviews").contains("NOT EXISTS (SELECT FROM public.reviews"));
+    // A negation the engine cannot place is never dropped.
+    assert!(joined_declines(&catalog, "Which orders were not cancelled?"));
+    assert!(joined_declines(&catalog, "customers who have not been to London"));
+}
+
+#[test]
+fn groups_kept_by_their_row_count() {
+    let sql = joined_sql(
+        &joined_shop(),
+        "Which products have the lowest average rating among those with at least 10 reviews?",
+    );
+    assert!(sql.contains("GROUP BY products.name, products.product_id HAVING count(*) >= 10"), "{sql}");
+    assert!(sql.contains("ORDER BY average_rating ASC"), "{sql}");
+}
+
+#[test]
+fn years_compared_are_one_group_each() {
+    let mut p = restaurants_probe();
+    assert_eq!(
+        sql_of("compare the total amount of orders in 2023 and 2024", &mut p),
+        "SELECT date_trunc('year', created_at)::date AS year, sum(amount) AS total_amount FROM public.orders \
+         WHERE created_at >= DATE '2023-01-01' AND created_at < DATE '2025-01-01' GROUP BY year ORDER BY year"
+    );
+    assert!(
+        sql_of("number of orders in 2020 vs 2024", &mut p).contains("extract(year FROM created_at) IN (2020, 2024)")
+    );
+}
+
+#[test]
+fn superlative_adjectives_name_their_column() {
+    let mut catalog = joined_shop();
+    catalog.tables[1].columns.push(col("unit_price", "numeric", 'N'));
+    assert_eq!(
+        joined_sql(&catalog, "What is the most expensive product?"),
+        "SELECT name, product_id, unit_price FROM public.products ORDER BY unit_price DESC NULLS LAST, name, product_id LIMIT 1"
+    );
+    catalog.tables[1].columns.push(col("added_on", "date", 'D'));
+    assert!(joined_sql(&catalog, "the newest product").contains("ORDER BY added_on DESC NULLS LAST"));
+}
+
+#[test]
+fn the_date_a_question_means() {
+    let mut catalog = joined_shop();
+    catalog.tables[3]
+        .columns
+        .push(Column { comment: Some("When the parcel left".into()), ..col("shipped_at", "date", 'D') });
+    catalog.tables[3].columns[3].comment = Some("When the order was placed".into());
+    // The verb of the question, the table's own event, or nothing clear.
+    assert!(
+        joined_sql(&catalog, "How many orders were placed in 2024?").contains("WHERE ordered_at >= DATE '2024-01-01'")
+    );
+    assert!(joined_sql(&catalog, "orders per month in 2024").contains("date_trunc('month', ordered_at)"));
+    assert!(joined_sql(&catalog, "How many orders were shipped in 2024?").contains("shipped_at >= DATE '2024-01-01'"));
+}
+
+#[test]
+fn revenue_of_order_lines_is_price_times_quantity() {
+    let mut catalog = joined_shop();
+    let items = keyed(
+        "order_items",
+        "order_item_id",
+        vec![
+            col("order_item_id", "integer", 'N'),
+            col("order_id", "integer", 'N'),
+            col("product_id", "integer", 'N'),
+            col("quantity", "integer", 'N'),
+            col("unit_price", "numeric(10,2)", 'N'),
+        ],
+        vec![fk("order_id", "orders", "order_id"), fk("product_id", "products", "product_id")],
+    );
+    catalog.tables.push(items);
+    // The stored amount wherever it reaches; the value of order lines where only they reach.
+    assert!(joined_sql(&catalog, "revenue per payment method").contains("sum(amount)"));
+    assert_eq!(
+        joined_sql(&catalog, "top 3 categories by revenue in 2024"),
+        "SELECT categories.name, sum(order_items.unit_price * order_items.quantity) AS total_value \
+         FROM public.order_items JOIN public.products ON products.product_id = order_items.product_id \
+         JOIN public.categories ON categories.category_id = products.category_id \
+         JOIN public.orders ON orders.order_id = order_items.order_id \
+         WHERE orders.ordered_at >= DATE '2024-01-01' AND orders.ordered_at < DATE '2025-01-01' \
+         GROUP BY categories.name, categories.category_id \
+         ORDER BY total_value DESC NULLS LAST, categories.name, categories.category_id LIMIT 3"
+    );
 }

@@ -3,6 +3,7 @@
 //! running the statement. Only the offline engine's own bounded value lookups run, through the
 //! probe the host supplies, because its decision depends on them.
 
+use crate::lang::View;
 use crate::offline::{self, Decision, Probe};
 use crate::pipeline::{Engine, Options, Request};
 use crate::result::ResultSet;
@@ -111,9 +112,10 @@ pub fn explain(req: &Request, opts: &Options, probe: &mut dyn Probe) -> Explanat
         Engine::Auto => req.history.is_empty(),
         Engine::Llm => false,
     };
-    let offline = if offline_first { offline_view(req, probe) } else { not_tried() };
+    let view = View::new(req.catalog, req.index);
+    let offline = if offline_first { offline_view(req, &view, probe) } else { not_tried() };
     let engine = engine_choice(opts.engine, offline_first, req.history.is_empty(), &offline);
-    let ranking = rank::rank(req.catalog, req.question, opts.schema_budget_tokens);
+    let ranking = rank::rank(&view, req.question, opts.schema_budget_tokens);
     let schema = rank::render_schema(req.catalog, &ranking.selected);
     let summary_call_first = !req.unsummarized.is_empty();
     let messages = prompt::generate_sql_messages(req.question, &schema, req.history, req.summary);
@@ -136,17 +138,21 @@ fn not_tried() -> OfflineView {
     OfflineView { decision: "not_tried", sql: None, tables: vec![], reason: None, value_lookups: vec![] }
 }
 
-fn offline_view(req: &Request, probe: &mut dyn Probe) -> OfflineView {
+fn offline_view(req: &Request, view: &View, probe: &mut dyn Probe) -> OfflineView {
     let mut recording = Recording { probe, queries: Vec::new() };
-    let decision = offline::plan(req.catalog, req.question, &mut recording);
+    let decision = offline::plan(view, req.question, &mut recording);
     let value_lookups = recording.queries;
     match decision {
         Decision::Answer(plan) => {
             OfflineView { decision: "answer", sql: Some(plan.sql), tables: plan.tables, reason: None, value_lookups }
         }
-        Decision::Decline(reason) => {
-            OfflineView { decision: "decline", sql: None, tables: vec![], reason: Some(reason), value_lookups }
-        }
+        Decision::Decline(reason) => OfflineView {
+            decision: "decline",
+            sql: None,
+            tables: vec![],
+            reason: Some(reason.to_string()),
+            value_lookups,
+        },
     }
 }
 
@@ -294,7 +300,7 @@ mod tests {
     }
 
     fn request<'a>(c: &'a Catalog, q: &'a str, history: &'a [Turn]) -> Request<'a> {
-        Request { question: q, catalog: c, history, summary: None, unsummarized: &[] }
+        Request { question: q, catalog: c, index: None, history, summary: None, unsummarized: &[] }
     }
 
     #[test]
@@ -305,7 +311,7 @@ mod tests {
             e.ranking.tables.iter().filter(|t| t.status == "sent").map(|t| t.table.as_str()).collect();
         assert_eq!(
             sent,
-            rank::select_tables(&c, "total of orders per customer city", 1500)
+            rank::select_tables(&View::new(&c, None), "total of orders per customer city", 1500)
                 .iter()
                 .map(|&i| c.tables[i].display_name())
                 .collect::<Vec<_>>()
@@ -349,7 +355,14 @@ mod tests {
     fn a_session_with_turns_to_summarize_has_no_cache_key_yet() {
         let c = shop();
         let old = [Turn { question: "earlier".into(), sql: None, answer: None }];
-        let req = Request { question: "and per city?", catalog: &c, history: &old, summary: None, unsummarized: &old };
+        let req = Request {
+            question: "and per city?",
+            catalog: &c,
+            index: None,
+            history: &old,
+            summary: None,
+            unsummarized: &old,
+        };
         let e = explain(&req, &Options::default(), &mut NoData);
         assert!(e.prompt.summary_call_first);
         assert!(e.cache.key.is_none());

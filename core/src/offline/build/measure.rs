@@ -1,0 +1,172 @@
+//! Measures: counts ("how many", "number of"), aggregates ("average", "total"), money words
+//! ("revenue"), and superlatives ("the most", "highest", "most expensive", "best-selling").
+
+use super::Build;
+use crate::offline::query::{Agg, ColRef, Measure, OrderKey};
+use crate::offline::read::{Cue, Item};
+use crate::offline::schema::Target;
+use crate::offline::Decline;
+
+impl Build<'_> {
+    /// "how many X", "number of distinct X": rows of the base table, or distinct values of a column.
+    pub(super) fn count(&mut self, k: usize) -> Result<usize, Decline> {
+        let mut j = k + 1;
+        let distinct = matches!(self.items.get(j), Some((_, _, Item::Cue(Cue::Distinct))));
+        if distinct {
+            j += 1;
+        }
+        let Some((targets, plural)) = self.mention_at(j) else {
+            return Err("\"how many\" / \"number of\" is not followed by what to count".into());
+        };
+        if self.names_base(&targets) && !distinct {
+            self.q.push_measure(Measure { agg: Agg::Count, column: None });
+            self.subject.table.get_or_insert((self.items[j].0, plural));
+        } else if let Some(c) = self.p.column_of(self.base, &targets).filter(|c| !self.p.is_numeric(*c)) {
+            // "how many cities": the distinct values of a text column.
+            self.q.push_measure(Measure { agg: Agg::CountDistinct, column: Some(c) });
+        } else {
+            return Err("cannot tell what to count".into());
+        }
+        Ok(j + 1)
+    }
+
+    /// "average X", "total X", "maximum X"; "total number of" is a count.
+    pub(super) fn aggregate(&mut self, k: usize, agg: Agg) -> Result<usize, Decline> {
+        let Some((targets, _)) = self.mention_at(k + 1) else {
+            return Err("an aggregate is not followed by a column".into());
+        };
+        let end = self.items[k].1;
+        // Sums and averages of a joined table's column would count its rows once per base row.
+        let summable = |c: ColRef, base: usize| c.table == base || matches!(agg, Agg::Min | Agg::Max);
+        let how_much = self.p.word(self.items[k].0) == "how";
+        match self.p.column_of(self.base, &targets) {
+            Some(c) if self.p.is_numeric(c) && summable(c, self.base) && self.items[k + 1].0 == end => {
+                self.q.push_measure(Measure { agg, column: Some(c) });
+                self.named_columns.push(c);
+            }
+            Some(c) if matches!(agg, Agg::Min | Agg::Max) && self.p.is_temporal(c) => {
+                self.q.push_measure(Measure { agg, column: Some(c) });
+            }
+            _ if agg == Agg::Sum && !how_much && self.names_base(&targets) => {
+                self.q.push_measure(Measure { agg: Agg::Count, column: None });
+            }
+            _ => return Err("an aggregate applies to a column that is not numeric".into()),
+        }
+        Ok(k + 2)
+    }
+
+    /// "the most X", "highest X", "the longest rivers", "most expensive product".
+    pub(super) fn superlative(&mut self, k: usize, desc: bool) -> Result<usize, Decline> {
+        match self.items.get(k + 1).map(|x| x.2.clone()) {
+            Some(Item::Cue(Cue::Count)) => {
+                let Some((targets, _)) = self.mention_at(k + 2) else {
+                    return Err("\"most\" is not followed by what to count".into());
+                };
+                if !self.names_base(&targets) {
+                    return Err("cannot tell what to count".into());
+                }
+                let m = self.q.push_measure(Measure { agg: Agg::Count, column: None });
+                self.q.order = Some((OrderKey::Measure(m), desc));
+                Ok(k + 3)
+            }
+            Some(Item::Cue(Cue::Agg(agg))) => {
+                let Some((targets, _)) = self.mention_at(k + 2) else {
+                    return Err("an aggregate is not followed by a column".into());
+                };
+                let base = self.base;
+                let summable = |c: &ColRef| c.table == base || matches!(agg, Agg::Min | Agg::Max);
+                let Some(c) = self.p.column_of(base, &targets).filter(|c| self.p.is_numeric(*c) && summable(c)) else {
+                    return Err("an aggregate applies to a column that is not numeric".into());
+                };
+                let m = self.q.push_measure(Measure { agg, column: Some(c) });
+                self.q.order = Some((OrderKey::Measure(m), desc));
+                Ok(k + 3)
+            }
+            Some(Item::Mention { targets, plural, .. }) => self.superlative_of(k, desc, &targets, plural),
+            _ => Err("a superlative is not followed by what it ranks".into()),
+        }
+    }
+
+    fn superlative_of(&mut self, k: usize, desc: bool, targets: &[Target], plural: bool) -> Result<usize, Decline> {
+        if let Some(c) = self.money[k + 1].filter(|c| c.table == self.base) {
+            // "the most revenue": the groups ranked by their sum.
+            let m = self.money_measure(c);
+            self.q.order = Some((OrderKey::Measure(m), desc));
+            return Ok(k + 2);
+        }
+        let col = self.p.column_of(self.base, targets).filter(|c| self.p.is_numeric(*c) || self.p.is_temporal(*c));
+        let followed_by_of_table = matches!(self.p.word(self.items[k + 1].1), "of" | "among")
+            && self.mention_at(k + 2).is_some_and(|(t, _)| self.names_base(&t));
+        if let Some(c) = col {
+            self.named_columns.push(c);
+            let alone = self.subject.table.is_none() && self.subject.column.is_none() && self.loose.is_empty();
+            if followed_by_of_table || alone {
+                self.q.push_measure(Measure { agg: if desc { Agg::Max } else { Agg::Min }, column: Some(c) });
+            } else {
+                self.q.order = Some((OrderKey::Column(c), desc));
+            }
+            return Ok(k + 2);
+        }
+        if !self.names_base(targets) {
+            return Err("a superlative applies to something that cannot be ordered".into());
+        }
+        if self.subject.column.is_some() || self.subject.entity.is_some() {
+            // "which street has the most restaurants"
+            let m = self.q.push_measure(Measure { agg: Agg::Count, column: None });
+            self.q.order = Some((OrderKey::Measure(m), desc));
+        } else {
+            // "the longest rivers", "the most expensive product": the column the adjective
+            // measures, or a key named elsewhere ("ordered by ...").
+            self.order.superlative = Some(desc);
+            let adjective = self.p.word(self.items[k].1 - 1).to_string();
+            let recency = matches!(adjective.as_str(), "recent" | "newest" | "latest" | "earliest");
+            let column = if recency {
+                let named = self.named_columns.clone();
+                Some(self.p.date_column(self.base, &named)?)
+            } else {
+                self.p.adjective_column(self.base, &adjective)
+            };
+            if let Some(c) = column {
+                self.q.order = Some((OrderKey::Column(c), desc));
+                self.named_columns.push(c);
+            }
+            if self.subject.table.is_none() {
+                self.subject.table = Some((self.items[k + 1].0, plural));
+                self.subject.plural = plural;
+            }
+        }
+        Ok(k + 2)
+    }
+
+    /// The sum a money word means: of the amount column, or of price times quantity for order
+    /// lines; its index in the query.
+    pub(super) fn money_measure(&mut self, c: ColRef) -> usize {
+        if let Some((price, quantity)) = self.p.vocab.view.line_value(c.table) {
+            if price == c.column {
+                self.q.line_values.push((c, ColRef { table: c.table, column: quantity }));
+            }
+        }
+        self.q.push_measure(Measure { agg: Agg::Sum, column: Some(c) })
+    }
+
+    /// A measure phrase starting at item `k` ("number of customers", "total amount"): how many
+    /// items it spans and its index in the query.
+    pub(super) fn measure_at(&mut self, k: usize) -> Result<(usize, usize), Decline> {
+        let Some((targets, _)) = self.mention_at(k + 1) else {
+            return Err("a measure without its column".into());
+        };
+        let m = match &self.items[k].2 {
+            Item::Cue(Cue::Count) if self.names_base(&targets) => Measure { agg: Agg::Count, column: None },
+            Item::Cue(Cue::Agg(agg)) => {
+                let c = self
+                    .p
+                    .column_of(self.base, &targets)
+                    .filter(|c| self.p.is_numeric(*c))
+                    .ok_or("an aggregate of a column that is not numeric")?;
+                Measure { agg: *agg, column: Some(c) }
+            }
+            _ => return Err("cannot tell what to count".into()),
+        };
+        Ok((2, self.q.push_measure(m)))
+    }
+}
