@@ -64,6 +64,9 @@ pub struct AnswerTemplate {
     pub conditions: Vec<String>,
     /// What the rows are ranked by, in words, and whether highest first.
     pub ranked_by: Option<(String, bool)>,
+    /// The result column holding what the rows are ranked by.
+    pub ranked_column: Option<usize>,
+    /// How many rows were asked for; more come back when rows tie with the last one.
     pub limit: Option<u64>,
     /// Result columns that identify rows (keys): in the SQL to keep rows apart, never in the words.
     pub identifiers: Vec<usize>,

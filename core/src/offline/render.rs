@@ -146,9 +146,21 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
             .chain(q.having.map(|(op, v)| format!("the number of {subject} {} {}", op.sql(), number(v))))
             .collect(),
         ranked_by,
+        ranked_column: ranked_column(q),
         limit: q.limit,
         identifiers: identifier_outputs(vocab, q),
         suggestions: suggestions(catalog, vocab, q, &subject, kind),
+    }
+}
+
+/// The result column of the order key: a measure after the groups (one column each), or a listed column.
+fn ranked_column(q: &Query) -> Option<usize> {
+    match q.order?.0 {
+        OrderKey::Measure(m) => Some(q.groups.len() + m),
+        OrderKey::Column(c) if q.is_grouped() => q.groups.iter().position(|g| {
+            matches!(g, GroupKey::Column(x) | GroupKey::Bucket(x, _) | GroupKey::Entity { label: x, .. } if *x == c)
+        }),
+        OrderKey::Column(c) => q.outputs.iter().position(|x| *x == c),
     }
 }
 
@@ -382,19 +394,60 @@ fn grouped_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
         .collect();
     let measures = t.measures.join(", ");
     let groups = t.groups.join(" and ");
+    let tied = tied_at_the_cut(t, rs);
     match (&t.ranked_by, t.limit) {
-        (Some((by, desc)), Some(1)) => format!(
-            "The {groups} with the {} {by}{where_} is {}.",
-            if *desc { "highest" } else { "lowest" },
-            items.join(", ")
-        ),
+        (Some((by, desc)), Some(1)) if tied.is_some() => {
+            format!("{} tie for the {} {by}{where_}.", and_list(items, rs.rows.len()), highest(*desc))
+        }
+        (Some((by, desc)), Some(1)) => {
+            format!("The {groups} with the {} {by}{where_} is {}.", highest(*desc), items.join(", "))
+        }
         (Some((by, desc)), Some(n)) => format!(
-            "The {} {n} {} by {by}{where_} are: {}.",
+            "The {} {n} {} by {by}{where_} are: {}{}.",
             if *desc { "top" } else { "bottom" },
             plural(&groups),
-            named_list(items, rs.rows.len())
+            named_list(items, rs.rows.len()),
+            tie_note(tied, rs.rows.len())
         ),
         _ => format!("The {measures} by {groups}{where_}: {}.", named_list(items, rs.rows.len())),
+    }
+}
+
+fn highest(desc: bool) -> &'static str {
+    if desc {
+        "highest"
+    } else {
+        "lowest"
+    }
+}
+
+/// How many rows at the end tie with the last one, when rows past the number asked for came back.
+fn tied_at_the_cut(t: &AnswerTemplate, rs: &ResultSet) -> Option<usize> {
+    let n = usize::try_from(t.limit?).ok()?;
+    let column = t.ranked_column?;
+    if rs.rows.len() <= n {
+        return None;
+    }
+    let last = rs.rows.last()?.get(column)?;
+    Some(rs.rows.iter().rev().take_while(|r| r.get(column) == Some(last)).count())
+}
+
+fn tie_note(tied: Option<usize>, shown: usize) -> String {
+    match tied {
+        Some(k) => format!(" ({k} tie for the last place, so {shown} are listed)"),
+        None => String::new(),
+    }
+}
+
+/// "A, B and C" ("and N more" past the ones named).
+fn and_list(mut items: Vec<String>, total: usize) -> String {
+    if total > items.len() {
+        return named_list(items, total);
+    }
+    match items.pop() {
+        Some(last) if !items.is_empty() => format!("{} and {last}", items.join(", ")),
+        Some(last) => last,
+        None => String::new(),
     }
 }
 
@@ -405,7 +458,10 @@ fn list_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
         .iter()
         .take(MAX_NAMED)
         .map(|row| {
-            let mut shown = row.iter().enumerate().filter(|(i, _)| !t.identifiers.contains(i)).map(|(_, v)| show(v));
+            // Keys are shown only when nothing else is (the question asked for them).
+            let only_keys = row.len() <= t.identifiers.len();
+            let mut shown =
+                row.iter().enumerate().filter(|(i, _)| only_keys || !t.identifiers.contains(i)).map(|(_, v)| show(v));
             let first = shown.next().unwrap_or_default();
             let rest: Vec<String> = shown.collect();
             if rest.is_empty() {
@@ -416,17 +472,20 @@ fn list_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
         })
         .collect();
     let total = if rs.truncated { format!("more than {}", rs.rows.len()) } else { rs.rows.len().to_string() };
+    let tied = tied_at_the_cut(t, rs);
     match (&t.ranked_by, t.limit) {
-        (Some((by, desc)), Some(1)) => format!(
-            "The one with the {} {by}{where_} is {}.",
-            if *desc { "highest" } else { "lowest" },
-            items.join(", ")
-        ),
+        (Some((by, desc)), Some(1)) if tied.is_some() => {
+            format!("{} tie for the {} {by}{where_}.", and_list(items, rs.rows.len()), highest(*desc))
+        }
+        (Some((by, desc)), Some(1)) => {
+            format!("The one with the {} {by}{where_} is {}.", highest(*desc), items.join(", "))
+        }
         (Some((by, desc)), Some(n)) => format!(
-            "The {} {n} {} by {by}{where_} are: {}.",
+            "The {} {n} {} by {by}{where_} are: {}{}.",
             if *desc { "top" } else { "bottom" },
             t.subject,
-            named_list(items, rs.rows.len())
+            named_list(items, rs.rows.len()),
+            tie_note(tied, rs.rows.len())
         ),
         _ => {
             let noun = if rs.rows.len() == 1 && !rs.truncated { singular(&t.subject) } else { t.subject.clone() };

@@ -153,11 +153,13 @@ fn grouped_and_ranked() {
     );
     assert_eq!(
         sql_of("Which city has the most restaurants?", &mut p),
-        "SELECT city_name, count(*) AS count FROM public.restaurant GROUP BY city_name ORDER BY count DESC NULLS LAST, city_name LIMIT 1"
+        "SELECT city_name, count FROM (SELECT city_name, count(*) AS count FROM public.restaurant GROUP BY city_name \
+         ORDER BY count DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) AS ranked ORDER BY count DESC NULLS LAST, city_name"
     );
     assert_eq!(
         sql_of("top 3 restaurants by rating", &mut p),
-        "SELECT name, id, rating FROM public.restaurant ORDER BY rating DESC NULLS LAST, name, id LIMIT 3"
+        "SELECT name, id, rating FROM (SELECT name, id, rating FROM public.restaurant \
+         ORDER BY rating DESC NULLS LAST FETCH FIRST 3 ROWS WITH TIES) AS ranked ORDER BY rating DESC NULLS LAST, id, name"
     );
     assert_eq!(
         sql_of("Total number of restaurants serving each type of food", &mut p),
@@ -188,7 +190,7 @@ fn lists_with_filters_and_units_from_comments() {
     let mut p = restaurants_probe();
     assert_eq!(
         sql_of("What are the names of restaurants with a rating above 4.5?", &mut p),
-        "SELECT name FROM public.restaurant WHERE rating > 4.5 ORDER BY name"
+        "SELECT name FROM public.restaurant WHERE rating > 4.5 ORDER BY name, id"
     );
     assert_eq!(
         sql_of("Which lakes have the largest areas in square kilometers, ordered from largest to smallest?", &mut p),
@@ -344,7 +346,7 @@ fn groups_by_a_table_two_foreign_keys_away() {
          JOIN public.products ON products.product_id = reviews.product_id \
          JOIN public.categories ON categories.category_id = products.category_id \
          GROUP BY categories.name, categories.category_id \
-         ORDER BY average_rating DESC NULLS LAST, categories.name, categories.category_id"
+         ORDER BY average_rating DESC NULLS LAST, categories.category_id, categories.name"
     );
 }
 
@@ -352,12 +354,12 @@ fn groups_by_a_table_two_foreign_keys_away() {
 fn ranks_the_rows_of_a_referenced_table() {
     assert_eq!(
         joined_sql(&joined_shop(), "top 5 customers by number of orders"),
-        "SELECT customers.full_name, count(*) AS count FROM public.orders \
-         JOIN public.customers ON customers.customer_id = orders.customer_id \
-         GROUP BY customers.full_name, customers.customer_id \
-         ORDER BY count DESC NULLS LAST, customers.full_name, customers.customer_id LIMIT 5"
+        "SELECT full_name, count FROM (SELECT customers.full_name, customers.customer_id, count(*) AS count \
+         FROM public.orders JOIN public.customers ON customers.customer_id = orders.customer_id \
+         GROUP BY customers.full_name, customers.customer_id ORDER BY count DESC NULLS LAST FETCH FIRST 5 ROWS WITH TIES) \
+         AS ranked ORDER BY count DESC NULLS LAST, customer_id, full_name"
     );
-    assert!(joined_sql(&joined_shop(), "Which customer has the most orders?").ends_with("LIMIT 1"));
+    assert!(joined_sql(&joined_shop(), "Which customer has the most orders?").contains("FETCH FIRST 1 ROWS WITH TIES"));
 }
 
 #[test]
@@ -383,11 +385,13 @@ fn money_words_sum_the_one_amount_reached() {
     let catalog = joined_shop();
     assert_eq!(
         joined_sql(&catalog, "top 3 customers by revenue"),
-        "SELECT customers.full_name, sum(payments.amount) AS total_amount FROM public.payments \
+        "SELECT full_name, total_amount FROM (SELECT customers.full_name, customers.customer_id, \
+         sum(payments.amount) AS total_amount FROM public.payments \
          JOIN public.orders ON orders.order_id = payments.order_id \
          JOIN public.customers ON customers.customer_id = orders.customer_id \
          GROUP BY customers.full_name, customers.customer_id \
-         ORDER BY total_amount DESC NULLS LAST, customers.full_name, customers.customer_id LIMIT 3"
+         ORDER BY total_amount DESC NULLS LAST FETCH FIRST 3 ROWS WITH TIES) AS ranked \
+         ORDER BY total_amount DESC NULLS LAST, customer_id, full_name"
     );
     assert_eq!(
         joined_sql(&catalog, "sales per payment method"),
@@ -582,7 +586,9 @@ fn superlative_adjectives_name_their_column() {
     catalog.tables[1].columns.push(col("unit_price", "numeric", 'N'));
     assert_eq!(
         joined_sql(&catalog, "What is the most expensive product?"),
-        "SELECT name, product_id, unit_price FROM public.products ORDER BY unit_price DESC NULLS LAST, name, product_id LIMIT 1"
+        "SELECT name, product_id, unit_price FROM (SELECT name, product_id, unit_price FROM public.products \
+         ORDER BY unit_price DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) AS ranked \
+         ORDER BY unit_price DESC NULLS LAST, product_id, name"
     );
     catalog.tables[1].columns.push(col("added_on", "date", 'D'));
     assert!(joined_sql(&catalog, "the newest product").contains("ORDER BY added_on DESC NULLS LAST"));
@@ -623,12 +629,53 @@ fn revenue_of_order_lines_is_price_times_quantity() {
     assert!(joined_sql(&catalog, "revenue per payment method").contains("sum(amount)"));
     assert_eq!(
         joined_sql(&catalog, "top 3 categories by revenue in 2024"),
-        "SELECT categories.name, sum(order_items.unit_price * order_items.quantity) AS total_value \
+        "SELECT name, total_value FROM (SELECT categories.name, categories.category_id, \
+         sum(order_items.unit_price * order_items.quantity) AS total_value \
          FROM public.order_items JOIN public.products ON products.product_id = order_items.product_id \
          JOIN public.categories ON categories.category_id = products.category_id \
          JOIN public.orders ON orders.order_id = order_items.order_id \
          WHERE orders.ordered_at >= DATE '2024-01-01' AND orders.ordered_at < DATE '2025-01-01' \
          GROUP BY categories.name, categories.category_id \
-         ORDER BY total_value DESC NULLS LAST, categories.name, categories.category_id LIMIT 3"
+         ORDER BY total_value DESC NULLS LAST FETCH FIRST 3 ROWS WITH TIES) AS ranked \
+         ORDER BY total_value DESC NULLS LAST, category_id, name"
     );
+}
+
+#[test]
+fn ties_at_the_cut_are_kept_and_said() {
+    let mut p = restaurants_probe();
+    let Decision::Answer(one) = plan(&shop(), "Which city has the most restaurants?", &mut p) else { panic!() };
+    assert!(one.sql.contains("FETCH FIRST 1 ROWS WITH TIES"), "{}", one.sql);
+    let rs = |rows: Vec<Vec<serde_json::Value>>| ResultSet { columns: vec![], rows, truncated: false };
+    let three = rs(vec![vec![json!("Los Angeles"), json!(3)], vec![json!("New York"), json!(3)]]);
+    assert_eq!(
+        render_answer(&one, &three).0,
+        "Los Angeles (3) and New York (3) tie for the highest number of restaurants."
+    );
+    assert_eq!(
+        render_answer(&one, &rs(vec![vec![json!("Miami"), json!(4)]])).0,
+        "The city name with the highest number of restaurants is Miami (4)."
+    );
+    let Decision::Answer(top) = plan(&shop(), "top 2 restaurants by rating", &mut p) else { panic!() };
+    let rows = rs(vec![
+        vec![json!("Pasta House"), json!(1), json!(4.7)],
+        vec![json!("Sushi Bar"), json!(3), json!(4.5)],
+        vec![json!("Taco Stand"), json!(7), json!(4.5)],
+    ]);
+    assert_eq!(
+        render_answer(&top, &rows).0,
+        "The top 2 restaurants by rating are: Pasta House (4.7), Sushi Bar (4.5), Taco Stand (4.5) \
+         (2 tie for the last place, so 3 are listed)."
+    );
+}
+
+#[test]
+fn keys_asked_for_are_shown() {
+    let catalog = joined_shop();
+    let Decision::Answer(p) = plan(&catalog, "distinct customer ids of orders", &mut shop_probe()) else {
+        panic!("declined")
+    };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(4)], vec![json!(9)]], truncated: false };
+    let answer = render_answer(&p, &rs).0;
+    assert!(answer.ends_with(": 4, 9."), "{answer}");
 }

@@ -64,12 +64,14 @@ pub(super) fn build(mut p: Parser<'_>, base: usize) -> Result<Parsed, Decline> {
     p.spans.sort_by_key(|s| s.start);
     let items: Vec<(usize, usize, Item)> = p.spans.iter().map(|s| (s.start, s.end, s.item.clone())).collect();
     let money = (0..items.len()).map(|k| p.money_column(&items, k).transpose()).collect::<Result<_, _>>()?;
+    let mut q = Query::new(base);
+    q.key = p.vocab.view.key_column(base).map(|column| ColRef { table: base, column });
     let mut b = Build {
         p,
         base,
         items,
         money,
-        q: Query::new(base),
+        q,
         subject: Subject { plural: true, ..Subject::default() },
         order: OrderWords::default(),
         context_entities: Vec::new(),
