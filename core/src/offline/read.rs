@@ -9,7 +9,7 @@ use crate::catalog::{quote_ident, Catalog};
 
 use super::joins::{self, Reach};
 use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Op, OrderKey, Query, Unit};
-use super::schema::{key_column, label_column, Target, Vocab};
+use super::schema::{key_column, label_column, Target, Vocab, SALE_VERBS};
 use super::{Decline, Parsed, Probe};
 use crate::lang::words::{date_at, is_stop_word, number_at, time_unit, year_of};
 use crate::lang::{stem, tokenize, Token as Tok};
@@ -125,6 +125,7 @@ pub(crate) fn parse(vocab: &Vocab, question: &str, probe: &mut dyn Probe) -> Res
     p.comparisons();
     p.cues();
     p.mentions();
+    p.sales_phrases();
     p.set_aside_never();
     let base = p.base_table()?;
     p.narrow_mentions();
@@ -638,6 +639,30 @@ impl Parser<'_> {
         self.spans.sort_by_key(|s| s.start);
     }
 
+    /// "best-selling", "top-selling", "least sold": a ranking by units sold. The verb stands for the
+    /// quantity columns (of order lines); a measure named elsewhere ("by revenue") replaces it.
+    fn sales_phrases(&mut self) {
+        for i in 1..self.toks.len() {
+            if !self.free(i) || !SALE_VERBS.contains(&w(&self.toks, i)) {
+                continue;
+            }
+            let after_superlative = self
+                .spans
+                .iter()
+                .any(|s| s.end == i && matches!(s.item, Item::Cue(Cue::Sup(_)) | Item::Cue(Cue::Top(..))));
+            let after_top = self.free(i - 1) && w(&self.toks, i - 1) == "top";
+            let targets = self.vocab.quantity_columns();
+            if !(after_superlative || after_top) || targets.is_empty() {
+                continue;
+            }
+            if after_top {
+                self.push(i - 1, i, Item::Cue(Cue::Sup(true)));
+            }
+            self.push(i, i + 1, Item::Mention { targets, plural: false, start: i, end: i + 1 });
+        }
+        self.spans.sort_by_key(|s| s.start);
+    }
+
     /// The mention right after each "never" cue (in the same sentence) is what must not exist.
     fn set_aside_never(&mut self) {
         let mut k = 0;
@@ -723,7 +748,10 @@ impl Parser<'_> {
             ([one], _) => *one,
             (_, [one]) => *one,
             ([], _) => return self.joined_base(&mentions_tables(&self.spans)),
-            _ => return Err(Decline::Ambiguous("the question could be about several tables".into())),
+            _ => match self.only_stored(&fits) {
+                Some(one) => one,
+                None => return Err(Decline::Ambiguous("the question could be about several tables".into())),
+            },
         };
         self.scope = vec![base];
         Ok(base)
@@ -742,7 +770,11 @@ impl Parser<'_> {
             }
         }
         if fitting.len() > 1 {
-            return Err("the question could be about several tables joined differently".into());
+            let tables: Vec<usize> = fitting.iter().map(|(t, _)| *t).collect();
+            let Some(stored) = self.only_stored(&tables) else {
+                return Err("the question could be about several tables joined differently".into());
+            };
+            fitting.retain(|(t, _)| *t == stored);
         }
         let Some((base, reach)) = fitting.pop() else {
             return Err("the question's words span tables that no foreign keys join".into());
@@ -755,6 +787,20 @@ impl Parser<'_> {
         self.scope = scope;
         self.reach = reach;
         Ok(base)
+    }
+
+    /// Among tables the question fits equally, the one that stores rows when the others are views
+    /// (which derive theirs from stored tables).
+    fn only_stored(&self, tables: &[usize]) -> Option<usize> {
+        use crate::catalog::TableKind;
+        let mut stored = tables
+            .iter()
+            .copied()
+            .filter(|t| !matches!(self.catalog.tables[*t].kind, TableKind::View | TableKind::MaterializedView));
+        match (stored.next(), stored.next()) {
+            (Some(t), None) => Some(t),
+            _ => None,
+        }
     }
 
     fn narrow_mentions(&mut self) {
@@ -1069,15 +1115,17 @@ impl Parser<'_> {
         }
     }
 
-    /// The mention is a money word ("revenue"): it must name one column among the tables reached.
-    pub(super) fn money_column(&self, items: &[(usize, usize, Item)], k: usize) -> Option<Result<ColRef, Decline>> {
+    /// The mention is a word standing for a sum ("revenue", "units", "best-selling"): it must name
+    /// one column among the tables reached.
+    pub(super) fn summed_column(&self, items: &[(usize, usize, Item)], k: usize) -> Option<Result<ColRef, Decline>> {
         let (start, end, Item::Mention { targets, .. }) = items.get(k)? else { return None };
-        if end - start != 1 || !self.vocab.is_money_word(w(&self.toks, *start)) {
+        let word = w(&self.toks, *start);
+        if end - start != 1 || !(self.vocab.is_summed_word(word) || SALE_VERBS.contains(&word)) {
             return None;
         }
         Some(match targets.as_slice() {
             [Target::Column(ti, ci)] => Ok(ColRef { table: *ti, column: *ci }),
-            _ => Err(Decline::Ambiguous(format!("\"{}\" could mean several amounts", w(&self.toks, *start)))),
+            _ => Err(Decline::Ambiguous(format!("\"{word}\" could mean several columns"))),
         })
     }
 

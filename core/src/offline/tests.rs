@@ -679,3 +679,73 @@ fn keys_asked_for_are_shown() {
     let answer = render_answer(&p, &rs).0;
     assert!(answer.ends_with(": 4, 9."), "{answer}");
 }
+
+/// The joined shop with order lines (price and quantity) referencing orders and products.
+fn shop_with_lines() -> Catalog {
+    let mut catalog = joined_shop();
+    catalog.tables.push(keyed(
+        "order_items",
+        "order_item_id",
+        vec![
+            col("order_item_id", "integer", 'N'),
+            col("order_id", "integer", 'N'),
+            col("product_id", "integer", 'N'),
+            col("quantity", "integer", 'N'),
+            col("unit_price", "numeric(10,2)", 'N'),
+        ],
+        vec![fk("order_id", "orders", "order_id"), fk("product_id", "products", "product_id")],
+    ));
+    catalog
+}
+
+#[test]
+fn best_selling_ranks_by_units_sold() {
+    let catalog = shop_with_lines();
+    let three = joined_sql(&catalog, "What are the 3 best-selling products?");
+    assert_eq!(
+        three,
+        "SELECT name, total_quantity FROM (SELECT products.name, products.product_id, \
+         sum(order_items.quantity) AS total_quantity FROM public.order_items \
+         JOIN public.products ON products.product_id = order_items.product_id \
+         GROUP BY products.name, products.product_id ORDER BY total_quantity DESC NULLS LAST \
+         FETCH FIRST 3 ROWS WITH TIES) AS ranked ORDER BY total_quantity DESC NULLS LAST, product_id, name"
+    );
+    assert_eq!(joined_sql(&catalog, "top 3 selling products"), three);
+    assert_eq!(joined_sql(&catalog, "What are the 3 best-selling products by units sold?"), three);
+    let one = joined_sql(&catalog, "Which product sold the most units?");
+    assert!(one.contains("sum(order_items.quantity)") && one.contains("FETCH FIRST 1 ROWS"), "{one}");
+    let worst = joined_sql(&catalog, "the worst-selling product category");
+    assert!(worst.contains("JOIN public.categories") && worst.contains("total_quantity ASC"), "{worst}");
+    assert_eq!(
+        joined_sql(&catalog, "How many units were sold in 2024?"),
+        "SELECT sum(order_items.quantity) AS total_quantity FROM public.order_items \
+         JOIN public.orders ON orders.order_id = order_items.order_id \
+         WHERE orders.ordered_at >= DATE '2024-01-01' AND orders.ordered_at < DATE '2025-01-01'"
+    );
+    let revenue = joined_sql(&catalog, "Which product category brought in the most revenue?");
+    assert!(revenue.contains("sum(order_items.unit_price * order_items.quantity)"), "{revenue}");
+    // Nothing holds units: nothing is invented; a verb of selling alone says nothing.
+    assert!(joined_declines(&joined_shop(), "What are the 3 best-selling products?"));
+    assert!(joined_declines(&catalog, "Which products were sold?"));
+    assert!(joined_declines(&catalog, "Which category brought in the most orders?"));
+}
+
+#[test]
+fn a_stored_table_is_preferred_to_a_view_of_it() {
+    let mut catalog = shop_with_lines();
+    let mut totals = table(
+        "order_totals",
+        vec![
+            col("order_id", "integer", 'N'),
+            col("ordered_at", "date", 'D'),
+            col("units", "integer", 'N'),
+            col("total", "numeric", 'N'),
+        ],
+    );
+    totals.kind = crate::catalog::TableKind::View;
+    catalog.tables.push(totals);
+    let sql = joined_sql(&catalog, "How many units were sold in 2024?");
+    assert!(sql.starts_with("SELECT sum(order_items.quantity)"), "{sql}");
+    catalog.tables.last_mut().unwrap().kind = crate::catalog::TableKind::Table;
+    assert!(joined_declines(&catalog, "How many units were sold in 2024?"));
+}

@@ -13,9 +13,9 @@ impl Build<'_> {
     pub(super) fn group(&mut self, k: usize, by: bool) -> Result<usize, Decline> {
         match self.items.get(k + 1).map(|x| x.2.clone()) {
             Some(Item::Mention { targets, .. }) => {
-                if let (true, Some(c)) = (by, self.money[k + 1].filter(|c| c.table == self.base)) {
+                if let (true, Some(c)) = (by, self.summed[k + 1].filter(|c| c.table == self.base)) {
                     // "top 5 customers by revenue"
-                    let m = self.money_measure(c);
+                    let m = self.sum_measure(c);
                     self.q.order = Some((OrderKey::Measure(m), true));
                     return Ok(k + 2);
                 }

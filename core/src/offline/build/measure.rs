@@ -4,7 +4,7 @@
 use super::Build;
 use crate::offline::query::{Agg, ColRef, Measure, OrderKey};
 use crate::offline::read::{Cue, Item};
-use crate::offline::schema::Target;
+use crate::offline::schema::{Target, SALE_VERBS};
 use crate::offline::Decline;
 
 impl Build<'_> {
@@ -18,7 +18,11 @@ impl Build<'_> {
         let Some((targets, plural)) = self.mention_at(j) else {
             return Err("\"how many\" / \"number of\" is not followed by what to count".into());
         };
-        if self.names_base(&targets) && !distinct {
+        if let Some(c) = self.summed[j].filter(|c| c.table == self.base && !distinct) {
+            // "how many units": their sum.
+            self.sum_measure(c);
+            self.named_columns.push(c);
+        } else if self.names_base(&targets) && !distinct {
             self.q.push_measure(Measure { agg: Agg::Count, column: None });
             self.subject.table.get_or_insert((self.items[j].0, plural));
         } else if let Some(c) = self.p.column_of(self.base, &targets).filter(|c| !self.p.is_numeric(*c)) {
@@ -88,9 +92,9 @@ impl Build<'_> {
     }
 
     fn superlative_of(&mut self, k: usize, desc: bool, targets: &[Target], plural: bool) -> Result<usize, Decline> {
-        if let Some(c) = self.money[k + 1].filter(|c| c.table == self.base) {
+        if let Some(c) = self.summed[k + 1].filter(|c| c.table == self.base) {
             // "the most revenue": the groups ranked by their sum.
-            let m = self.money_measure(c);
+            let m = self.sum_measure(c);
             self.q.order = Some((OrderKey::Measure(m), desc));
             return Ok(k + 2);
         }
@@ -138,15 +142,44 @@ impl Build<'_> {
         Ok(k + 2)
     }
 
-    /// The sum a money word means: of the amount column, or of price times quantity for order
-    /// lines; its index in the query.
-    pub(super) fn money_measure(&mut self, c: ColRef) -> usize {
+    /// The sum a money or quantity word means: of the amount or quantity column, or of price
+    /// times quantity for order lines; its index in the query.
+    pub(super) fn sum_measure(&mut self, c: ColRef) -> usize {
         if let Some((price, quantity)) = self.p.vocab.view.line_value(c.table) {
             if price == c.column {
                 self.q.line_values.push((c, ColRef { table: c.table, column: quantity }));
             }
         }
         self.q.push_measure(Measure { agg: Agg::Sum, column: Some(c) })
+    }
+
+    /// Verbs of selling and earning ("units sold", "brought in the most revenue") say what a sum
+    /// of units or money counts: accounted for when the query sums one.
+    pub(super) fn explain_sales_verbs(&mut self) {
+        const EARNING: &[&str] =
+            &["brought", "bring", "brings", "generated", "generate", "generates", "earned", "earn"];
+        let sums_units_or_money = self.q.measures.iter().any(|m| {
+            m.agg == Agg::Sum
+                && m.column.is_some_and(|c| {
+                    self.summed.contains(&Some(c)) || self.p.vocab.view.column(c.table, c.column).holds_money
+                })
+        });
+        if !sums_units_or_money {
+            return;
+        }
+        for i in 0..self.p.toks.len() {
+            let word = self.p.word(i);
+            if !self.p.free(i) {
+                continue;
+            }
+            if SALE_VERBS.contains(&word) {
+                self.p.mark(i, i + 1);
+            } else if EARNING.contains(&word) {
+                // "brought in": the particle goes with the verb.
+                let particle = matches!(self.p.word(i + 1), "in") && self.p.free(i + 1);
+                self.p.mark(i, i + 1 + usize::from(particle));
+            }
+        }
     }
 
     /// A measure phrase starting at item `k` ("number of customers", "total amount"): how many

@@ -10,7 +10,7 @@ mod never;
 mod order;
 mod shape;
 
-use super::query::{ColRef, Query};
+use super::query::{ColRef, OrderKey, Query};
 use super::read::{Cue, Item, Parser};
 use super::schema::Target;
 use super::{Decline, Parsed};
@@ -42,8 +42,8 @@ pub(super) struct Build<'a> {
     p: Parser<'a>,
     base: usize,
     items: Vec<(usize, usize, Item)>,
-    /// Money words among the items: the one amount column each stands for.
-    money: Vec<Option<ColRef>>,
+    /// Words standing for a sum among the items (money, units): the one column each stands for.
+    summed: Vec<Option<ColRef>>,
     q: Query,
     subject: Subject,
     order: OrderWords,
@@ -63,14 +63,14 @@ pub(super) struct Build<'a> {
 pub(super) fn build(mut p: Parser<'_>, base: usize) -> Result<Parsed, Decline> {
     p.spans.sort_by_key(|s| s.start);
     let items: Vec<(usize, usize, Item)> = p.spans.iter().map(|s| (s.start, s.end, s.item.clone())).collect();
-    let money = (0..items.len()).map(|k| p.money_column(&items, k).transpose()).collect::<Result<_, _>>()?;
+    let summed = (0..items.len()).map(|k| p.summed_column(&items, k).transpose()).collect::<Result<_, _>>()?;
     let mut q = Query::new(base);
     q.key = p.vocab.view.key_column(base).map(|column| ColRef { table: base, column });
     let mut b = Build {
         p,
         base,
         items,
-        money,
+        summed,
         q,
         subject: Subject { plural: true, ..Subject::default() },
         order: OrderWords::default(),
@@ -145,8 +145,8 @@ impl Build<'_> {
         targets.contains(&Target::Table(self.base))
     }
 
-    /// A table or column named outside any cue: the subject, a joined table giving context, a
-    /// money word's sum, or a column shown with the rows.
+    /// A table or column named outside any cue: the subject, a joined table giving context, the
+    /// sum a money or quantity word stands for, or a column shown with the rows.
     fn mention(&mut self, k: usize) -> Result<usize, Decline> {
         let (_, end, _) = self.items[k];
         let (targets, plural) = self.mention_at(k).expect("a mention");
@@ -157,15 +157,25 @@ impl Build<'_> {
             && self.subject.table.is_none()
             && self.q.measures.is_empty()
             && self.loose.is_empty();
-        if let Some(c) = self.money[k] {
+        // Only a measure the rows are ranked by may come before them ("the 3 best-selling products").
+        let ranked_only = self.subject.column.is_none()
+            && self.subject.table.is_none()
+            && self.loose.is_empty()
+            && self.q.groups.is_empty()
+            && matches!(self.q.order, Some((OrderKey::Measure(_), _)));
+        if let Some(c) = self.summed[k] {
             // "revenue per month": a sum.
             if c.table != self.base {
                 return Err("an amount on a joined table would be counted once per row".into());
             }
-            self.money_measure(c);
+            let m = self.sum_measure(c);
             self.named_columns.push(c);
+            if let Some((_, _, Item::Cue(Cue::Top(desc, _)))) = k.checked_sub(1).map(|j| &self.items[j]) {
+                // "the top 5 selling products": ranked by it.
+                self.q.order = Some((OrderKey::Measure(m), *desc));
+            }
         } else if let Some(t) = entity {
-            if self.subject.entity.is_none() && nothing_yet {
+            if self.subject.entity.is_none() && (nothing_yet || ranked_only) {
                 self.subject.entity = Some(t);
                 self.subject.plural = plural;
             } else {
@@ -191,6 +201,7 @@ impl Build<'_> {
 
     /// Every meaningful word is accounted for, or the question declines naming the first that is not.
     fn everything_explained(&mut self) -> Result<(), Decline> {
+        self.explain_sales_verbs();
         let used: Vec<ColRef> = self.named_columns.clone();
         self.p.explain_by_comments(&self.q, &used);
         match self.p.first_unexplained() {
