@@ -22,6 +22,9 @@ pub(crate) enum Agg {
     Max,
     /// The query's `ratio` (a share of two counts).
     Ratio,
+    /// The average over rows of the query's `per_row` table of the sum of the column over the
+    /// rows that refer to each ("average order value": of order lines' values per order).
+    PerRow,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +177,9 @@ pub(crate) struct Query {
     /// The column identifying the base table's rows, if it has one: listed rows that tie in the
     /// order asked for are kept in its order.
     pub key: Option<ColRef>,
+    /// For `Agg::PerRow`: the table whose rows the sums are averaged over, and the base table's
+    /// columns referring to it.
+    pub per_row: Option<(usize, Vec<ColRef>)>,
 }
 
 /// A SQL string literal, quotes doubled (standard_conforming_strings is on since PostgreSQL 9.1).
@@ -206,13 +212,16 @@ impl Query {
             having: None,
             line_values: Vec::new(),
             key: None,
+            per_row: None,
         }
     }
 
     /// The quantity a summed price is multiplied by, if it is an order line's value.
     pub(crate) fn line_quantity(&self, m: &Measure) -> Option<ColRef> {
         let price = m.column?;
-        (m.agg == Agg::Sum).then(|| self.line_values.iter().find(|(p, _)| *p == price).map(|(_, q)| *q)).flatten()
+        matches!(m.agg, Agg::Sum | Agg::PerRow)
+            .then(|| self.line_values.iter().find(|(p, _)| *p == price).map(|(_, q)| *q))
+            .flatten()
     }
 
     /// Adds a measure unless it is there already; its index.
@@ -302,10 +311,16 @@ impl Query {
     /// The output name of a measure (`count`, `average_rating`).
     pub(crate) fn measure_alias(&self, catalog: &Catalog, m: &Measure) -> String {
         let col = m.column.map(|c| Self::column_name(catalog, c)).unwrap_or_default();
+        if let (Agg::PerRow, Some((parent, _))) = (m.agg, &self.per_row) {
+            let parent = catalog.tables.get(*parent).map(|t| t.name.to_lowercase()).unwrap_or_default();
+            let what = if self.line_quantity(m).is_some() { "value" } else { col.as_str() };
+            return format!("average_{}_{what}", super::render::singular(&parent));
+        }
         if self.line_quantity(m).is_some() {
             return "total_value".into();
         }
         match m.agg {
+            Agg::PerRow => format!("average_{col}"),
             Agg::Count => "count".into(),
             Agg::CountDistinct => format!("distinct_{col}"),
             Agg::Sum => format!("total_{col}"),
@@ -322,14 +337,26 @@ impl Query {
             (Agg::Count, None) => "count(*)".into(),
             (Agg::Count, Some(_)) => format!("count({col})"),
             (Agg::CountDistinct, _) => format!("count(DISTINCT {col})"),
-            (Agg::Sum, _) => match self.line_quantity(m) {
-                Some(q) => format!("sum({col} * {})", self.col(catalog, q)),
-                None => format!("sum({col})"),
-            },
+            (Agg::Sum, _) => format!("sum({})", self.summed_sql(catalog, m)),
+            (Agg::PerRow, _) => {
+                let parents: Vec<String> =
+                    self.per_row.iter().flat_map(|(_, cols)| cols).map(|c| self.col(catalog, *c)).collect();
+                let parents = if parents.len() == 1 { parents.concat() } else { format!("({})", parents.join(", ")) };
+                format!("sum({})::numeric / NULLIF(count(DISTINCT {parents}), 0)", self.summed_sql(catalog, m))
+            }
             (Agg::Avg, _) => format!("avg({col})"),
             (Agg::Min, _) => format!("min({col})"),
             (Agg::Max, _) => format!("max({col})"),
             (Agg::Ratio, _) => self.ratio_sql(catalog),
+        }
+    }
+
+    /// What a sum adds up: the column, or price times quantity for order lines.
+    fn summed_sql(&self, catalog: &Catalog, m: &Measure) -> String {
+        let col = m.column.map(|c| self.col(catalog, c)).unwrap_or_default();
+        match self.line_quantity(m) {
+            Some(q) => format!("{col} * {}", self.col(catalog, q)),
+            None => col,
         }
     }
 

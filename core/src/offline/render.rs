@@ -26,7 +26,7 @@ pub(crate) fn plural(noun: &str) -> String {
 }
 
 /// A table's name as one of its rows ("categories" -> "category").
-fn singular(noun: &str) -> String {
+pub(crate) fn singular(noun: &str) -> String {
     if let Some(stem) = noun.strip_suffix("ies") {
         format!("{stem}y")
     } else if noun.ends_with("sses") || noun.ends_with("xes") || noun.ends_with("ches") || noun.ends_with("shes") {
@@ -55,10 +55,15 @@ fn ratio_words(vocab: &Vocab, q: &Query, subject: &str, r: &Ratio) -> String {
 
 fn measure_words(vocab: &Vocab, subject: &str, q: &Query, m: &Measure) -> String {
     let col = |c: Option<ColRef>| c.map(|c| vocab.column_label(c.table, c.column)).unwrap_or_default();
+    if let (Agg::PerRow, Some((parent, _))) = (m.agg, &q.per_row) {
+        let what = if q.line_quantity(m).is_some() { "value".to_string() } else { col(m.column) };
+        return format!("average {what} per {}", singular(&vocab.table_label(*parent)));
+    }
     if q.line_quantity(m).is_some() {
         return "total value".into();
     }
     match m.agg {
+        Agg::PerRow => format!("average {}", col(m.column)),
         Agg::Ratio => q.ratio.as_ref().map(|r| ratio_words(vocab, q, subject, r)).unwrap_or_default(),
         Agg::Count => format!("number of {subject}"),
         Agg::CountDistinct => format!("number of distinct {}", plural(&col(m.column))),

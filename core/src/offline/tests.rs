@@ -683,6 +683,8 @@ fn keys_asked_for_are_shown() {
 /// The joined shop with order lines (price and quantity) referencing orders and products.
 fn shop_with_lines() -> Catalog {
     let mut catalog = joined_shop();
+    // At most one payment per order.
+    catalog.tables[4].columns[1].unique = true;
     catalog.tables.push(keyed(
         "order_items",
         "order_item_id",
@@ -748,4 +750,34 @@ fn a_stored_table_is_preferred_to_a_view_of_it() {
     assert!(sql.starts_with("SELECT sum(order_items.quantity)"), "{sql}");
     catalog.tables.last_mut().unwrap().kind = crate::catalog::TableKind::Table;
     assert!(joined_declines(&catalog, "How many units were sold in 2024?"));
+}
+
+#[test]
+fn average_order_value_is_per_order() {
+    let catalog = shop_with_lines();
+    let value = "SELECT sum(unit_price * quantity)::numeric / NULLIF(count(DISTINCT order_id), 0) \
+                 AS average_order_value FROM public.order_items";
+    assert_eq!(joined_sql(&catalog, "What is the average order value?"), value);
+    assert_eq!(joined_sql(&catalog, "average value of an order"), value);
+    assert_eq!(joined_sql(&catalog, "What is the average revenue per order?"), value);
+    let per_status = joined_sql(&catalog, "average order value per status in 2024");
+    assert!(per_status.starts_with("SELECT orders.status, sum(order_items.unit_price"), "{per_status}");
+    assert!(per_status.contains("WHERE orders.ordered_at >= DATE '2024-01-01'"), "{per_status}");
+    let Decision::Answer(p) = plan(&catalog, "What is the average order value?", &mut shop_probe()) else { panic!() };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(131.856)]], truncated: false };
+    assert_eq!(render_answer(&p, &rs).0, "For order items, the average value per order is 131.86.");
+    // An order's own amount is its value.
+    let mut own = joined_shop();
+    own.tables[3].columns.push(col("total_amount", "numeric", 'N'));
+    assert_eq!(
+        joined_sql(&own, "What is the average order value?"),
+        "SELECT avg(total_amount) AS average_total_amount FROM public.orders"
+    );
+    // One payment per order is not a part of it; two kinds of parts leave the value unclear.
+    let mut payments_only = joined_shop();
+    payments_only.tables[4].columns[1].unique = true;
+    assert!(joined_declines(&payments_only, "What is the average order value?"));
+    let mut two = shop_with_lines();
+    two.tables[4].columns[1].unique = false;
+    assert!(joined_declines(&two, "What is the average order value?"));
 }

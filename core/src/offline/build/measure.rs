@@ -2,6 +2,7 @@
 //! ("revenue"), and superlatives ("the most", "highest", "most expensive", "best-selling").
 
 use super::Build;
+use crate::offline::joins::Links;
 use crate::offline::query::{Agg, ColRef, Measure, OrderKey};
 use crate::offline::read::{Cue, Item};
 use crate::offline::schema::{Target, SALE_VERBS};
@@ -56,6 +57,29 @@ impl Build<'_> {
             }
             _ => return Err("an aggregate applies to a column that is not numeric".into()),
         }
+        Ok(k + 2)
+    }
+
+    /// "average order value": the sums of the column over the base table's rows that are parts of
+    /// each row of `parent`, averaged.
+    pub(super) fn per_row(&mut self, k: usize, parent: usize) -> Result<usize, Decline> {
+        let column = self.mention_at(k + 1).and_then(|(targets, _)| self.p.column_of(self.base, &targets));
+        let Some(c) = column.filter(|c| c.table == self.base) else {
+            return Err("the value of a row is not on the rows the question counts".into());
+        };
+        let links = Links::new(self.p.vocab.view);
+        let Some(hop) = links.single_hop(self.base, parent) else {
+            return Err("the rows summed do not refer to the rows averaged over".into());
+        };
+        let referring = hop.pairs.iter().map(|(from, _)| ColRef { table: self.base, column: *from }).collect();
+        self.q.per_row = Some((parent, referring));
+        if let Some((price, quantity)) = self.p.vocab.view.line_value(c.table).filter(|(price, _)| *price == c.column) {
+            self.q
+                .line_values
+                .push((ColRef { table: c.table, column: price }, ColRef { table: c.table, column: quantity }));
+        }
+        self.q.push_measure(Measure { agg: Agg::PerRow, column: Some(c) });
+        self.named_columns.push(c);
         Ok(k + 2)
     }
 

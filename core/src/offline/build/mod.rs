@@ -99,6 +99,7 @@ impl Build<'_> {
         while k < self.items.len() {
             k = match self.items[k].2.clone() {
                 Item::Cue(Cue::Count) => self.count(k)?,
+                Item::Cue(Cue::PerRow(table)) => self.per_row(k, table)?,
                 Item::Cue(Cue::Agg(agg)) => self.aggregate(k, agg)?,
                 Item::Cue(Cue::Sup(desc)) => self.superlative(k, desc)?,
                 Item::Cue(Cue::Top(desc, n)) => {
