@@ -9,6 +9,7 @@
 mod build;
 mod follow;
 mod joins;
+mod measures;
 mod query;
 mod read;
 mod render;

@@ -32,6 +32,58 @@ pub(crate) struct Measure {
     pub agg: Agg,
     /// None for `count(*)`.
     pub column: Option<ColRef>,
+    /// The time from this date column to `column`, in this unit, is what is measured.
+    pub since: Option<(ColRef, Elapsed)>,
+}
+
+impl Measure {
+    pub(crate) fn of(agg: Agg, column: Option<ColRef>) -> Measure {
+        Measure { agg, column, since: None }
+    }
+
+    /// `count(*)`.
+    pub(crate) fn rows() -> Measure {
+        Measure::of(Agg::Count, None)
+    }
+}
+
+/// A unit of time elapsed between two dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Elapsed {
+    Minutes,
+    Hours,
+    Days,
+    Weeks,
+}
+
+impl Elapsed {
+    pub(crate) fn from_word(word: &str) -> Option<Elapsed> {
+        Some(match word {
+            "minute" | "minutes" => Elapsed::Minutes,
+            "hour" | "hours" => Elapsed::Hours,
+            "day" | "days" | "time" => Elapsed::Days,
+            "week" | "weeks" => Elapsed::Weeks,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Elapsed::Minutes => "minutes",
+            Elapsed::Hours => "hours",
+            Elapsed::Days => "days",
+            Elapsed::Weeks => "weeks",
+        }
+    }
+
+    fn seconds(self) -> u32 {
+        match self {
+            Elapsed::Minutes => 60,
+            Elapsed::Hours => 3_600,
+            Elapsed::Days => 86_400,
+            Elapsed::Weeks => 604_800,
+        }
+    }
 }
 
 pub(crate) use crate::lang::words::TimeUnit as Unit;
@@ -311,6 +363,14 @@ impl Query {
     /// The output name of a measure (`count`, `average_rating`).
     pub(crate) fn measure_alias(&self, catalog: &Catalog, m: &Measure) -> String {
         let col = m.column.map(|c| Self::column_name(catalog, c)).unwrap_or_default();
+        if let Some((_, unit)) = m.since {
+            let agg = match m.agg {
+                Agg::Min => "min",
+                Agg::Max => "max",
+                _ => "average",
+            };
+            return format!("{agg}_{}", unit.name());
+        }
         if let (Agg::PerRow, Some((parent, _))) = (m.agg, &self.per_row) {
             let parent = catalog.tables.get(*parent).map(|t| t.name.to_lowercase()).unwrap_or_default();
             let what = if self.line_quantity(m).is_some() { "value" } else { col.as_str() };
@@ -332,7 +392,10 @@ impl Query {
     }
 
     fn measure_sql(&self, catalog: &Catalog, m: &Measure) -> String {
-        let col = m.column.map(|c| self.col(catalog, c)).unwrap_or_default();
+        let col = match (m.column, m.since) {
+            (Some(to), Some((from, unit))) => self.elapsed_sql(catalog, from, to, unit),
+            (column, _) => column.map(|c| self.col(catalog, c)).unwrap_or_default(),
+        };
         match (m.agg, m.column) {
             (Agg::Count, None) => "count(*)".into(),
             (Agg::Count, Some(_)) => format!("count({col})"),
@@ -348,6 +411,20 @@ impl Query {
             (Agg::Min, _) => format!("min({col})"),
             (Agg::Max, _) => format!("max({col})"),
             (Agg::Ratio, _) => self.ratio_sql(catalog),
+        }
+    }
+
+    /// The time from one date column to another: whole days between dates, else from the seconds
+    /// between them.
+    fn elapsed_sql(&self, catalog: &Catalog, from: ColRef, to: ColRef, unit: Elapsed) -> String {
+        let is_date = |c: ColRef| {
+            catalog.tables.get(c.table).and_then(|t| t.columns.get(c.column)).is_some_and(|c| c.data_type == "date")
+        };
+        let (from_sql, to_sql) = (self.col(catalog, from), self.col(catalog, to));
+        match (is_date(from) && is_date(to), unit) {
+            (true, Elapsed::Days) => format!("({to_sql} - {from_sql})"),
+            (true, unit) => format!("({to_sql} - {from_sql}) * 86400.0 / {}", unit.seconds()),
+            (false, unit) => format!("extract(epoch FROM {to_sql} - {from_sql}) / {}", unit.seconds()),
         }
     }
 

@@ -46,6 +46,9 @@ pub(super) enum Cue {
     /// "average order value": the average over the table's rows of what each is worth, summed
     /// from the rows that refer to it (the mention that follows is the summed column).
     PerRow(usize),
+    /// "days between", "how long": the time between the two date columns of the mention that
+    /// follows (from the first to the second), in this unit.
+    Elapsed(super::query::Elapsed),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +133,7 @@ pub(crate) fn parse(vocab: &Vocab, question: &str, probe: &mut dyn Probe) -> Res
     p.mentions();
     p.sales_phrases();
     p.row_values();
+    p.elapsed_phrases();
     p.set_aside_never();
     let base = p.base_table()?;
     p.narrow_mentions();
@@ -138,7 +142,7 @@ pub(crate) fn parse(vocab: &Vocab, question: &str, probe: &mut dyn Probe) -> Res
     super::build::build(p, base)
 }
 
-fn w(toks: &[Tok], i: usize) -> &str {
+pub(super) fn w(toks: &[Tok], i: usize) -> &str {
     toks.get(i).and_then(Tok::word).unwrap_or("")
 }
 
@@ -596,7 +600,7 @@ impl Parser<'_> {
         Some(j + 1)
     }
 
-    fn push(&mut self, start: usize, end: usize, item: Item) {
+    pub(super) fn push(&mut self, start: usize, end: usize, item: Item) {
         self.mark(start, end);
         self.spans.push(Span { start, end, item });
     }
@@ -641,135 +645,6 @@ impl Parser<'_> {
             }
         }
         self.spans.sort_by_key(|s| s.start);
-    }
-
-    /// "best-selling", "top-selling", "least sold": a ranking by units sold. The verb stands for the
-    /// quantity columns (of order lines); a measure named elsewhere ("by revenue") replaces it.
-    fn sales_phrases(&mut self) {
-        for i in 1..self.toks.len() {
-            if !self.free(i) || !SALE_VERBS.contains(&w(&self.toks, i)) {
-                continue;
-            }
-            let after_superlative = self
-                .spans
-                .iter()
-                .any(|s| s.end == i && matches!(s.item, Item::Cue(Cue::Sup(_)) | Item::Cue(Cue::Top(..))));
-            let after_top = self.free(i - 1) && w(&self.toks, i - 1) == "top";
-            let targets = self.vocab.quantity_columns();
-            if !(after_superlative || after_top) || targets.is_empty() {
-                continue;
-            }
-            if after_top {
-                self.push(i - 1, i, Item::Cue(Cue::Sup(true)));
-            }
-            self.push(i, i + 1, Item::Mention { targets, plural: false, start: i, end: i + 1 });
-        }
-        self.spans.sort_by_key(|s| s.start);
-    }
-
-    /// "average order value", "average value of an order", "average revenue per order": what a row
-    /// of the table named is worth, averaged over its rows. A row is worth its own amount when it
-    /// has one; else the sum of the value of the rows that are parts of it (order lines: many per
-    /// order, each with an amount or a price and a quantity).
-    fn row_values(&mut self) {
-        let mut k = 0;
-        while k < self.spans.len() {
-            if matches!(self.spans[k].item, Item::Cue(Cue::Agg(Agg::Avg))) {
-                if let Some((start, end, table)) = self.row_value_phrase(k) {
-                    self.replace_with_row_value(k, start, end, table);
-                }
-            }
-            k += 1;
-        }
-    }
-
-    /// The words after the average cue at span `k` that name a table's rows' value: (first token,
-    /// end token, the table).
-    fn row_value_phrase(&self, k: usize) -> Option<(usize, usize, usize)> {
-        const VALUE_WORDS: &[&str] = &["value", "total", "worth", "amount", "spend", "spending"];
-        const ARTICLES: &[&str] = &["a", "an", "one", "each", "every", "single"];
-        let is_value = |i: usize| {
-            let word = w(&self.toks, i);
-            let alone = self.spans.iter().all(|s| s.end <= i || s.start > i || (s.start == i && s.end == i + 1));
-            alone && (VALUE_WORDS.contains(&word) || self.vocab.is_money_word(word))
-        };
-        let table_at = |i: usize| {
-            self.spans.iter().find_map(|s| match &s.item {
-                Item::Mention { targets, .. } if s.start == i => {
-                    let mut tables = targets.iter().filter_map(|t| match t {
-                        Target::Table(x) => Some((*x, s.end)),
-                        Target::Column(..) => None,
-                    });
-                    match (tables.next(), tables.next()) {
-                        (Some(one), None) => Some(one),
-                        _ => None,
-                    }
-                }
-                _ => None,
-            })
-        };
-        let after = self.spans[k].end;
-        // "average order value"
-        if let Some((table, end)) = table_at(after).filter(|(_, end)| is_value(*end)) {
-            return Some((after, end + 1, table));
-        }
-        // "average value of an order", "average revenue per order"
-        if !is_value(after) || !matches!(w(&self.toks, after + 1), "of" | "per" | "for") {
-            return None;
-        }
-        let mut i = after + 2;
-        while ARTICLES.contains(&w(&self.toks, i)) {
-            i += 1;
-        }
-        let (table, end) = table_at(i)?;
-        Some((after, end, table))
-    }
-
-    /// Puts the value of `table`'s rows in place of the words `start..end` after the average cue at
-    /// span `k`; the words are left as they are when no one column holds it.
-    fn replace_with_row_value(&mut self, k: usize, start: usize, end: usize, table: usize) {
-        let Some((column, own)) = self.row_value(table) else { return };
-        if !own {
-            self.spans[k].item = Item::Cue(Cue::PerRow(table));
-        }
-        self.spans.retain(|s| s.end <= start || s.start >= end);
-        let targets = vec![Target::Column(column.table, column.column)];
-        self.push(start, end, Item::Mention { targets, plural: false, start, end });
-        self.spans.sort_by_key(|s| s.start);
-    }
-
-    /// The column holding what a row of `table` is worth: its own one amount (true), else the one
-    /// amount (or price of a price and a quantity) of the one table whose rows are parts of it.
-    fn row_value(&self, table: usize) -> Option<(ColRef, bool)> {
-        let view = self.vocab.view;
-        let amounts = |t: usize| -> Vec<usize> {
-            let key = view.key_column(t);
-            view.columns(t).filter(|(c, e)| e.holds_money && Some(*c) != key).map(|(c, _)| c).collect()
-        };
-        if let [one] = amounts(table).as_slice() {
-            return Some((ColRef { table, column: *one }, true));
-        }
-        let links = joins::Links::new(view);
-        let parts: Vec<ColRef> = (0..self.catalog.tables.len())
-            .filter(|&t| t != table)
-            .filter(|&t| {
-                // Many rows per row of `table`: the columns referring to it are not unique.
-                links
-                    .single_hop(t, table)
-                    .is_some_and(|hop| hop.pairs.len() > 1 || !self.catalog.tables[t].columns[hop.pairs[0].0].unique)
-            })
-            .filter_map(|t| {
-                let value = view.line_value(t).map(|(price, _)| price).or(match amounts(t).as_slice() {
-                    [one] => Some(*one),
-                    _ => None,
-                })?;
-                Some(ColRef { table: t, column: value })
-            })
-            .collect();
-        match parts.as_slice() {
-            [one] => Some((*one, false)),
-            _ => None,
-        }
     }
 
     /// The mention right after each "never" cue (in the same sentence) is what must not exist.

@@ -55,6 +55,14 @@ fn ratio_words(vocab: &Vocab, q: &Query, subject: &str, r: &Ratio) -> String {
 
 fn measure_words(vocab: &Vocab, subject: &str, q: &Query, m: &Measure) -> String {
     let col = |c: Option<ColRef>| c.map(|c| vocab.column_label(c.table, c.column)).unwrap_or_default();
+    if let (Some(to), Some((from, unit))) = (m.column, m.since) {
+        let agg = match m.agg {
+            Agg::Min => "shortest",
+            Agg::Max => "longest",
+            _ => "average",
+        };
+        return format!("{agg} number of {} from {} to {}", unit.name(), col(Some(from)), col(Some(to)));
+    }
     if let (Agg::PerRow, Some((parent, _))) = (m.agg, &q.per_row) {
         let what = if q.line_quantity(m).is_some() { "value".to_string() } else { col(m.column) };
         return format!("average {what} per {}", singular(&vocab.table_label(*parent)));
@@ -124,7 +132,7 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
         .collect();
     let kind = if q.is_grouped() {
         AnswerKind::Grouped
-    } else if q.measures == [Measure { agg: Agg::Count, column: None }] {
+    } else if q.measures == [Measure::rows()] {
         AnswerKind::Count
     } else if !q.measures.is_empty() {
         AnswerKind::Aggregate

@@ -781,3 +781,43 @@ fn average_order_value_is_per_order() {
     two.tables[4].columns[1].unique = false;
     assert!(joined_declines(&two, "What is the average order value?"));
 }
+
+#[test]
+fn time_between_two_dates() {
+    let mut catalog = joined_shop();
+    let orders = &mut catalog.tables[3];
+    orders.columns[3].data_type = "timestamp with time zone".into();
+    orders.columns.push(col("shipped_at", "timestamp with time zone", 'D'));
+    orders.columns.push(col("delivered_at", "timestamp with time zone", 'D'));
+    let days = "SELECT avg(extract(epoch FROM shipped_at - ordered_at) / 86400) AS average_days FROM public.orders";
+    assert_eq!(joined_sql(&catalog, "What is the average number of days between order and shipment?"), days);
+    assert_eq!(joined_sql(&catalog, "average days from ordering to shipping"), days);
+    assert_eq!(joined_sql(&catalog, "How long does shipping take on average?"), days);
+    assert_eq!(
+        joined_sql(&catalog, "average hours between shipment and delivery for business customers"),
+        "SELECT avg(extract(epoch FROM orders.delivered_at - orders.shipped_at) / 3600) AS average_hours \
+         FROM public.orders JOIN public.customers ON customers.customer_id = orders.customer_id \
+         WHERE customers.segment = 'business'"
+    );
+    let per_status = joined_sql(&catalog, "longest time between order and delivery per status");
+    assert!(
+        per_status.contains("max(extract(epoch FROM delivered_at - ordered_at) / 86400) AS max_days"),
+        "{per_status}"
+    );
+    let Decision::Answer(p) = plan(&catalog, "average days between order and shipment", &mut shop_probe()) else {
+        panic!()
+    };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1.298)]], truncated: false };
+    assert_eq!(
+        render_answer(&p, &rs).0,
+        "For orders, the average number of days from ordered at to shipped at is 1.3."
+    );
+    // Dates: whole days.
+    catalog.tables[3].columns[3].data_type = "date".into();
+    catalog.tables[3].columns[4].data_type = "date".into();
+    assert!(joined_sql(&catalog, "average days between order and shipment").contains("avg((shipped_at - ordered_at))"));
+    // An event no date column records, a sum of times, or times without an average are not read.
+    assert!(joined_declines(&catalog, "average days between order and payment"));
+    assert!(joined_declines(&catalog, "total days between order and shipment"));
+    assert!(joined_declines(&catalog, "How long does shipping take?"));
+}

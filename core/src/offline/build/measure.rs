@@ -3,7 +3,7 @@
 
 use super::Build;
 use crate::offline::joins::Links;
-use crate::offline::query::{Agg, ColRef, Measure, OrderKey};
+use crate::offline::query::{Agg, ColRef, Elapsed, Measure, OrderKey};
 use crate::offline::read::{Cue, Item};
 use crate::offline::schema::{Target, SALE_VERBS};
 use crate::offline::Decline;
@@ -24,11 +24,11 @@ impl Build<'_> {
             self.sum_measure(c);
             self.named_columns.push(c);
         } else if self.names_base(&targets) && !distinct {
-            self.q.push_measure(Measure { agg: Agg::Count, column: None });
+            self.q.push_measure(Measure::rows());
             self.subject.table.get_or_insert((self.items[j].0, plural));
         } else if let Some(c) = self.p.column_of(self.base, &targets).filter(|c| !self.p.is_numeric(*c)) {
             // "how many cities": the distinct values of a text column.
-            self.q.push_measure(Measure { agg: Agg::CountDistinct, column: Some(c) });
+            self.q.push_measure(Measure::of(Agg::CountDistinct, Some(c)));
         } else {
             return Err("cannot tell what to count".into());
         }
@@ -37,6 +37,9 @@ impl Build<'_> {
 
     /// "average X", "total X", "maximum X"; "total number of" is a count.
     pub(super) fn aggregate(&mut self, k: usize, agg: Agg) -> Result<usize, Decline> {
+        if let Some((_, _, Item::Cue(Cue::Elapsed(unit)))) = self.items.get(k + 1) {
+            return self.elapsed(k + 2, agg, *unit);
+        }
         let Some((targets, _)) = self.mention_at(k + 1) else {
             return Err("an aggregate is not followed by a column".into());
         };
@@ -46,18 +49,36 @@ impl Build<'_> {
         let how_much = self.p.word(self.items[k].0) == "how";
         match self.p.column_of(self.base, &targets) {
             Some(c) if self.p.is_numeric(c) && summable(c, self.base) && self.items[k + 1].0 == end => {
-                self.q.push_measure(Measure { agg, column: Some(c) });
+                self.q.push_measure(Measure::of(agg, Some(c)));
                 self.named_columns.push(c);
             }
             Some(c) if matches!(agg, Agg::Min | Agg::Max) && self.p.is_temporal(c) => {
-                self.q.push_measure(Measure { agg, column: Some(c) });
+                self.q.push_measure(Measure::of(agg, Some(c)));
             }
             _ if agg == Agg::Sum && !how_much && self.names_base(&targets) => {
-                self.q.push_measure(Measure { agg: Agg::Count, column: None });
+                self.q.push_measure(Measure::rows());
             }
             _ => return Err("an aggregate applies to a column that is not numeric".into()),
         }
         Ok(k + 2)
+    }
+
+    /// "average days between order and shipment": the time between the two date columns the
+    /// mention at item `k` names, aggregated.
+    fn elapsed(&mut self, k: usize, agg: Agg, unit: Elapsed) -> Result<usize, Decline> {
+        let Some((targets, _)) = self.mention_at(k) else {
+            return Err("a time between two dates without the dates".into());
+        };
+        let [Target::Column(t, from), Target::Column(t2, to)] = targets[..] else {
+            return Err("a time between two dates without the dates".into());
+        };
+        if t != self.base || t2 != t || !matches!(agg, Agg::Avg | Agg::Min | Agg::Max) {
+            return Err("a time between two dates is read only as an average, shortest or longest".into());
+        }
+        let (from, to) = (ColRef { table: t, column: from }, ColRef { table: t, column: to });
+        self.q.push_measure(Measure { agg, column: Some(to), since: Some((from, unit)) });
+        self.named_columns.extend([from, to]);
+        Ok(k + 1)
     }
 
     /// "average order value": the sums of the column over the base table's rows that are parts of
@@ -78,7 +99,7 @@ impl Build<'_> {
                 .line_values
                 .push((ColRef { table: c.table, column: price }, ColRef { table: c.table, column: quantity }));
         }
-        self.q.push_measure(Measure { agg: Agg::PerRow, column: Some(c) });
+        self.q.push_measure(Measure::of(Agg::PerRow, Some(c)));
         self.named_columns.push(c);
         Ok(k + 2)
     }
@@ -93,7 +114,7 @@ impl Build<'_> {
                 if !self.names_base(&targets) {
                     return Err("cannot tell what to count".into());
                 }
-                let m = self.q.push_measure(Measure { agg: Agg::Count, column: None });
+                let m = self.q.push_measure(Measure::rows());
                 self.q.order = Some((OrderKey::Measure(m), desc));
                 Ok(k + 3)
             }
@@ -106,10 +127,12 @@ impl Build<'_> {
                 let Some(c) = self.p.column_of(base, &targets).filter(|c| self.p.is_numeric(*c) && summable(c)) else {
                     return Err("an aggregate applies to a column that is not numeric".into());
                 };
-                let m = self.q.push_measure(Measure { agg, column: Some(c) });
+                let m = self.q.push_measure(Measure::of(agg, Some(c)));
                 self.q.order = Some((OrderKey::Measure(m), desc));
                 Ok(k + 3)
             }
+            // "the longest time between order and delivery"
+            Some(Item::Cue(Cue::Elapsed(unit))) => self.elapsed(k + 2, if desc { Agg::Max } else { Agg::Min }, unit),
             Some(Item::Mention { targets, plural, .. }) => self.superlative_of(k, desc, &targets, plural),
             _ => Err("a superlative is not followed by what it ranks".into()),
         }
@@ -129,7 +152,7 @@ impl Build<'_> {
             self.named_columns.push(c);
             let alone = self.subject.table.is_none() && self.subject.column.is_none() && self.loose.is_empty();
             if followed_by_of_table || alone {
-                self.q.push_measure(Measure { agg: if desc { Agg::Max } else { Agg::Min }, column: Some(c) });
+                self.q.push_measure(Measure::of(if desc { Agg::Max } else { Agg::Min }, Some(c)));
             } else {
                 self.q.order = Some((OrderKey::Column(c), desc));
             }
@@ -140,7 +163,7 @@ impl Build<'_> {
         }
         if self.subject.column.is_some() || self.subject.entity.is_some() {
             // "which street has the most restaurants"
-            let m = self.q.push_measure(Measure { agg: Agg::Count, column: None });
+            let m = self.q.push_measure(Measure::rows());
             self.q.order = Some((OrderKey::Measure(m), desc));
         } else {
             // "the longest rivers", "the most expensive product": the column the adjective
@@ -174,7 +197,7 @@ impl Build<'_> {
                 self.q.line_values.push((c, ColRef { table: c.table, column: quantity }));
             }
         }
-        self.q.push_measure(Measure { agg: Agg::Sum, column: Some(c) })
+        self.q.push_measure(Measure::of(Agg::Sum, Some(c)))
     }
 
     /// Verbs of selling and earning ("units sold", "brought in the most revenue") say what a sum
@@ -213,14 +236,14 @@ impl Build<'_> {
             return Err("a measure without its column".into());
         };
         let m = match &self.items[k].2 {
-            Item::Cue(Cue::Count) if self.names_base(&targets) => Measure { agg: Agg::Count, column: None },
+            Item::Cue(Cue::Count) if self.names_base(&targets) => Measure::rows(),
             Item::Cue(Cue::Agg(agg)) => {
                 let c = self
                     .p
                     .column_of(self.base, &targets)
                     .filter(|c| self.p.is_numeric(*c))
                     .ok_or("an aggregate of a column that is not numeric")?;
-                Measure { agg: *agg, column: Some(c) }
+                Measure::of(*agg, Some(c))
             }
             _ => return Err("cannot tell what to count".into()),
         };

@@ -41,7 +41,7 @@ impl Build<'_> {
 
     fn ratio_shape(&mut self) -> Result<(), Decline> {
         let q = &mut self.q;
-        if q.measures.iter().any(|m| *m != Measure { agg: Agg::Count, column: None })
+        if q.measures.iter().any(|m| *m != Measure::rows())
             || q.order.is_some()
             || self.order.top.is_some()
             || self.subject.table.is_none()
@@ -49,7 +49,7 @@ impl Build<'_> {
         {
             return Err("a ratio of counts mixed with other measures or an order".into());
         }
-        q.measures = vec![Measure { agg: Agg::Ratio, column: None }];
+        q.measures = vec![Measure::of(Agg::Ratio, None)];
         Ok(())
     }
 
@@ -72,7 +72,7 @@ impl Build<'_> {
             if self.subject.table.is_none() || !q.outputs.is_empty() {
                 return Err("a grouping without what to count or aggregate".into());
             }
-            q.measures.push(Measure { agg: Agg::Count, column: None });
+            q.measures.push(Measure::rows());
         }
         if q.groups.is_empty() {
             if q.order.is_some() || q.limit.is_some() {
