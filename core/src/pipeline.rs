@@ -169,10 +169,11 @@ pub fn run<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
         return Err(Error::NoVisibleTables);
     }
     // In auto mode a question with earlier turns may refer to them in ways only the model can
-    // resolve; in offline mode the offline engine resolves short follow-ups ("and in 2024?") itself.
+    // resolve, except a short follow-up ("and in 2024?") of a turn the offline engine reads as it
+    // was answered; in offline mode the offline engine resolves such follow-ups itself.
     let offline_first = match opts.engine {
         Engine::Offline => true,
-        Engine::Auto => req.history.is_empty(),
+        Engine::Auto => req.history.is_empty() || offline::is_follow_up(req.question),
         Engine::Llm => false,
     };
     let view = View::new(req.catalog, req.index);
@@ -230,13 +231,17 @@ type OfflineTry = std::result::Result<Outcome, offline::Decline>;
 
 fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Options) -> Result<OfflineTry> {
     let mut probe = ProbeHost { host, cancel: None };
-    let mut decision = offline::plan(view, req.question, &mut probe);
-    // A short follow-up ("and in 2024?") read against the previous question of the session.
-    if let (offline::Decision::Decline(_), Some(previous)) = (&decision, req.history.last()) {
-        if let Some(merged) = offline::follow_up(&previous.question, req.question) {
-            if let answer @ offline::Decision::Answer(_) = offline::plan(view, &merged, &mut probe) {
-                decision = answer;
-            }
+    // In a session, auto mode answers offline only a follow-up it can place (see offline::follow).
+    let mut decision = if req.history.is_empty() || opts.engine == Engine::Offline {
+        offline::plan(view, req.question, &mut probe)
+    } else {
+        offline::Decision::Decline(offline::Decline::Unsupported("a question in a session".into()))
+    };
+    if let (offline::Decision::Decline(_), false) = (&decision, req.history.is_empty()) {
+        let earlier: Vec<offline::Earlier> =
+            req.history.iter().map(|t| offline::Earlier { question: &t.question, sql: t.sql.as_deref() }).collect();
+        if let Some(answer) = offline::plan_follow_up(view, &earlier, req.question, &mut probe) {
+            decision = answer;
         }
     }
     if let Some(f) = probe.cancel {
@@ -875,16 +880,95 @@ mod tests {
         assert!(unknown.contains("api_base"), "{unknown}");
     }
 
-    #[test]
-    fn offline_follow_ups_build_on_the_previous_turn() {
+    /// A session whose earlier turns the offline engine answered, the last one in 2025.
+    fn offline_session(c: &Catalog) -> Vec<Turn> {
+        let sql = |year: i32| {
+            format!(
+                "SELECT count(*) AS count FROM public.orders WHERE placed_on >= DATE '{year}-01-01' \
+                 AND placed_on < DATE '{}-01-01'",
+                year + 1
+            )
+        };
+        let turn = |question: &str, year: i32| Turn { question: question.into(), sql: Some(sql(year)), answer: None };
+        let session = vec![turn("How many orders were there in 2023?", 2023), turn("and in 2025?", 2025)];
+        // The SQL is the offline engine's reading of each question as it stood.
+        let view = View::new(c, None);
+        for (question, year) in
+            [("How many orders were there in 2023?", 2023), ("How many orders were there in 2025", 2025)]
+        {
+            let offline::Decision::Answer(p) = offline::plan(&view, question, &mut NoProbe) else {
+                panic!("{question}")
+            };
+            assert_eq!(p.sql, sql(year));
+        }
+        session
+    }
+
+    struct NoProbe;
+
+    impl offline::Probe for NoProbe {
+        fn query(&mut self, _sql: &str) -> std::result::Result<ResultSet, String> {
+            Ok(ResultSet::default())
+        }
+    }
+
+    fn with_placed_on() -> Catalog {
         let mut c = catalog();
         c.tables[0].columns.push(Column::new("placed_on", "date", 'D'));
-        let history = [Turn { question: "How many orders were there in 2025?".into(), sql: None, answer: None }];
+        c
+    }
+
+    #[test]
+    fn follow_ups_build_on_the_previous_turn_offline_and_in_auto() {
+        let c = with_placed_on();
+        let history = offline_session(&c);
         let request = Request { question: "and in 2024?", history: &history, ..req(&c) };
-        let mut h = Script { replies: vec![], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
+        for engine in [Engine::Offline, Engine::Auto] {
+            let mut h = Script { replies: vec![], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
+            let out = run(&mut h, &request, &Options { engine, ..Options::default() }).unwrap();
+            let sql = out.sql.unwrap_or_default();
+            assert!(sql.contains("'2024-01-01'") && sql.contains("'2025-01-01'"), "{engine:?}: {sql}");
+            assert_eq!(out.engine, "offline");
+            assert!(h.purposes.is_empty(), "{engine:?}: no model call");
+        }
+    }
+
+    #[test]
+    fn follow_ups_of_turns_read_otherwise_go_to_the_model() {
+        let c = with_placed_on();
+        let mut history = offline_session(&c);
+        // The model answered the last turn (its SQL is not the offline engine's reading).
+        history[1].sql = Some("SELECT count(*) FROM orders WHERE extract(year FROM placed_on) = 2025".into());
+        let request = Request { question: "and in 2024?", history: &history, ..req(&c) };
+        let mut h = Script {
+            replies: vec![Ok("SELECT 1".into()), Ok(r#"{"answer":"3."}"#.into())],
+            exec: vec![Ok(rows())],
+            purposes: vec![],
+            executed: vec![],
+        };
+        let out = run(&mut h, &request, &Options { engine: Engine::Auto, ..Options::default() }).unwrap();
+        assert_eq!(out.engine, "llm");
+        // A question that stands alone in a session is the model's too in auto mode.
+        let history = offline_session(&c);
+        let request = Request { question: "How many orders are there?", history: &history, ..req(&c) };
+        let mut h = Script {
+            replies: vec![Ok("SELECT 1".into()), Ok(r#"{"answer":"3."}"#.into())],
+            exec: vec![Ok(rows())],
+            purposes: vec![],
+            executed: vec![],
+        };
+        let out = run(&mut h, &request, &Options { engine: Engine::Auto, ..Options::default() }).unwrap();
+        assert_eq!(out.engine, "llm");
+        // Offline, a follow-up of a declined turn declines.
+        history_declined(&c);
+    }
+
+    fn history_declined(c: &Catalog) {
+        let history = [Turn { question: "How many orders were refunded?".into(), sql: None, answer: None }];
+        let request = Request { question: "and in 2024?", history: &history, ..req(c) };
+        let mut h = Script { replies: vec![], exec: vec![], purposes: vec![], executed: vec![] };
         let out = run(&mut h, &request, &Options { engine: Engine::Offline, ..Options::default() }).unwrap();
-        let sql = out.sql.unwrap_or_default();
-        assert!(sql.contains("'2024-01-01'") && !sql.contains("'2026-01-01'"), "{sql}");
+        assert!(out.sql.is_none() && out.refusal, "{}", out.answer);
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-pub use follow::follow_up;
+pub use follow::{follow_up, is_follow_up, plan_follow_up, Earlier};
 
 use crate::lang::View;
 use crate::result::ResultSet;
