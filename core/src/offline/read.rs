@@ -46,6 +46,9 @@ pub(super) enum Cue {
     /// "average order value": the average over the table's rows of what each is worth, summed
     /// from the rows that refer to it (the mention that follows is the summed column).
     PerRow(usize),
+    /// "most common", "most popular": the values of the column named next, by how many rows have
+    /// each (true: most first).
+    Common(bool),
     /// "days between", "how long": the time between the two date columns of the mention that
     /// follows (from the first to the second), in this unit.
     Elapsed(super::query::Elapsed),
@@ -164,6 +167,15 @@ const CUE_PHRASES: &[(&[&str], Cue)] = &[
     (&["max"], Cue::Agg(Agg::Max)),
     (&["minimum"], Cue::Agg(Agg::Min)),
     (&["min"], Cue::Agg(Agg::Min)),
+    (&["most", "frequently", "used"], Cue::Common(true)),
+    (&["most", "common"], Cue::Common(true)),
+    (&["most", "frequent"], Cue::Common(true)),
+    (&["most", "popular"], Cue::Common(true)),
+    (&["most", "used"], Cue::Common(true)),
+    (&["least", "common"], Cue::Common(false)),
+    (&["least", "frequent"], Cue::Common(false)),
+    (&["least", "popular"], Cue::Common(false)),
+    (&["least", "used"], Cue::Common(false)),
     (&["most", "expensive"], Cue::Sup(true)),
     (&["least", "expensive"], Cue::Sup(false)),
     (&["most", "recent"], Cue::Sup(true)),
@@ -1147,7 +1159,12 @@ impl Parser<'_> {
             .filter(|(_, words): &(usize, Vec<usize>)| !words.is_empty())
             .collect();
         if let [(ci, words)] = named_by_word.as_slice() {
-            if words.iter().all(|&i| self.free(i)) {
+            // "orders shipped in 2025", "were shipped in 2025": the event's date, also where the
+            // word was read as a state ("shipped" a status): the state would leave out the rows
+            // that have moved on since ("delivered").
+            let events: Vec<usize> = words.iter().copied().filter(|&i| !self.free(i)).collect();
+            if events.iter().all(|&i| self.is_event_not_state(i)) {
+                self.filters.retain(|(at, f)| !(events.contains(at) && matches!(f, Filter::Value { .. })));
                 for &i in words {
                     self.used[i] = true;
                 }
@@ -1228,7 +1245,7 @@ impl Parser<'_> {
             !matches!(index.raw(w), "at" | "on" | "date" | "time" | "timestamp" | "ts" | "dt")
                 && self.vocab.view.index().stem_of(w.stem) == s
         });
-        in_name || (is_participle(word) && self.vocab.comment_has(base, ci, s))
+        in_name || (self.is_event_verb(i) && self.vocab.comment_has(base, ci, s))
     }
 
     /// A numeric column holding years (`year`), which "in 2021" and "each year" mean first.
@@ -1338,11 +1355,13 @@ impl Parser<'_> {
             if !self.free(i) || is_meaningful(w(&self.toks, i)) {
                 continue;
             }
-            let Some(word) = self.toks[i].word() else { continue };
+            if self.toks[i].word().is_none() {
+                continue;
+            }
             let s = &self.stems[i];
             let described = used_cols.iter().any(|c| self.vocab.comment_has(c.table, c.column, s));
             let event =
-                is_participle(word) && event_columns.iter().any(|c| self.vocab.comment_has(c.table, c.column, s));
+                self.is_event_verb(i) && event_columns.iter().any(|c| self.vocab.comment_has(c.table, c.column, s));
             if described || event {
                 self.used[i] = true;
                 continue;
@@ -1363,6 +1382,28 @@ impl Parser<'_> {
                 self.used[i + 1] = true;
             }
         }
+    }
+
+    /// Word `i` is a value filter's one word that says what happened to the rows ("were shipped",
+    /// "orders shipped") rather than what they are ("shipped orders").
+    fn is_event_not_state(&self, i: usize) -> bool {
+        let one_word_value = self
+            .filters
+            .iter()
+            .any(|(at, f)| *at == i && matches!(f, Filter::Value { value, .. } if !value.trim().contains(' ')));
+        let before_a_noun = self.spans.iter().any(|s| s.start == i + 1 && matches!(s.item, Item::Mention { .. }));
+        one_word_value && is_participle(w(&self.toks, i)) && !before_a_noun
+    }
+
+    /// A verb naming the event a row records: a past participle ("orders placed"), or the plain verb
+    /// after "did" / "do" / "does" ("how many orders did they place").
+    fn is_event_verb(&self, i: usize) -> bool {
+        let word = w(&self.toks, i);
+        is_participle(word)
+            || (0..i)
+                .rev()
+                .take_while(|&j| self.toks[j] != Tok::Break)
+                .any(|j| matches!(w(&self.toks, j), "did" | "do" | "does"))
     }
 
     fn ignorable(&self, i: usize) -> bool {

@@ -821,3 +821,52 @@ fn time_between_two_dates() {
     assert!(joined_declines(&catalog, "total days between order and shipment"));
     assert!(joined_declines(&catalog, "How long does shipping take?"));
 }
+
+#[test]
+fn events_states_and_values() {
+    let mut catalog = joined_shop();
+    catalog.tables[3].columns.push(col("shipped_at", "date", 'D'));
+    catalog.tables[3].columns[3].comment = Some("When the order was placed".into());
+    let mut probe =
+        || FakeProbe::new(&[("status", "shipped"), ("city", "London"), ("city", "Paris"), ("segment", "business")]);
+    let sql = |q: &str, p: &mut FakeProbe| match plan(&catalog, q, p) {
+        Decision::Answer(plan) => plan.sql,
+        Decision::Decline(r) => panic!("declined {q:?}: {r}"),
+    };
+    // "were shipped in 2025": when they were shipped, whatever their status now.
+    assert_eq!(
+        sql("How many orders were shipped in 2025?", &mut probe()),
+        "SELECT count(*) AS count FROM public.orders WHERE shipped_at >= DATE '2025-01-01' AND shipped_at < DATE '2026-01-01'"
+    );
+    // "shipped orders": orders whose status is shipped.
+    assert!(sql("How many shipped orders are there?", &mut probe()).contains("status = 'shipped'"));
+    // The plain verb after "did" names the event too.
+    assert!(sql("How many orders did business customers place in 2024?", &mut probe())
+        .contains("customers.segment = 'business' AND orders.ordered_at >= DATE '2024-01-01'"));
+    // Two values of one column never both hold.
+    let Decision::Decline(why) = plan(&catalog, "How many customers are in Paris and London?", &mut probe()) else {
+        panic!("answered")
+    };
+    assert!(why.to_string().contains("\"Paris\" and \"London\" are both values of city"), "{why}");
+}
+
+#[test]
+fn most_common_values_and_highest_rated_rows() {
+    let catalog = joined_shop();
+    assert_eq!(
+        joined_sql(&catalog, "What is the most common payment method?"),
+        "SELECT method, count FROM (SELECT method, count(*) AS count FROM public.payments GROUP BY method \
+         ORDER BY count DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) AS ranked ORDER BY count DESC NULLS LAST, method"
+    );
+    assert!(joined_sql(&catalog, "the least common order statuses").ends_with("ORDER BY count ASC, status"));
+    // A table's rows are popular among what, is unclear.
+    assert!(joined_declines(&catalog, "What is the most popular product?"));
+    assert_eq!(
+        joined_sql(&catalog, "What is the highest rated product?"),
+        "SELECT name, average_rating FROM (SELECT products.name, products.product_id, avg(reviews.rating) AS average_rating \
+         FROM public.reviews JOIN public.products ON products.product_id = reviews.product_id \
+         GROUP BY products.name, products.product_id ORDER BY average_rating DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) \
+         AS ranked ORDER BY average_rating DESC NULLS LAST, product_id, name"
+    );
+    assert!(joined_sql(&catalog, "the 3 lowest rated products").contains("ORDER BY average_rating ASC FETCH FIRST 3"));
+}

@@ -10,8 +10,10 @@ use crate::offline::Decline;
 impl Build<'_> {
     pub(super) fn filters(&mut self) -> Result<(), Decline> {
         let mut filters = self.comparison_filters()?;
+        // Time first: the date an event word names takes the place of a value it was read as.
+        let time = self.time_filters()?;
         filters.append(&mut self.p.filters);
-        filters.extend(self.time_filters()?);
+        filters.extend(time);
         filters.extend(std::mem::take(&mut self.anti).into_iter().map(|f| (usize::MAX, f)));
         filters.sort_by_key(|(pos, _)| *pos);
         if let Some((cue, percent)) = self.ratio_cue {
@@ -22,6 +24,7 @@ impl Build<'_> {
             return Err("a ratio separator without a ratio".into());
         }
         self.q.filters = filters.into_iter().map(|(_, f)| f).collect();
+        self.one_value_per_column()?;
         // A joined table named next to a value is where the value is; named otherwise, its role
         // is unclear.
         let filtered_tables: Vec<usize> = self
@@ -33,6 +36,25 @@ impl Build<'_> {
             .collect();
         if self.context_entities.iter().any(|t| !filtered_tables.contains(t)) {
             return Err("the question names a related table without saying how it is used".into());
+        }
+        Ok(())
+    }
+
+    /// Two values of one column ("customers in Paris and London") cannot both hold: the question
+    /// means either, or each, which the offline engine does not build.
+    fn one_value_per_column(&self) -> Result<(), Decline> {
+        for (i, a) in self.q.filters.iter().enumerate() {
+            for b in &self.q.filters[i + 1..] {
+                if let (Filter::Value { column, value: x, .. }, Filter::Value { column: other, value: y, .. }) = (a, b)
+                {
+                    if column == other && x != y {
+                        return Err(Decline::Ambiguous(format!(
+                            "\"{x}\" and \"{y}\" are both values of {}: ask about each, or about either, in a question of its own",
+                            self.p.vocab.column_label(column.table, column.column)
+                        )));
+                    }
+                }
+            }
         }
         Ok(())
     }

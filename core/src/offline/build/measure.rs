@@ -148,6 +148,22 @@ impl Build<'_> {
         let col = self.p.column_of(self.base, targets).filter(|c| self.p.is_numeric(*c) || self.p.is_temporal(*c));
         let followed_by_of_table = matches!(self.p.word(self.items[k + 1].1), "of" | "among")
             && self.mention_at(k + 2).is_some_and(|(t, _)| self.names_base(&t));
+        if let Some(c) = col.filter(|c| c.table == self.base && self.p.is_numeric(*c)) {
+            // "the highest rated product": a joined table's rows, by the average of their rows' values.
+            let entity = self.mention_at(k + 2).and_then(|(t, plural)| {
+                let adjacent = self.items[k + 2].0 == self.items[k + 1].1;
+                let entity = self.p.entity_of(self.base, &t).filter(|_| self.p.column_of(self.base, &t).is_none());
+                entity.filter(|_| adjacent && self.subject.entity.is_none()).map(|e| (e, plural))
+            });
+            if let Some((entity, plural)) = entity {
+                let m = self.q.push_measure(Measure::of(Agg::Avg, Some(c)));
+                self.q.order = Some((OrderKey::Measure(m), desc));
+                self.named_columns.push(c);
+                self.subject.entity = Some(entity);
+                self.subject.plural = plural;
+                return Ok(k + 3);
+            }
+        }
         if let Some(c) = col {
             self.named_columns.push(c);
             let alone = self.subject.table.is_none() && self.subject.column.is_none() && self.loose.is_empty();

@@ -100,6 +100,7 @@ impl Build<'_> {
             k = match self.items[k].2.clone() {
                 Item::Cue(Cue::Count) => self.count(k)?,
                 Item::Cue(Cue::PerRow(table)) => self.per_row(k, table)?,
+                Item::Cue(Cue::Common(desc)) => self.common(k, desc)?,
                 Item::Cue(Cue::Elapsed(_)) => {
                     return Err("a time between two dates is read only as an average, shortest or longest".into())
                 }
