@@ -827,7 +827,7 @@ fn events_states_and_values() {
     let mut catalog = joined_shop();
     catalog.tables[3].columns.push(col("shipped_at", "date", 'D'));
     catalog.tables[3].columns[3].comment = Some("When the order was placed".into());
-    let mut probe =
+    let probe =
         || FakeProbe::new(&[("status", "shipped"), ("city", "London"), ("city", "Paris"), ("segment", "business")]);
     let sql = |q: &str, p: &mut FakeProbe| match plan(&catalog, q, p) {
         Decision::Answer(plan) => plan.sql,
