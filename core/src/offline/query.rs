@@ -16,6 +16,8 @@ pub(crate) struct ColRef {
 pub(crate) enum Agg {
     Count,
     CountDistinct,
+    /// The distinct rows of a joined table, by its key (the column).
+    CountRelated,
     Sum,
     Avg,
     Min,
@@ -383,6 +385,10 @@ impl Query {
             Agg::PerRow => format!("average_{col}"),
             Agg::Count => "count".into(),
             Agg::CountDistinct => format!("distinct_{col}"),
+            Agg::CountRelated => {
+                let table = m.column.and_then(|c| catalog.tables.get(c.table)).map(|t| t.name.to_lowercase());
+                format!("{}_count", super::render::singular(&table.unwrap_or_default()))
+            }
             Agg::Sum => format!("total_{col}"),
             Agg::Avg => format!("average_{col}"),
             Agg::Min => format!("min_{col}"),
@@ -399,7 +405,7 @@ impl Query {
         match (m.agg, m.column) {
             (Agg::Count, None) => "count(*)".into(),
             (Agg::Count, Some(_)) => format!("count({col})"),
-            (Agg::CountDistinct, _) => format!("count(DISTINCT {col})"),
+            (Agg::CountDistinct | Agg::CountRelated, _) => format!("count(DISTINCT {col})"),
             (Agg::Sum, _) => format!("sum({})", self.summed_sql(catalog, m)),
             (Agg::PerRow, _) => {
                 let parents: Vec<String> =

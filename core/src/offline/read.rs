@@ -11,7 +11,7 @@ use super::joins::{self, Reach};
 use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Op, OrderKey, Query, Unit};
 use super::schema::{key_column, label_column, Target, Vocab, SALE_VERBS};
 use super::{Decline, Parsed, Probe};
-use crate::lang::words::{date_at, is_stop_word, number_at, time_unit, year_of};
+use crate::lang::words::{date_at, is_stop_word, number_at, time_unit, year_of, TimeUnit};
 use crate::lang::{stem, tokenize, Token as Tok};
 
 /// At most this many text columns are looked up for values, in one bounded query.
@@ -376,7 +376,7 @@ impl Parser<'_> {
                     if n >= 1.0 && n.fract() == 0.0 && n <= 100_000.0 {
                         self.time.push((i, TimePhrase::Recent(n as u32, unit)));
                         self.mark(i, i + 2 + len);
-                        i += 2 + len;
+                        i = self.inclusive_note(i + 2 + len, Some((n, unit)));
                         continue;
                     }
                 }
@@ -407,6 +407,11 @@ impl Parser<'_> {
                     continue;
                 }
             }
+            // "between Jan 1, 2023 and Mar 31, 2023", "from 2023-01-01 to 2023-03-31": both days in.
+            if let Some(end) = self.date_range(i) {
+                i = self.inclusive_note(end, None);
+                continue;
+            }
             let (op, len) = match (word.as_str(), w(&self.toks, i + 1), w(&self.toks, i + 2)) {
                 ("on", "or", "after") => (Some(Op::Ge), 3),
                 ("on", "or", "before") => (Some(Op::Le), 3),
@@ -426,6 +431,56 @@ impl Parser<'_> {
             }
             i += 1;
         }
+    }
+
+    /// A range of days starting at token `i` ("between D1 and D2", "from D1 to D2"): pushes its two
+    /// ends and returns the token after it.
+    fn date_range(&mut self, i: usize) -> Option<usize> {
+        let close = match w(&self.toks, i) {
+            "between" => "and",
+            "from" => "to",
+            _ => return None,
+        };
+        let (first, len) = date_at(&self.toks, i + 1)?;
+        if w(&self.toks, i + 1 + len) != close {
+            return None;
+        }
+        let (last, len2) = date_at(&self.toks, i + 2 + len)?;
+        let end = i + 2 + len + len2;
+        self.time.push((i, TimePhrase::Date(Op::Ge, first)));
+        self.time.push((i, TimePhrase::Date(Op::Le, last)));
+        self.mark(i, end);
+        Some(end)
+    }
+
+    /// A note that a time range includes its ends, right after it ("inclusive of start and end
+    /// dates", "inclusive of 30 days ago", "inclusive of today"): accounted for, as the ranges read
+    /// here include them. `recent` is the last N units the range reaches back. Returns the token
+    /// after the note (or `at` when there is none).
+    fn inclusive_note(&mut self, at: usize, recent: Option<(f64, TimeUnit)>) -> usize {
+        if w(&self.toks, at) != "inclusive" || w(&self.toks, at + 1) != "of" {
+            return at;
+        }
+        let words = |k: usize, want: &[&str]| want.iter().enumerate().all(|(j, x)| w(&self.toks, k + j) == *x);
+        let end = if words(at + 2, &["start", "and", "end", "dates"]) && recent.is_none() {
+            at + 6
+        } else if words(at + 2, &["today"]) {
+            at + 3
+        } else {
+            let Some((n, unit)) = recent else { return at };
+            match number_at(&self.toks, at + 2) {
+                Some((m, len))
+                    if m == n
+                        && time_unit(w(&self.toks, at + 2 + len)) == Some(unit)
+                        && w(&self.toks, at + 3 + len) == "ago" =>
+                {
+                    at + 4 + len
+                }
+                _ => return at,
+            }
+        };
+        self.mark(at, end);
+        end
     }
 
     /// "rating > 4.5", "more than a hundred", "at least 3".

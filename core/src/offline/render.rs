@@ -75,6 +75,9 @@ fn measure_words(vocab: &Vocab, subject: &str, q: &Query, m: &Measure) -> String
         Agg::Ratio => q.ratio.as_ref().map(|r| ratio_words(vocab, q, subject, r)).unwrap_or_default(),
         Agg::Count => format!("number of {subject}"),
         Agg::CountDistinct => format!("number of distinct {}", plural(&col(m.column))),
+        Agg::CountRelated => {
+            format!("number of {}", plural(&m.column.map(|c| vocab.table_label(c.table)).unwrap_or_default()))
+        }
         Agg::Sum => format!("total {}", col(m.column)),
         Agg::Avg => format!("average {}", col(m.column)),
         Agg::Min => format!("lowest {}", col(m.column)),

@@ -870,3 +870,31 @@ fn most_common_values_and_highest_rated_rows() {
     );
     assert!(joined_sql(&catalog, "the 3 lowest rated products").contains("ORDER BY average_rating ASC FETCH FIRST 3"));
 }
+
+#[test]
+fn ranges_of_days_and_notes_that_they_include_their_ends() {
+    let mut p = restaurants_probe();
+    let range = "SELECT count(*) AS count FROM public.orders WHERE created_at >= DATE '2023-01-01' \
+                 AND created_at < DATE '2023-03-31' + 1";
+    assert_eq!(sql_of("How many orders between Jan 1, 2023 and Mar 31, 2023?", &mut p), range);
+    assert_eq!(
+        sql_of("How many orders from 2023-01-01 to 2023-03-31 (inclusive of start and end dates)?", &mut p),
+        range
+    );
+    assert!(sql_of("total amount of orders in the past 30 days, inclusive of 30 days ago", &mut p)
+        .ends_with("WHERE created_at >= CURRENT_DATE - INTERVAL '30 day'"));
+    assert!(declines("total amount of orders in the past 30 days, inclusive of 7 days ago"));
+    assert!(declines("total amount of orders in the past 30 days, exclusive of today"));
+}
+
+#[test]
+fn counting_a_joined_tables_rows_counts_each_once() {
+    let mut catalog = joined_shop();
+    catalog.tables[3].columns[1].comment = Some("Customer who placed the order".into());
+    assert_eq!(
+        joined_sql(&catalog, "How many customers placed orders per status?"),
+        "SELECT orders.status, count(DISTINCT customers.customer_id) AS customer_count FROM public.orders \
+         JOIN public.customers ON customers.customer_id = orders.customer_id GROUP BY orders.status \
+         ORDER BY customer_count DESC NULLS LAST, orders.status"
+    );
+}

@@ -23,16 +23,29 @@ impl Build<'_> {
             // "how many units": their sum.
             self.sum_measure(c);
             self.named_columns.push(c);
-        } else if self.names_base(&targets) && !distinct {
-            self.q.push_measure(Measure::rows());
-            self.subject.table.get_or_insert((self.items[j].0, plural));
-        } else if let Some(c) = self.p.column_of(self.base, &targets).filter(|c| !self.p.is_numeric(*c)) {
-            // "how many cities": the distinct values of a text column.
-            self.q.push_measure(Measure::of(Agg::CountDistinct, Some(c)));
         } else {
-            return Err("cannot tell what to count".into());
+            let m = self.count_of(&targets, distinct).ok_or("cannot tell what to count")?;
+            if m == Measure::rows() {
+                self.subject.table.get_or_insert((self.items[j].0, plural));
+            }
+            self.q.push_measure(m);
         }
         Ok(j + 1)
+    }
+
+    /// What counting the rows or values a mention names means: the base table's rows, the distinct
+    /// values of a text column ("how many cities"), or the distinct rows of a joined table ("how
+    /// many customers" of transactions: the customers they refer to).
+    fn count_of(&self, targets: &[Target], distinct: bool) -> Option<Measure> {
+        if self.names_base(targets) && !distinct {
+            return Some(Measure::rows());
+        }
+        if let Some(c) = self.p.column_of(self.base, targets) {
+            return (!self.p.is_numeric(c)).then(|| Measure::of(Agg::CountDistinct, Some(c)));
+        }
+        let entity = self.p.entity_of(self.base, targets)?;
+        let key = self.p.vocab.view.key_column(entity)?;
+        Some(Measure::of(Agg::CountRelated, Some(ColRef { table: entity, column: key })))
     }
 
     /// "average X", "total X", "maximum X"; "total number of" is a count.
@@ -111,10 +124,8 @@ impl Build<'_> {
                 let Some((targets, _)) = self.mention_at(k + 2) else {
                     return Err("\"most\" is not followed by what to count".into());
                 };
-                if !self.names_base(&targets) {
-                    return Err("cannot tell what to count".into());
-                }
-                let m = self.q.push_measure(Measure::rows());
+                let measure = self.count_of(&targets, false).ok_or("cannot tell what to count")?;
+                let m = self.q.push_measure(measure);
                 self.q.order = Some((OrderKey::Measure(m), desc));
                 Ok(k + 3)
             }
@@ -252,7 +263,7 @@ impl Build<'_> {
             return Err("a measure without its column".into());
         };
         let m = match &self.items[k].2 {
-            Item::Cue(Cue::Count) if self.names_base(&targets) => Measure::rows(),
+            Item::Cue(Cue::Count) => self.count_of(&targets, false).ok_or("cannot tell what to count")?,
             Item::Cue(Cue::Agg(agg)) => {
                 let c = self
                     .p
@@ -261,7 +272,7 @@ impl Build<'_> {
                     .ok_or("an aggregate of a column that is not numeric")?;
                 Measure::of(*agg, Some(c))
             }
-            _ => return Err("cannot tell what to count".into()),
+            _ => return Err("a measure without its column".into()),
         };
         Ok((2, self.q.push_measure(m)))
     }
