@@ -859,6 +859,7 @@ fn most_common_values_and_highest_rated_rows() {
          ORDER BY count DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) AS ranked ORDER BY count DESC NULLS LAST, method"
     );
     assert!(joined_sql(&catalog, "the least common order statuses").ends_with("ORDER BY count ASC, status"));
+    assert!(joined_sql(&catalog, "What is the most common status of orders?").contains("FETCH FIRST 1 ROWS"));
     // A table's rows are popular among what, is unclear.
     assert!(joined_declines(&catalog, "What is the most popular product?"));
     assert_eq!(

@@ -188,7 +188,10 @@ impl Build<'_> {
             }
         } else if is_table && self.subject.table.is_none() {
             self.subject.table = Some((self.items[k].0, plural));
-            self.subject.plural = plural;
+            // "the most common status of orders" asks for one status, whatever the table's number.
+            if self.subject.column.is_none() && self.subject.entity.is_none() {
+                self.subject.plural = plural;
+            }
         } else if let Some(c) = col {
             self.column_ends.push((end, c));
             self.named_columns.push(c);
