@@ -57,7 +57,7 @@ pub struct AnswerTemplate {
     pub subject: String,
     /// The measures in words, in column order after the groups ("average rating").
     pub measures: Vec<String>,
-    /// The groups in words ("city", "month").
+    /// The groups in words ("city", "month"; empty for a detail of a joined table's rows).
     pub groups: Vec<String>,
     /// The time unit of each group that is a time bucket (its values are shown as `2024`, `2024-03`).
     pub group_units: Vec<Option<crate::lang::words::TimeUnit>>,

@@ -622,6 +622,10 @@ impl Query {
         };
         for g in &self.groups {
             match g {
+                // An entity's key asked for: shown where it was only keeping rows apart.
+                GroupKey::Column(c) if items.iter().any(|x| x.column == Some(*c)) => {
+                    items.iter_mut().filter(|x| x.column == Some(*c)).for_each(|x| x.shown = true);
+                }
                 GroupKey::Column(c) => items.push(column(*c, true, false)),
                 GroupKey::Bucket(c, unit) => items.push(SelectItem {
                     expr: format!("date_trunc('{}', {})::date", unit.name(), self.col(catalog, *c)),
@@ -691,9 +695,14 @@ impl Query {
         }
         let mut group_by: Vec<String> = Vec::new();
         for g in &self.groups {
-            group_by.push(self.group_term(catalog, g));
+            let mut terms = vec![self.group_term(catalog, g)];
             if let GroupKey::Entity { key, .. } = g {
-                group_by.push(self.col(catalog, *key));
+                terms.push(self.col(catalog, *key));
+            }
+            for t in terms {
+                if !group_by.contains(&t) {
+                    group_by.push(t);
+                }
             }
         }
         if !group_by.is_empty() {

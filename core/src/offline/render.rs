@@ -120,6 +120,12 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
         .groups
         .iter()
         .map(|g| match g {
+            // A column of a joined table's rows grouped by is one of their details: shown, not named.
+            GroupKey::Column(c)
+                if q.groups.iter().any(|g| matches!(g, GroupKey::Entity { label, .. } if label.table == c.table)) =>
+            {
+                String::new()
+            }
             GroupKey::Column(c) => vocab.column_label(c.table, c.column),
             GroupKey::Bucket(_, unit) => unit.name().to_string(),
             GroupKey::Entity { label, .. } => singular(&vocab.table_label(label.table)),
@@ -409,7 +415,7 @@ fn grouped_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
         })
         .collect();
     let measures = t.measures.join(", ");
-    let groups = t.groups.join(" and ");
+    let groups = t.groups.iter().filter(|g| !g.is_empty()).cloned().collect::<Vec<_>>().join(" and ");
     let tied = tied_at_the_cut(t, rs);
     match (&t.ranked_by, t.limit) {
         (Some((by, desc)), Some(1)) if tied.is_some() => {

@@ -899,3 +899,26 @@ fn counting_a_joined_tables_rows_counts_each_once() {
          ORDER BY customer_count DESC NULLS LAST, orders.status"
     );
 }
+
+#[test]
+fn details_of_the_ranked_rows_are_theirs() {
+    let mut catalog = joined_shop();
+    catalog.tables[3].columns[1].comment = Some("Customer who placed the order".into());
+    let sql = joined_sql(&catalog, "Which customer placed the most orders? Return the id, city and number of orders.");
+    assert_eq!(
+        sql,
+        "SELECT full_name, customer_id, city, count FROM (SELECT customers.full_name, customers.customer_id, \
+         customers.city, count(*) AS count FROM public.orders \
+         JOIN public.customers ON customers.customer_id = orders.customer_id \
+         GROUP BY customers.full_name, customers.customer_id, customers.city \
+         ORDER BY count DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) AS ranked \
+         ORDER BY count DESC NULLS LAST, customer_id, full_name, city"
+    );
+    let Decision::Answer(p) =
+        plan(&catalog, "Which customer placed the most orders? Return the id.", &mut shop_probe())
+    else {
+        panic!()
+    };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!("Ann"), json!(7), json!(12)]], truncated: false };
+    assert_eq!(render_answer(&p, &rs).0, "The customer with the highest number of orders is Ann / 7 (12).");
+}

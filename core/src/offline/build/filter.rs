@@ -141,6 +141,17 @@ impl Build<'_> {
     /// Columns named outside any cue are shown with the rows, unless a filter claimed them.
     pub(super) fn outputs(&mut self) {
         let time_columns: Vec<ColRef> = self.q.filters.iter().filter(|f| f.is_time()).map(Filter::column).collect();
+        // "Return the id" where no column goes by that name: the key of the rows the question is
+        // about (a joined table's rows it ranks, else its own).
+        let focus = self.subject.entity.unwrap_or(self.base);
+        if let Some(key) = self.p.vocab.view.key_column(focus) {
+            for i in 0..self.p.toks.len() {
+                if self.p.free(i) && matches!(self.p.word(i), "id" | "ids") {
+                    self.p.mark(i, i + 1);
+                    self.loose.push((i + 1, ColRef { table: focus, column: key }));
+                }
+            }
+        }
         let loose = std::mem::take(&mut self.loose);
         for (_, c) in loose {
             let claimed = time_columns.contains(&c) && self.p.is_temporal(c);

@@ -155,7 +155,15 @@ impl Build<'_> {
     fn mention(&mut self, k: usize) -> Result<usize, Decline> {
         let (_, end, _) = self.items[k];
         let (targets, plural) = self.mention_at(k).expect("a mention");
-        let col = self.p.column_of(self.base, &targets);
+        // Once a joined table's rows are what the question ranks, its columns are theirs ("Return
+        // the id and name" of the customers).
+        let of_entity = self.subject.entity.and_then(|t| {
+            targets.iter().find_map(|x| match x {
+                Target::Column(ti, ci) if *ti == t => Some(ColRef { table: t, column: *ci }),
+                _ => None,
+            })
+        });
+        let col = of_entity.or_else(|| self.p.column_of(self.base, &targets));
         let is_table = self.names_base(&targets);
         let entity = if col.is_none() && !is_table { self.p.entity_of(self.base, &targets) } else { None };
         let nothing_yet = self.subject.column.is_none()

@@ -63,6 +63,15 @@ impl Build<'_> {
                 q.groups.insert(0, GroupKey::Column(c));
             }
         }
+        // Columns of the ranked table's rows are shown with them (one value per row).
+        let entity = self.subject.entity;
+        for c in q.outputs.clone() {
+            let shown_already = q.groups.iter().any(|g| matches!(g, GroupKey::Entity { label, .. } if *label == c));
+            if Some(c.table) == entity && !shown_already && !q.groups.contains(&GroupKey::Column(c)) {
+                q.groups.push(GroupKey::Column(c));
+            }
+        }
+        q.outputs.retain(|c| !q.groups.iter().any(|g| matches!(g, GroupKey::Entity { label, .. } if label == c)));
         // Columns asked for again ("Return the status and number of ...") must be groups.
         if q.outputs.iter().any(|c| !q.groups.contains(&GroupKey::Column(*c))) {
             return Err("the question asks for a column next to an aggregate that is not grouped".into());
