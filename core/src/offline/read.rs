@@ -11,7 +11,7 @@ use super::joins::{self, Reach};
 use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Op, OrderKey, Query, Unit};
 use super::schema::{key_column, label_column, Target, Vocab, SALE_VERBS};
 use super::{Decline, Parsed, Probe};
-use crate::lang::words::{date_at, is_stop_word, number_at, time_unit, year_of, TimeUnit};
+use crate::lang::words::{date_at, is_stop_word, month_number, number_at, time_unit, year_of, TimeUnit};
 use crate::lang::{stem, tokenize, Token as Tok};
 
 /// At most this many text columns are looked up for values, in one bounded query.
@@ -209,6 +209,8 @@ const CUE_PHRASES: &[(&[&str], Cue)] = &[
     (&["fewest"], Cue::Sup(false)),
     (&["shortest"], Cue::Sup(false)),
     (&["worst"], Cue::Sup(false)),
+    (&["combinations", "of"], Cue::Each),
+    (&["combination", "of"], Cue::Each),
     (&["for", "each"], Cue::Each),
     (&["for", "every"], Cue::Each),
     (&["in", "each"], Cue::Each),
@@ -381,6 +383,10 @@ impl Parser<'_> {
                     }
                 }
             }
+            if let Some(end) = self.calendar_period(i) {
+                i = end;
+                continue;
+            }
             if matches!(word.as_str(), "in" | "during" | "for" | "of") {
                 let mut j = i + 1;
                 if w(&self.toks, j) == "the" && w(&self.toks, j + 1) == "year" {
@@ -431,6 +437,45 @@ impl Parser<'_> {
             }
             i += 1;
         }
+    }
+
+    /// A quarter or a month of a year after "in" / "during" / "for" at token `i` ("in the first
+    /// quarter of 2023", "in Q1 2023", "in March 2024"): pushes its start and end and returns the
+    /// token after it.
+    fn calendar_period(&mut self, i: usize) -> Option<usize> {
+        if !matches!(w(&self.toks, i), "in" | "during" | "for") {
+            return None;
+        }
+        let mut j = i + 1;
+        if w(&self.toks, j) == "the" {
+            j += 1;
+        }
+        let quarter = match (w(&self.toks, j), w(&self.toks, j + 1)) {
+            ("first" | "1st", "quarter") => Some((1, 2)),
+            ("second" | "2nd", "quarter") => Some((2, 2)),
+            ("third" | "3rd", "quarter") => Some((3, 2)),
+            ("fourth" | "4th", "quarter") => Some((4, 2)),
+            ("q1", _) => Some((1, 1)),
+            ("q2", _) => Some((2, 1)),
+            ("q3", _) => Some((3, 1)),
+            ("q4", _) => Some((4, 1)),
+            _ => None,
+        };
+        let (first_month, months, len) = match quarter {
+            Some((q, len)) => (3 * q - 2, 3, len),
+            None => (month_number(w(&self.toks, j))?, 1, 1),
+        };
+        let mut y = j + len;
+        if matches!(w(&self.toks, y), "of" | "in") {
+            y += 1;
+        }
+        let year = self.toks.get(y).and_then(year_of)?;
+        let (end_year, end_month) =
+            if first_month + months > 12 { (year + 1, 1) } else { (year, first_month + months) };
+        self.time.push((i, TimePhrase::Date(Op::Ge, format!("{year:04}-{first_month:02}-01"))));
+        self.time.push((i, TimePhrase::Date(Op::Lt, format!("{end_year:04}-{end_month:02}-01"))));
+        self.mark(i, y + 1);
+        Some(y + 1)
     }
 
     /// A range of days starting at token `i` ("between D1 and D2", "from D1 to D2"): pushes its two

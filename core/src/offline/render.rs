@@ -427,7 +427,7 @@ fn grouped_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
         (Some((by, desc)), Some(n)) => format!(
             "The {} {n} {} by {by}{where_} are: {}{}.",
             if *desc { "top" } else { "bottom" },
-            plural(&groups),
+            if groups.contains(" and ") { format!("combinations of {groups}") } else { plural(&groups) },
             named_list(items, rs.rows.len()),
             tie_note(tied, rs.rows.len())
         ),

@@ -922,3 +922,19 @@ fn details_of_the_ranked_rows_are_theirs() {
     let rs = ResultSet { columns: vec![], rows: vec![vec![json!("Ann"), json!(7), json!(12)]], truncated: false };
     assert_eq!(render_answer(&p, &rs).0, "The customer with the highest number of orders is Ann / 7 (12).");
 }
+
+#[test]
+fn quarters_months_and_combinations() {
+    let mut p = restaurants_probe();
+    let q1 = "SELECT count(*) AS count FROM public.orders WHERE created_at >= DATE '2023-01-01' \
+              AND created_at < DATE '2023-04-01'";
+    assert_eq!(sql_of("How many orders in the first quarter of 2023?", &mut p), q1);
+    assert_eq!(sql_of("How many orders in Q1 2023?", &mut p), q1);
+    assert!(sql_of("How many orders in the 4th quarter of 2023?", &mut p)
+        .ends_with("created_at >= DATE '2023-10-01' AND created_at < DATE '2024-01-01'"));
+    assert!(sql_of("total amount of orders in March 2024", &mut p)
+        .ends_with("created_at >= DATE '2024-03-01' AND created_at < DATE '2024-04-01'"));
+    assert!(declines("How many orders in March?"));
+    let pairs = sql_of("top 3 combinations of city and food type by number of restaurants", &mut p);
+    assert!(pairs.contains("GROUP BY city_name, food_type") && pairs.contains("FETCH FIRST 3 ROWS"), "{pairs}");
+}
