@@ -139,6 +139,16 @@ pub(crate) enum Filter {
         value: String,
         mode: MatchMode,
     },
+    /// One of several values ("in Paris or London").
+    AnyOf {
+        column: ColRef,
+        values: Vec<String>,
+    },
+    /// Anything but a value ("not cancelled"); rows where the column is empty included.
+    Not {
+        column: ColRef,
+        value: String,
+    },
     Number {
         column: ColRef,
         op: Op,
@@ -180,6 +190,8 @@ impl Filter {
     pub(crate) fn column(&self) -> ColRef {
         match self {
             Filter::Value { column, .. }
+            | Filter::AnyOf { column, .. }
+            | Filter::Not { column, .. }
             | Filter::Number { column, .. }
             | Filter::Year { column, .. }
             | Filter::Date { column, .. }
@@ -234,6 +246,8 @@ pub(crate) struct Query {
     /// For `Agg::PerRow`: the table whose rows the sums are averaged over, and the base table's
     /// columns referring to it.
     pub per_row: Option<(usize, Vec<ColRef>)>,
+    /// The joined table whose rows are listed (each once), when they are not the base table's.
+    pub rows_of: Option<usize>,
 }
 
 /// A SQL string literal, quotes doubled (standard_conforming_strings is on since PostgreSQL 9.1).
@@ -267,6 +281,7 @@ impl Query {
             line_values: Vec::new(),
             key: None,
             per_row: None,
+            rows_of: None,
         }
     }
 
@@ -473,6 +488,13 @@ impl Query {
             Filter::Value { column, value, mode: MatchMode::Contains } => {
                 let escaped = value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
                 format!("{} ILIKE {}", self.col(catalog, *column), literal(&format!("%{escaped}%")))
+            }
+            Filter::AnyOf { column, values } => {
+                let list: Vec<String> = values.iter().map(|v| literal(v)).collect();
+                format!("{} IN ({})", self.col(catalog, *column), list.join(", "))
+            }
+            Filter::Not { column, value } => {
+                format!("{} IS DISTINCT FROM {}", self.col(catalog, *column), literal(value))
             }
             Filter::Number { column, op, value } => {
                 format!("{} {} {}", self.col(catalog, *column), op.sql(), number(*value))

@@ -1149,16 +1149,29 @@ impl Parser<'_> {
                 _ => None,
             })
         };
+        // Words between a column and its value that say no more than that ("the city of Oslo"),
+        // and a negation, which is left for the filter to read ("status other than cancelled").
+        let negation = |i: usize| match (w(&self.toks, i), w(&self.toks, i + 1)) {
+            ("other", "than") | ("is", "not") => Some(2),
+            ("not" | "except" | "excluding", _) => Some(1),
+            _ => None,
+        };
+        // A column grouped by ("per channel except web") stays the group.
+        let grouped = |at: usize| {
+            self.spans.iter().any(|c| c.end == at && matches!(c.item, Item::Cue(Cue::Each) | Item::Cue(Cue::By)))
+        };
         let before = self.spans.iter().position(|s| {
             let adjacent = s.end == start
-                || (s.end + 1 == start && matches!(w(&self.toks, s.end), "of" | "is" | "named" | "called" | "="));
+                || (s.end + 1 == start && matches!(w(&self.toks, s.end), "of" | "is" | "named" | "called" | "="))
+                || (negation(s.end).is_some_and(|len| s.end + len == start) && !grouped(s.start));
             adjacent && matches!(&s.item, Item::Mention { targets, .. } if names_one(targets).is_some())
         });
         match (cols.as_slice(), before) {
             (_, Some(si)) => {
                 let Item::Mention { targets, .. } = &self.spans[si].item else { return Ok(None) };
                 let c = names_one(targets);
-                let (s, e) = (self.spans[si].start, start);
+                let (s, e) = (self.spans[si].start, self.spans[si].end);
+                let e = if negation(e).is_some() { e } else { start };
                 self.spans.remove(si);
                 self.mark(s, e);
                 Ok(c)

@@ -99,6 +99,8 @@ fn condition_words(vocab: &Vocab, q: &Query, f: &Filter) -> String {
     match f {
         Filter::Value { column, value, mode: MatchMode::Exact } => format!("{} is {value}", col(column)),
         Filter::Value { column, value, mode: MatchMode::Contains } => format!("{} contains {value}", col(column)),
+        Filter::AnyOf { column, values } => format!("{} is {}", col(column), values.join(" or ")),
+        Filter::Not { column, value } => format!("{} is not {value}", col(column)),
         Filter::Number { column, op, value } => format!("{} {} {}", col(column), op.sql(), number(*value)),
         Filter::Year { column, year, .. } => format!("{} in {year}", col(column)),
         Filter::Date { column, op, date } => format!("{} {} {date}", col(column), op.sql()),
@@ -114,7 +116,7 @@ fn condition_words(vocab: &Vocab, q: &Query, f: &Filter) -> String {
 }
 
 pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTemplate {
-    let subject = plural(&vocab.table_label(q.table));
+    let subject = plural(&vocab.table_label(q.rows_of.unwrap_or(q.table)));
     let measures: Vec<String> = q.measures.iter().map(|m| measure_words(vocab, &subject, q, m)).collect();
     let groups = q
         .groups

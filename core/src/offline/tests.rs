@@ -938,3 +938,40 @@ fn quarters_months_and_combinations() {
     let pairs = sql_of("top 3 combinations of city and food type by number of restaurants", &mut p);
     assert!(pairs.contains("GROUP BY city_name, food_type") && pairs.contains("FETCH FIRST 3 ROWS"), "{pairs}");
 }
+
+#[test]
+fn either_values_anything_but_a_value_and_rows_referred_to() {
+    let mut catalog = joined_shop();
+    catalog.tables[3].columns[1].comment = Some("Customer who placed the order".into());
+    let probe = || FakeProbe::new(&[("city", "London"), ("city", "Paris"), ("city", "Oslo"), ("status", "cancelled")]);
+    let sql = |q: &str| match plan(&catalog, q, &mut probe()) {
+        Decision::Answer(plan) => plan.sql,
+        Decision::Decline(r) => panic!("declined {q:?}: {r}"),
+    };
+    let declines = |q: &str| matches!(plan(&catalog, q, &mut probe()), Decision::Decline(_));
+    assert_eq!(
+        sql("How many customers are in Paris or London?"),
+        "SELECT count(*) AS count FROM public.customers WHERE city IN ('Paris', 'London')"
+    );
+    assert!(sql("How many customers are in Paris, Oslo or London?").ends_with("city IN ('Paris', 'Oslo', 'London')"));
+    assert!(declines("How many customers are in Paris, Oslo and London?"));
+    assert!(declines("How many customers are in Paris London?"));
+    assert_eq!(
+        sql("How many orders were not cancelled?"),
+        "SELECT count(*) AS count FROM public.orders WHERE status IS DISTINCT FROM 'cancelled'"
+    );
+    assert!(sql("number of orders with a status other than cancelled").ends_with("status IS DISTINCT FROM 'cancelled'"));
+    assert!(sql("How many customers are not in London?").ends_with("city IS DISTINCT FROM 'London'"));
+    assert!(sql("number of orders per status except cancelled")
+        .contains("WHERE status IS DISTINCT FROM 'cancelled' GROUP BY status"));
+    assert_eq!(
+        sql("Which customers placed orders in 2024?"),
+        "SELECT DISTINCT customers.full_name, customers.customer_id FROM public.orders \
+         JOIN public.customers ON customers.customer_id = orders.customer_id \
+         WHERE orders.ordered_at >= DATE '2024-01-01' AND orders.ordered_at < DATE '2025-01-01' \
+         ORDER BY customers.full_name, customers.customer_id"
+    );
+    let Decision::Answer(p) = plan(&catalog, "Which customers placed orders in 2024?", &mut probe()) else { panic!() };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!("Ann"), json!(1)]], truncated: false };
+    assert_eq!(render_answer(&p, &rs).0, "Found 1 customer where ordered at in 2024: Ann.");
+}

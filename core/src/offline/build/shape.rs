@@ -14,10 +14,10 @@ impl Build<'_> {
         let label = self.p.vocab.view.label_column(self.base).map(|column| ColRef { table: self.base, column });
         self.settle_order(label)?;
         if let Some(t) = self.subject.entity {
-            // "top 5 customers by number of orders": the joined table's rows are the groups.
-            if self.q.measures.is_empty() {
-                return Err("a related table's rows listed without a measure".into());
+            if self.q.measures.is_empty() && self.q.groups.is_empty() {
+                return self.related_rows(t);
             }
+            // "top 5 customers by number of orders": the joined table's rows are the groups.
             let g = self.p.entity_group(t)?;
             if !self.q.groups.contains(&g) {
                 self.q.groups.insert(0, g);
@@ -36,6 +36,33 @@ impl Build<'_> {
                 return Err("ordering groups by a column that is not grouped".into());
             }
         }
+        Ok(())
+    }
+
+    /// "Which customers placed orders in 2025?": the joined table's rows the base table's rows
+    /// (as filtered) refer to, each once.
+    fn related_rows(&mut self, t: usize) -> Result<(), Decline> {
+        let GroupKey::Entity { label, key } = self.p.entity_group(t)? else {
+            return Err("a related table's rows without a name and a key to list them by".into());
+        };
+        let mut outputs = vec![label, key];
+        for c in &self.q.outputs {
+            if c.table != t {
+                return Err("a column next to a related table's rows that is not theirs".into());
+            }
+            if !outputs.contains(c) {
+                outputs.push(*c);
+            }
+        }
+        if let Some((OrderKey::Column(c), _)) = self.q.order {
+            if !outputs.contains(&c) {
+                return Err("a related table's rows ordered by what they do not show".into());
+            }
+        }
+        self.q.outputs = outputs;
+        self.q.distinct = true;
+        self.q.key = Some(key);
+        self.q.rows_of = Some(t);
         Ok(())
     }
 
