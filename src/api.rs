@@ -160,11 +160,18 @@ fn suggest_chart(question: Option<&str>, sql: Option<&str>, results: Option<Json
 
 fn chart_for(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) -> JsonB {
     let question = question.unwrap_or("");
+    if !question.trim().is_empty() {
+        // The same limit as a question to ask: it may go to the model.
+        pipeline::validate_question(Some(question)).or_raise();
+    }
     let results = results.map(|j| j.0).unwrap_or(serde_json::Value::Null);
     let mut chart = chart::suggest_chart(question, sql.unwrap_or(""), &results).or_raise();
     // Optional refinement of the title by the model; the local suggestion stands without a
-    // gateway or when the call fails.
-    if gucs::engine() != Engine::Offline && !question.trim().is_empty() {
+    // gateway, when the call fails, or when the caller's quota is used up.
+    if gucs::engine() != Engine::Offline
+        && !question.trim().is_empty()
+        && !crate::ops::quota::exhausted(&store::Caller::current())
+    {
         match llm::chat(Purpose::Chart, &chart::title_messages(question, &chart), gucs::suggestion_temperature()) {
             Ok(reply) => {
                 chart::apply_title(&mut chart, &reply);

@@ -56,6 +56,8 @@ pub enum Error {
     Privileged { what: String, role: String, hint: String },
     #[error("internal error: {detail}")]
     Internal { detail: String },
+    #[error("{function} cannot run inside a statement that sqlchat runs")]
+    Reentered { function: String },
     // --- operations (statistics, quotas) ---
     #[error("role {role} is over its quota of {limit}")]
     QuotaExceeded { role: String, limit: String, resets_at: String },
@@ -196,6 +198,7 @@ impl Error {
             Error::Internal { .. } => "XX000",
             Error::QuotaExceeded { .. } => "53400",
             Error::NotPreloaded { .. } => "55000",
+            Error::Reentered { .. } => "42501",
             Error::JobReadOnly { .. } => "25006",
             Error::JobNotFound { .. } | Error::JobRoleGone { .. } => "42704",
             Error::JobCancelled { .. } => "57014",
@@ -270,6 +273,7 @@ impl Error {
             Error::QuotaExceeded { resets_at, .. } => {
                 return format!("The quota resets at {resets_at}; a superuser can change it with sqlchat.set_quota().")
             }
+            Error::Reentered { .. } => "Code that runs while sqlchat runs a statement (a domain's check, a policy, a type's or an operator's function the statement reaches) must not call sqlchat's functions.",
             Error::NotPreloaded { .. } => "Add sqlchat to shared_preload_libraries in postgresql.conf and restart the server.",
             Error::JobReadOnly { .. } => "Call sqlchat.ask or sqlchat.ask_full, which answer in read-only transactions and on standbys, or submit on the primary in a read-write transaction.",
             Error::JobNotFound { .. } => "sqlchat.jobs lists the jobs you can see; finished jobs are removed after sqlchat.job_retention.",

@@ -285,8 +285,9 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Op
     let schema = rank::render_schema(req.catalog, &selected);
     let tables: Vec<String> = selected.iter().map(|&i| req.catalog.tables[i].display_name()).collect();
     ctr.host.tables_chosen("llm", &tables);
-    let context = Context { question: req.question, schema: &schema, history: req.history, summary };
-    let messages = prompt::generate_sql_messages(req.question, &schema, req.history, summary);
+    let history = turns_for_model(req.history, opts);
+    let context = Context { question: req.question, schema: &schema, history: &history, summary };
+    let messages = prompt::generate_sql_messages(req.question, &schema, &history, summary);
     let prompt_tokens: usize = messages.iter().map(|m| crate::estimate_tokens(&m.content)).sum();
     let cache_key = crate::cache_key(&opts.cache_scope, &messages);
     let outcome = |attempts: u32, calls: u32| Outcome {
@@ -434,10 +435,17 @@ fn run_with_repairs<H: Host + ?Sized>(
         if attempts >= opts.max_attempts.max(1) {
             return Err(give_up(candidate.text().to_string(), failure, tried_so_far(attempts, opts, ctr.calls)));
         }
-        let error_text = if failure.refusal.is_some() {
-            format!("sqlchat refused this statement before running it: {}", failure.message)
+        // With send_rows = none, quoted text the model does not already have (a value the query
+        // met) stays in the database.
+        let message = if opts.send_rows {
+            failure.message.clone()
         } else {
-            format!("ERROR: {} (SQLSTATE {})", failure.message, failure.sqlstate)
+            without_new_values(&failure.message, &[candidate.text(), context.schema])
+        };
+        let error_text = if failure.refusal.is_some() {
+            format!("sqlchat refused this statement before running it: {message}")
+        } else {
+            format!("ERROR: {message} (SQLSTATE {})", failure.sqlstate)
         };
         let c = context;
         let messages =
@@ -478,12 +486,39 @@ fn give_up(sql: String, f: ExecFailure, tried: Tried) -> Error {
     }
 }
 
+/// Earlier turns as the model may see them: with send_rows = none their answers (which quote row
+/// values) stay out.
+fn turns_for_model<'t>(turns: &'t [Turn], opts: &Options) -> std::borrow::Cow<'t, [Turn]> {
+    if opts.send_rows {
+        return std::borrow::Cow::Borrowed(turns);
+    }
+    std::borrow::Cow::Owned(turns.iter().map(|t| Turn { answer: None, ..t.clone() }).collect())
+}
+
+/// `message` with each double-quoted part that appears in none of `known` replaced by `"..."`:
+/// PostgreSQL quotes both names and values in its messages, and names come from the SQL or the
+/// schema the model was given.
+fn without_new_values(message: &str, known: &[&str]) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find('"') {
+        let Some(len) = rest[open + 1..].find('"') else { break };
+        let quoted = &rest[open + 1..open + 1 + len];
+        out.push_str(&rest[..=open]);
+        out.push_str(if known.iter().any(|k| k.contains(quoted)) { quoted } else { "..." });
+        out.push('"');
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A new summary of the turns the stored one does not cover yet, if there are any.
 fn summary_step<H: Host + ?Sized>(ctr: &mut Counting<H>, req: &Request, opts: &Options) -> Result<Option<String>> {
     if req.unsummarized.is_empty() {
         return Ok(None);
     }
-    let messages = prompt::summarize_messages(req.summary, req.unsummarized);
+    let messages = prompt::summarize_messages(req.summary, &turns_for_model(req.unsummarized, opts));
     match ctr.chat(Purpose::Summarize, &messages, opts.summary_temperature) {
         Ok(reply) => {
             let host = &mut *ctr.host;
@@ -814,6 +849,18 @@ mod tests {
         let out = run(&mut h, &req(&c), &Options::default()).unwrap();
         assert!(out.result.is_some());
         assert!(!out.answer.is_empty());
+    }
+
+    #[test]
+    fn values_the_model_has_not_seen_stay_out_of_error_texts() {
+        let m = r#"invalid input syntax for type integer: "DIAGNOSIS-7731""#;
+        assert_eq!(
+            without_new_values(m, &["SELECT diagnosis::int FROM t"]),
+            r#"invalid input syntax for type integer: "...""#
+        );
+        let m = r#"column "nope" does not exist"#;
+        assert_eq!(without_new_values(m, &["SELECT nope FROM t"]), m);
+        assert_eq!(without_new_values(r#"odd "quote"#, &[]), r#"odd "quote"#);
     }
 
     #[test]

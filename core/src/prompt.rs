@@ -121,7 +121,8 @@ fn render_turns(turns: &[Turn]) -> String {
         .map(|turn| {
             let mut text = format!("User's question: {}", one_line(&turn.question));
             if let Some(sql) = turn.sql.as_deref().filter(|s| !s.trim().is_empty()) {
-                text.push_str(&format!("\nModel's SQL: {}", truncate_chars(sql.trim(), MAX_HISTORY_SQL_CHARS)));
+                let sql = truncate_chars(&sql_one_line(sql), MAX_HISTORY_SQL_CHARS);
+                text.push_str(&format!("\nModel's SQL: {sql}"));
             }
             if let Some(answer) = turn.answer.as_deref().filter(|s| !s.trim().is_empty()) {
                 let answer = truncate_chars(&one_line(answer), MAX_HISTORY_ANSWER_CHARS);
@@ -131,6 +132,21 @@ fn render_turns(turns: &[Turn]) -> String {
         })
         .collect();
     rendered.join("\n\n")
+}
+
+/// A statement on one line without its comments: stored model output cannot start a line of its
+/// own in a prompt (and pose as a question the user asked).
+fn sql_one_line(sql: &str) -> String {
+    use crate::lang::sql::{tokens, Kind};
+    let mut out = String::with_capacity(sql.len());
+    for t in tokens(sql) {
+        match t.kind {
+            Kind::Comment => {}
+            Kind::Space => out.push(' '),
+            _ => out.push_str(&t.text(sql).replace(['\n', '\r'], " ")),
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `<tag>` content `</tag>`, with any `</` inside the content defused so data cannot close the

@@ -490,8 +490,7 @@ unsafe fn check_range_function(range: pg_sys::Oid, func: pg_sys::Oid, walk: &mut
         return false;
     }
     let Some(f) = function_info(func) else { return false };
-    if policy::is_listed(&f.schema, &f.name, walk.allowed) || f.security_definer || trusted_owner(f.owner, walk.caller)
-    {
+    if policy::is_listed(&f.schema, &f.name, walk.allowed) || trusted_owner(f.owner, walk.caller) {
         return false;
     }
     walk.refuse(

@@ -50,6 +50,7 @@ fn every_variant() -> Vec<Error> {
         Error::Internal { detail: "x".into() },
         Error::QuotaExceeded { role: "r".into(), limit: "5 asks per hour".into(), resets_at: "t".into() },
         Error::NotPreloaded { what: "sqlchat.stats".into() },
+        Error::Reentered { function: "sqlchat.ask".into() },
         Error::JobReadOnly { what: "queue a job", place: "in a read-only transaction" },
         Error::JobNotFound { job: 1 },
         Error::JobCancelled { job: 1 },
