@@ -25,7 +25,9 @@ use std::sync::Arc;
 const CATALOG_SQL: &str = include_str!("../sql/catalog.sql");
 
 /// Comments change no relcache entry, so they are noticed by this cheap fingerprint.
-const COMMENTS_FINGERPRINT_SQL: &str = "SELECT count(*)::text || ':' || coalesce(sum(hashtext(description)), 0)::text \
+/// Which object each comment belongs to counts too: two comments swapped change it.
+const COMMENTS_FINGERPRINT_SQL: &str = "SELECT count(*)::text || ':' || coalesce(sum(hashtext( \
+       objoid::text || '/' || classoid::text || '/' || objsubid::text || '/' || description)::int8), 0)::text \
      FROM pg_catalog.pg_description WHERE objoid >= 16384";
 
 const VISIBLE_SQL: &str = "SELECT c.oid::int8, p.whole, \
