@@ -103,6 +103,6 @@ mod tests {
     #[test]
     fn stems() {
         assert_eq!(content_stems("How many Cities have 3 restaurants?"), ["citi", "restaur"]);
-        assert_eq!(stem_sequence("cost of the goods sold"), ["cost", "of", "good", "sold"]);
+        assert_eq!(stem_sequence("cost of the goods sold"), ["cost", "good", "sold"]);
     }
 }
