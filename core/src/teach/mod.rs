@@ -73,6 +73,9 @@ pub struct Teaching {
     pub private: Vec<(String, String, String)>,
 }
 
+/// Nothing taught.
+pub static NOTHING_TAUGHT: Teaching = Teaching { examples: Vec::new(), definitions: Vec::new(), private: Vec::new() };
+
 impl Teaching {
     /// The examples a caller whose privilege-filtered catalog is `catalog` may use: every
     /// relation and column their statements read is in it.
