@@ -122,6 +122,8 @@ pub struct Outcome {
     pub new_summary: Option<String>,
     /// The taught example whose SQL answered, as is (engine "verified").
     pub example_id: Option<i64>,
+    /// Taught examples that answered or went into the prompt as worked examples.
+    pub examples_used: Vec<i64>,
 }
 
 pub struct Request<'a> {
@@ -308,8 +310,10 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Op
     let messages = prompt::generate_sql_messages(req.question, schema, taught, req.history, summary);
     let prompt_tokens: usize = messages.iter().map(|m| crate::estimate_tokens(&m.content)).sum();
     let cache_key = crate::cache_key(&opts.cache_scope, &messages);
+    let examples_used: Vec<i64> = sql_context.examples.iter().map(|&i| req.teaching.examples[i].id).collect();
     let outcome = |attempts: u32, calls: u32| Outcome {
         tables: tables.clone(),
+        examples_used: examples_used.clone(),
         attempts,
         llm_calls: calls,
         prompt_tokens,
@@ -571,6 +575,7 @@ fn run_verified<H: Host + ?Sized>(
         attempts: 1,
         engine: "verified",
         example_id: Some(example.id),
+        examples_used: vec![example.id],
         ..Default::default()
     };
     if opts.sql_only {
