@@ -141,7 +141,7 @@ pub fn progress() -> bool {
 
 // ---- teaching (src/teach/) ----
 static TEACHER_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-static EXAMPLES_BUDGET: GucSetting<i32> = GucSetting::<i32>::new(500);
+static EXAMPLES_BUDGET: GucSetting<i32> = GucSetting::<i32>::new(400);
 
 fn init_teach() {
     GucRegistry::define_string_guc(

@@ -97,7 +97,7 @@ impl Default for Options {
             schema_budget_tokens: 1500,
             sql_only: false,
             cache_scope: String::new(),
-            examples_budget_tokens: 500,
+            examples_budget_tokens: 400,
         }
     }
 }
@@ -653,7 +653,8 @@ fn add_example_tables(req: &Request, selected: &mut Vec<usize>, examples: &[usiz
 
 /// The stored spellings of values the question names, in the readable, non-private text columns
 /// of `tables`: enum labels, then pg_stats (one query), then a bounded scan of the columns of
-/// plain tables never analysed (one query). A lookup that fails leaves its columns out.
+/// plain tables that are small or never analysed (one query). A lookup that fails leaves its
+/// columns out.
 fn value_hints(view: &View, req: &Request, tables: &[usize], probe: &mut dyn offline::Probe) -> Vec<values::Hint> {
     let private = |t: usize, c: usize| req.teaching.is_private(req.catalog, t, c);
     let columns = values::candidate_columns(view, tables, &private);
@@ -674,8 +675,13 @@ fn value_hints(view: &View, req: &Request, tables: &[usize], probe: &mut dyn off
             values::read_rows(&rs, &mut stored);
         }
         let analysed: HashSet<usize> = stored.keys().filter_map(|&k| cols.get(k)).map(|c| c.table).collect();
+        // Small tables are read whole: their statistics keep only the most common values.
+        let small = |t: usize| (0.0..=values::SCAN_ROWS as f64).contains(&req.catalog.tables[t].row_estimate);
         let scan: Vec<(usize, values::ValueColumn)> = (0..cols.len())
-            .filter(|&k| !analysed.contains(&cols[k].table) && scannable(&req.catalog.tables[cols[k].table]))
+            .filter(|&k| {
+                let t = cols[k].table;
+                (!analysed.contains(&t) || small(t)) && scannable(&req.catalog.tables[t])
+            })
             .take(values::MAX_SCAN_COLUMNS)
             .map(|k| (k, cols[k]))
             .collect();

@@ -19,7 +19,7 @@ const TABLE_SHARE: f64 = 0.15;
 /// Examples scoring below this share of the best one are left out.
 const MIN_RATIO: f64 = 0.3;
 /// Most worked examples in one prompt, whatever the budget.
-pub const MAX_IN_PROMPT: usize = 5;
+pub const MAX_IN_PROMPT: usize = 3;
 
 /// An example's words, weighted.
 struct Doc {

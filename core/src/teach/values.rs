@@ -2,7 +2,8 @@
 //! plural, the first words of a longer value, the value among other words), the prompt carries
 //! the stored spelling beside its column. Values come from what PostgreSQL already keeps
 //! (`pg_stats`' most common values and histogram bounds, privilege-filtered; enum labels), and a
-//! bounded scan only for tables never analysed; both run as the caller, in the sandbox. Only
+//! bounded scan only of small lookup tables and tables never analysed; both run as the caller, in
+//! the sandbox. Only
 //! readable, non-private columns of the tables in the schema context are looked at, and the hints'
 //! share of the prompt is capped.
 
@@ -83,8 +84,8 @@ pub fn statistics_sql(view: &View, columns: &[ValueColumn]) -> String {
     )
 }
 
-/// The bounded scan of columns whose tables have no statistics: at most `SCAN_ROWS` rows read and
-/// `SCAN_VALUES` distinct values kept per column.
+/// The bounded scan of columns of small tables or tables without statistics: at most `SCAN_ROWS`
+/// rows read and `SCAN_VALUES` distinct values kept per column.
 pub fn scan_sql(view: &View, columns: &[(usize, ValueColumn)]) -> String {
     let parts: Vec<String> = columns
         .iter()
