@@ -117,7 +117,7 @@ fn reads_by_name(trace: &Trace) -> Vec<Read> {
         let columns: Vec<String> = unsafe {
             if r.columns.contains(&0) {
                 let natts = relnatts(r.relid);
-                (1..=natts as i16).filter_map(|a| attname(r.relid, a)).collect()
+                (1..=natts).filter_map(|a| attname(r.relid, a)).collect()
             } else {
                 r.columns.iter().filter(|&&a| a > 0).filter_map(|&a| attname(r.relid, a)).collect()
             }
