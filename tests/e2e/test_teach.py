@@ -180,3 +180,34 @@ def test_feedback_on_own_turns_and_promotion(clean, gw, connect, db, make_role):
     assert clean.execute("SELECT example_id FROM sqlchat.feedback_queue WHERE turn = %s", (turn,)).fetchone()[0] == example
     row = plain.execute("SELECT verified, example_id FROM sqlchat.ask_full('How many orders do we have?')").fetchone()
     assert row == (True, example)
+
+
+def test_teaching_survives_dump_and_restore(clean, gw, connect, db, cluster):
+    import subprocess
+
+    example = clean.execute("SELECT sqlchat.teach('how many customers are there', 'SELECT count(*) FROM customers')").fetchone()[0]
+    clean.execute("SELECT sqlchat.define('vip', 'a customer in the Enterprise segment')")
+    clean.execute("SELECT sqlchat.set_private('customers', 'email')")
+    gw.rule(purpose="generate_sql", content="SELECT count(*) FROM orders")
+    clean.execute("SELECT sqlchat.ask('count the orders', 'dump-session')")
+    turn = clean.execute("SELECT turn FROM sqlchat.history('dump-session')").fetchone()[0]
+    clean.execute("SELECT sqlchat.feedback(%s, true)", (turn,))
+    restored = "e2e_teach_restored"
+    with cluster.connect() as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {restored}")
+        admin.execute(f"CREATE DATABASE {restored}")
+    dump = subprocess.run(
+        [str(harness.PGBIN / "pg_dump"), "-Fc", "-d", cluster.conninfo(db)], capture_output=True, timeout=120, check=True
+    ).stdout
+    subprocess.run(
+        [str(harness.PGBIN / "pg_restore"), "-d", cluster.conninfo(restored)], input=dump, capture_output=True,
+        timeout=120, check=True,
+    )
+    copy = connect(restored)
+    assert copy.execute("SELECT id, question FROM sqlchat.examples").fetchall() == [(example, "how many customers are there")]
+    assert copy.execute("SELECT term FROM sqlchat.definitions").fetchall() == [("vip",)]
+    assert copy.execute("SELECT table_name, column_name FROM sqlchat.private_columns").fetchall() == [("public.customers", "email")]
+    assert (turn, True) in copy.execute("SELECT turn, helpful FROM sqlchat.feedback_queue").fetchall()
+    assert copy.execute("SELECT verified FROM sqlchat.ask_full('How many customers are there?')").fetchone() == (True,)
+    # New examples get new ids after the restored ones.
+    assert copy.execute("SELECT sqlchat.teach('orders', 'SELECT count(*) FROM orders')").fetchone()[0] > example
