@@ -52,14 +52,14 @@ fn run_pipeline(question: Option<&str>, session_id: Option<&str>, sql_only: bool
     let context = session_id.map(|s| memory::load(&role, s, gucs::max_history())).unwrap_or_default();
     let opts = options(sql_only, cache_scope(&model, &role));
     // ---- teaching: what is taught, and no value of a private column in the catalog ----
-    let taught = crate::teach::load();
-    let catalog = crate::teach::private::without_values(&visible.catalog, &taught.teaching.private);
+    let loaded = crate::teach::load();
+    let catalog = crate::teach::private::without_values(&visible.catalog, &loaded.teaching.private);
     let mut host = Backend {
         limits: Limits::from_settings(),
         role: role.clone(),
         model,
         cache_ttl_s: gucs::enable_cache().then(gucs::cache_ttl_s),
-        private: taught.private.clone(),
+        private: loaded.private.clone(),
     };
     let request = Request {
         question,
@@ -68,7 +68,7 @@ fn run_pipeline(question: Option<&str>, session_id: Option<&str>, sql_only: bool
         history: &context.recent,
         summary: context.summary.as_deref(),
         unsummarized: &context.unsummarized,
-        teaching: &taught.teaching,
+        teaching: &loaded.teaching,
     };
     let out = pipeline::run(&mut host, &request, &opts).or_raise();
     crate::teach::record_uses(&out.examples_used);

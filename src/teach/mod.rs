@@ -16,7 +16,7 @@ use sqlchat_core::teach::Teaching;
 pub use store::{load, private_count, record_uses};
 
 /// What is taught, as one ask needs it: the core's view and the private columns by oid.
-pub struct Taught {
+pub struct Loaded {
     pub teaching: Teaching,
     pub private: private::PrivateSet,
 }

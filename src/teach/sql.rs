@@ -61,12 +61,12 @@ fn suggest_questions(n: default!(i32, 5)) -> SetOfIterator<'static, String> {
             raise(Error::InvalidArgument { what: format!("n is {n}"), hint: "Ask for 0 or more questions.".into() });
         }
         let visible = catalog::visible_catalog().or_raise();
-        let taught = super::load();
-        let usable = taught.teaching.usable(&visible.catalog);
+        let loaded = super::load();
+        let usable = loaded.teaching.usable(&visible.catalog);
         let uses: std::collections::HashMap<i64, i64> =
             store::example_rows(None).into_iter().map(|r| (r.0, r.7)).collect();
         let mut examples: Vec<&sqlchat_core::teach::Example> =
-            usable.iter().map(|&i| &taught.teaching.examples[i]).collect();
+            usable.iter().map(|&i| &loaded.teaching.examples[i]).collect();
         // Most used first.
         examples.sort_by_key(|e| std::cmp::Reverse(uses.get(&e.id).copied().unwrap_or(0)));
         let questions: Vec<&str> = examples.iter().map(|e| e.question.as_str()).collect();
@@ -97,9 +97,9 @@ fn taught_examples() -> TableIterator<
             store::example_rows(None)
         } else {
             let visible = catalog::visible_catalog().or_raise();
-            let taught = super::load();
+            let loaded = super::load();
             let ids: Vec<i64> =
-                taught.teaching.usable(&visible.catalog).iter().map(|&i| taught.teaching.examples[i].id).collect();
+                loaded.teaching.usable(&visible.catalog).iter().map(|&i| loaded.teaching.examples[i].id).collect();
             store::example_rows(Some(&ids))
         };
         TableIterator::new(rows)

@@ -1,7 +1,7 @@
 //! The teaching tables, read and written as their owner (`store::as_owner`).
 
 use super::private::PrivateSet;
-use super::{require_teacher, require_writable, Taught};
+use super::{require_teacher, require_writable, Loaded};
 use crate::error::{raise, OrRaise};
 use crate::exec::{self, Limits, Trace};
 use crate::store::{as_owner, writable, Caller};
@@ -20,7 +20,7 @@ fn owner<R>(what: &str, work: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> R
 
 /// Everything taught: examples and definitions (within their count limits) and the private
 /// columns of tables that exist, found by name or number.
-pub fn load() -> Taught {
+pub fn load() -> Loaded {
     let loaded = as_owner("reading what is taught", || {
         Spi::connect(|c| {
             let mut examples = Vec::new();
@@ -63,7 +63,7 @@ pub fn load() -> Taught {
         })
     });
     let (examples, definitions, private) = loaded.unwrap_or_default();
-    Taught {
+    Loaded {
         private: PrivateSet::new(private.iter().map(|(r, a, _)| (*r, *a))),
         teaching: Teaching { examples, definitions, private: private.into_iter().map(|(_, _, n)| n).collect() },
     }
