@@ -71,7 +71,7 @@ fn run_pipeline(question: Option<&str>, session_id: Option<&str>, sql_only: bool
         teaching: &loaded.teaching,
     };
     let out = pipeline::run(&mut host, &request, &opts).or_raise();
-    crate::teach::record_uses(&out.examples_used);
+    crate::teach::record_use(out.example_id);
     if let Some(session) = session_id {
         if let Some(summary) = &out.new_summary {
             memory::store_summary(&role, session, summary, context.unsummarized_through);

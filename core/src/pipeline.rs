@@ -122,8 +122,6 @@ pub struct Outcome {
     pub new_summary: Option<String>,
     /// The taught example whose SQL answered, as is (engine "verified").
     pub example_id: Option<i64>,
-    /// Taught examples that answered or went into the prompt as worked examples.
-    pub examples_used: Vec<i64>,
 }
 
 pub struct Request<'a> {
@@ -310,10 +308,8 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Op
     let messages = prompt::generate_sql_messages(req.question, schema, taught, req.history, summary);
     let prompt_tokens: usize = messages.iter().map(|m| crate::estimate_tokens(&m.content)).sum();
     let cache_key = crate::cache_key(&opts.cache_scope, &messages);
-    let examples_used: Vec<i64> = sql_context.examples.iter().map(|&i| req.teaching.examples[i].id).collect();
     let outcome = |attempts: u32, calls: u32| Outcome {
         tables: tables.clone(),
-        examples_used: examples_used.clone(),
         attempts,
         llm_calls: calls,
         prompt_tokens,
@@ -575,7 +571,6 @@ fn run_verified<H: Host + ?Sized>(
         attempts: 1,
         engine: "verified",
         example_id: Some(example.id),
-        examples_used: vec![example.id],
         ..Default::default()
     };
     if opts.sql_only {
@@ -618,9 +613,9 @@ pub fn sql_context(view: &View, req: &Request, opts: &Options, probe: &mut dyn o
     let mut selected = rank::select_tables(view, req.question, opts.schema_budget_tokens);
     let names: Vec<String> = selected.iter().map(|&i| catalog.tables[i].display_name()).collect();
     let usable = t.usable(catalog);
-    let examples = teach::examples::choose(&t.examples, &usable, req.question, &names, opts.examples_budget_tokens);
+    let examples = teach::examples::choose(t, &usable, req.question, &names, opts.examples_budget_tokens);
     add_example_tables(req, &mut selected, &examples, opts.schema_budget_tokens);
-    let definitions = teach::definitions::choose(&t.definitions, req.question);
+    let definitions = teach::definitions::choose(t, req.question);
     let hints = value_hints(view, req, &selected, probe);
     let taught = prompt::Taught {
         examples: examples.iter().map(|&i| teach::render_example(&t.examples[i])).collect(),
@@ -1154,8 +1149,8 @@ mod tests {
     }
 
     fn taught() -> Teaching {
-        Teaching {
-            examples: vec![Example {
+        Teaching::new(
+            vec![Example {
                 id: 7,
                 question: "How many orders came from the top 5 cities?".into(),
                 sql: "SELECT count(*) FROM public.orders".into(),
@@ -1166,9 +1161,9 @@ mod tests {
                     columns: vec!["city".into()],
                 }],
             }],
-            definitions: vec![teach::Definition { id: 1, term: None, meaning: "Orders are counted once.".into() }],
-            private: vec![("public".into(), "orders".into(), "ssn".into())],
-        }
+            vec![teach::Definition { id: 1, term: None, meaning: "Orders are counted once.".into() }],
+            vec![("public".into(), "orders".into(), "ssn".into())],
+        )
     }
 
     #[test]

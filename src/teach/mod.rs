@@ -13,11 +13,11 @@ use pgrx::pg_sys;
 use sqlchat_core::error::Error;
 use sqlchat_core::teach::Teaching;
 
-pub use store::{load, private_count, record_uses};
+pub use store::{load, private_count, record_use};
 
 /// What is taught, as one ask needs it: the core's view and the private columns by oid.
 pub struct Loaded {
-    pub teaching: Teaching,
+    pub teaching: std::sync::Arc<Teaching>,
     pub private: private::PrivateSet,
 }
 

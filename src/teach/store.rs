@@ -10,7 +10,9 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use sqlchat_core::error::Error;
 use sqlchat_core::teach::{self, Definition, Example, Read, Teaching};
+use std::cell::RefCell;
 use std::ffi::CStr;
+use std::sync::Arc;
 
 /// `as_owner`, raising an ERROR when the work failed (teaching must not silently do nothing).
 fn owner<R>(what: &str, work: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> R {
@@ -18,10 +20,55 @@ fn owner<R>(what: &str, work: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> R
         .unwrap_or_else(|| raise(Error::Internal { detail: format!("{what} failed (see the WARNING)") }))
 }
 
-/// Everything taught: examples and definitions (within their count limits) and the private
-/// columns of tables that exist, found by name or number.
+/// Private columns as loaded: relation oid, attribute number, and (schema, table, column).
+type PrivateRows = Vec<(u32, i16, (String, String, String))>;
+
+thread_local! {
+    /// What was taught when this backend last looked, with the fingerprint and private columns it
+    /// was loaded with: the prepared examples are reused while neither changes.
+    static CACHED: RefCell<Option<(String, PrivateRows, Arc<Teaching>)>> = const { RefCell::new(None) };
+}
+
+/// Changes whenever an example or definition is added, removed or changed (not when one is used).
+const FINGERPRINT_SQL: &str = "SELECT (SELECT count(*) || ':' || coalesce(sum(hashtext(id || question || sql || \
+     coalesce(note, '') || reads::text)), 0) FROM sqlchat.example) || '/' || (SELECT count(*) || ':' || \
+     coalesce(sum(hashtext(id || coalesce(term, '') || '|' || meaning)), 0) FROM sqlchat.definition)";
+
+/// Everything taught: examples and definitions (within their count limits), read again only when
+/// they changed, and the private columns of tables that exist, found by name or number.
 pub fn load() -> Loaded {
-    let loaded = as_owner("reading what is taught", || {
+    let state = as_owner("reading what is taught", || {
+        Spi::connect(|c| {
+            let fingerprint: String = c.select(FINGERPRINT_SQL, None, &[])?.first().get_one()?.unwrap_or_default();
+            let mut private: PrivateRows = Vec::new();
+            for row in c.select(PRIVATE_SQL, None, &[])? {
+                let relid: pg_sys::Oid = row.get(1)?.unwrap_or(pg_sys::InvalidOid);
+                let attnum: i16 = row.get(2)?.unwrap_or_default();
+                let names: (String, String, String) =
+                    (row.get(3)?.unwrap_or_default(), row.get(4)?.unwrap_or_default(), row.get(5)?.unwrap_or_default());
+                private.push((relid.to_u32(), attnum, names));
+            }
+            Ok((fingerprint, private))
+        })
+    });
+    let Some((fingerprint, private)) = state else {
+        return Loaded { teaching: Arc::new(Teaching::default()), private: PrivateSet::default() };
+    };
+    let cached = CACHED.with(|c| {
+        c.borrow().as_ref().filter(|(f, p, _)| *f == fingerprint && *p == private).map(|(_, _, t)| Arc::clone(t))
+    });
+    let teaching = cached.unwrap_or_else(|| {
+        let (examples, definitions) = read_taught().unwrap_or_default();
+        let names = private.iter().map(|(_, _, n)| n.clone()).collect();
+        let teaching = Arc::new(Teaching::new(examples, definitions, names));
+        CACHED.with(|c| *c.borrow_mut() = Some((fingerprint, private.clone(), Arc::clone(&teaching))));
+        teaching
+    });
+    Loaded { private: PrivateSet::new(private.iter().map(|(r, a, _)| (*r, *a))), teaching }
+}
+
+fn read_taught() -> Option<(Vec<Example>, Vec<Definition>)> {
+    as_owner("reading what is taught", || {
         Spi::connect(|c| {
             let mut examples = Vec::new();
             for row in c.select(
@@ -51,22 +98,9 @@ pub fn load() -> Loaded {
                     meaning: row.get(3)?.unwrap_or_default(),
                 });
             }
-            let mut private = Vec::new();
-            for row in c.select(PRIVATE_SQL, None, &[])? {
-                let relid: pg_sys::Oid = row.get(1)?.unwrap_or(pg_sys::InvalidOid);
-                let attnum: i16 = row.get(2)?.unwrap_or_default();
-                let names: (String, String, String) =
-                    (row.get(3)?.unwrap_or_default(), row.get(4)?.unwrap_or_default(), row.get(5)?.unwrap_or_default());
-                private.push((relid.to_u32(), attnum, names));
-            }
-            Ok((examples, definitions, private))
+            Ok((examples, definitions))
         })
-    });
-    let (examples, definitions, private) = loaded.unwrap_or_default();
-    Loaded {
-        private: PrivateSet::new(private.iter().map(|(r, a, _)| (*r, *a))),
-        teaching: Teaching { examples, definitions, private: private.into_iter().map(|(_, _, n)| n).collect() },
-    }
+    })
 }
 
 /// Private columns that exist: by name, and by number (a renamed column stays private).
@@ -90,19 +124,17 @@ pub fn private_count() -> i64 {
     .unwrap_or(0)
 }
 
-/// Counts a use of each example (answered verified or shown as a worked example). Rows another
-/// transaction holds are skipped: bookkeeping never makes an ask wait.
-pub fn record_uses(ids: &[i64]) {
-    if ids.is_empty() || !writable() {
-        return;
-    }
-    as_owner("counting example uses", || {
+/// Counts a use of the example whose SQL answered. A row another transaction holds is skipped:
+/// bookkeeping never makes an ask wait.
+pub fn record_use(example: Option<i64>) {
+    let Some(id) = example.filter(|_| writable()) else { return };
+    as_owner("counting the example's use", || {
         Spi::connect_mut(|c| {
             c.update(
                 "UPDATE sqlchat.example SET uses = uses + 1, last_used_at = now() WHERE id = ANY(ARRAY( \
-                 SELECT id FROM sqlchat.example WHERE id = ANY($1) FOR UPDATE SKIP LOCKED))",
+                 SELECT id FROM sqlchat.example WHERE id = $1 FOR UPDATE SKIP LOCKED))",
                 None,
-                &[ids.to_vec().into()],
+                &[id.into()],
             )
             .map(|_| ())
         })

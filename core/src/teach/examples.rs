@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::question::content_stems;
-use super::Example;
+use super::{Example, Teaching};
 use crate::estimate_tokens;
 
 /// BM25's term-frequency saturation and length normalisation.
@@ -22,12 +22,13 @@ const MIN_RATIO: f64 = 0.3;
 pub const MAX_IN_PROMPT: usize = 3;
 
 /// An example's words, weighted.
-struct Doc {
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Doc {
     terms: HashMap<String, f64>,
     len: f64,
 }
 
-fn doc(example: &Example) -> Doc {
+pub(crate) fn doc(example: &Example) -> Doc {
     let mut terms: HashMap<String, f64> = HashMap::new();
     for s in content_stems(&example.question) {
         *terms.entry(s).or_default() += 1.0;
@@ -43,13 +44,13 @@ fn doc(example: &Example) -> Doc {
 /// whose rendering fits `budget_tokens`. `tables` are the `schema.table` names of the schema
 /// context. An example shares at least one content word with the question, or is not chosen.
 pub fn choose(
-    examples: &[Example],
+    teaching: &Teaching,
     usable: &[usize],
     question: &str,
     tables: &[String],
     budget_tokens: usize,
 ) -> Vec<usize> {
-    let scored = rank(examples, usable, question, tables);
+    let scored = rank(teaching, usable, question, tables);
     let Some(&(_, best)) = scored.first() else { return Vec::new() };
     let mut chosen = Vec::new();
     let mut used = 0;
@@ -57,7 +58,7 @@ pub fn choose(
         if score < MIN_RATIO * best || chosen.len() >= MAX_IN_PROMPT {
             break;
         }
-        let cost = estimate_tokens(&super::render_example(&examples[i]));
+        let cost = estimate_tokens(&super::render_example(&teaching.examples[i]));
         if used + cost <= budget_tokens {
             chosen.push(i);
             used += cost;
@@ -68,12 +69,14 @@ pub fn choose(
 
 /// The usable examples sharing a content word with the question, with their scores, best first
 /// (ties by id, so the order is stable).
-pub fn rank(examples: &[Example], usable: &[usize], question: &str, tables: &[String]) -> Vec<(usize, f64)> {
+pub fn rank(teaching: &Teaching, usable: &[usize], question: &str, tables: &[String]) -> Vec<(usize, f64)> {
     let terms = content_stems(question);
     if terms.is_empty() || usable.is_empty() {
         return Vec::new();
     }
-    let docs: Vec<(usize, Doc)> = usable.iter().map(|&i| (i, doc(&examples[i]))).collect();
+    let examples = &teaching.examples;
+    let prepared = &teaching.prepared().docs;
+    let docs: Vec<(usize, &Doc)> = usable.iter().map(|&i| (i, &prepared[i])).collect();
     let n = docs.len() as f64;
     let avg_len = docs.iter().map(|(_, d)| d.len).sum::<f64>() / n;
     let idf: Vec<f64> = terms
@@ -123,11 +126,15 @@ mod tests {
 
     #[test]
     fn the_most_similar_examples_come_first() {
-        let examples = vec![
-            ex(1, "How many orders were shipped last month?", "orders"),
-            ex(2, "Top 5 customers by revenue", "customers"),
-            ex(3, "Average rating of restaurants per city", "restaurants"),
-        ];
+        let examples = Teaching::new(
+            vec![
+                ex(1, "How many orders were shipped last month?", "orders"),
+                ex(2, "Top 5 customers by revenue", "customers"),
+                ex(3, "Average rating of restaurants per city", "restaurants"),
+            ],
+            vec![],
+            vec![],
+        );
         let all = [0, 1, 2];
         let ranked = rank(&examples, &all, "Who are the top 10 customers by total revenue?", &[]);
         assert_eq!(ranked[0].0, 1);
@@ -139,18 +146,19 @@ mod tests {
 
     #[test]
     fn tables_of_the_schema_context_break_ties() {
-        let examples = vec![ex(1, "count of items", "orders"), ex(2, "count of items", "stock")];
+        let examples =
+            Teaching::new(vec![ex(1, "count of items", "orders"), ex(2, "count of items", "stock")], vec![], vec![]);
         let ranked = rank(&examples, &[0, 1], "count the items", &["public.stock".into()]);
         assert_eq!(ranked[0].0, 1);
     }
 
     #[test]
     fn the_budget_bounds_the_examples() {
-        let examples: Vec<Example> = (0..20).map(|i| ex(i, "orders per status", "orders")).collect();
+        let examples = Teaching::new((0..20).map(|i| ex(i, "orders per status", "orders")).collect(), vec![], vec![]);
         let all: Vec<usize> = (0..20).collect();
         let chosen = choose(&examples, &all, "orders per status", &[], 10_000);
         assert_eq!(chosen.len(), MAX_IN_PROMPT);
-        let one = estimate_tokens(&crate::teach::render_example(&examples[0]));
+        let one = estimate_tokens(&crate::teach::render_example(&examples.examples[0]));
         assert_eq!(choose(&examples, &all, "orders per status", &[], one * 2).len(), 2);
         assert!(choose(&examples, &all, "orders per status", &[], one - 1).is_empty());
     }

@@ -15,6 +15,7 @@ pub mod suggest;
 pub mod values;
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -71,12 +72,40 @@ pub struct Teaching {
     pub definitions: Vec<Definition>,
     /// (schema, table, column) of every private column.
     pub private: Vec<(String, String, String)>,
+    /// What matching needs of the examples and definitions, computed once: a host that keeps a
+    /// `Teaching` across questions does not stem every example again for each.
+    prepared: OnceLock<Prepared>,
+}
+
+/// The examples' question keys and weighted words, and the definitions' terms as stems.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Prepared {
+    pub keys: Vec<String>,
+    pub docs: Vec<examples::Doc>,
+    pub terms: Vec<Vec<String>>,
 }
 
 /// Nothing taught.
-pub static NOTHING_TAUGHT: Teaching = Teaching { examples: Vec::new(), definitions: Vec::new(), private: Vec::new() };
+pub static NOTHING_TAUGHT: Teaching =
+    Teaching { examples: Vec::new(), definitions: Vec::new(), private: Vec::new(), prepared: OnceLock::new() };
 
 impl Teaching {
+    pub fn new(examples: Vec<Example>, definitions: Vec<Definition>, private: Vec<(String, String, String)>) -> Self {
+        Teaching { examples, definitions, private, prepared: OnceLock::new() }
+    }
+
+    pub(crate) fn prepared(&self) -> &Prepared {
+        self.prepared.get_or_init(|| Prepared {
+            keys: self.examples.iter().map(|e| question::key(&e.question)).collect(),
+            docs: self.examples.iter().map(examples::doc).collect(),
+            terms: self
+                .definitions
+                .iter()
+                .map(|d| d.term.as_deref().map(question::stem_sequence).unwrap_or_default())
+                .collect(),
+        })
+    }
+
     /// The examples a caller whose privilege-filtered catalog is `catalog` may use: every
     /// relation and column their statements read is in it.
     pub fn usable(&self, catalog: &Catalog) -> Vec<usize> {
@@ -100,11 +129,8 @@ impl Teaching {
     /// The usable example asked again: the same question key (`question::key`).
     pub fn verified(&self, usable: &[usize], question: &str) -> Option<usize> {
         let key = question::key(question);
-        usable
-            .iter()
-            .copied()
-            .filter(|&i| question::key(&self.examples[i].question) == key)
-            .min_by_key(|&i| self.examples[i].id)
+        let keys = &self.prepared().keys;
+        usable.iter().copied().filter(|&i| keys[i] == key).min_by_key(|&i| self.examples[i].id)
     }
 }
 
@@ -244,15 +270,16 @@ mod tests {
     #[test]
     fn an_example_is_usable_only_when_everything_it_reads_is_readable() {
         let catalog = Catalog { tables: vec![Table::new("public", "people", vec![Column::new("name", "text", 'S')])] };
-        let teaching = Teaching {
-            examples: vec![
+        let teaching = Teaching::new(
+            vec![
                 example(&[("people", &["name"])]),
                 example(&[("people", &["name", "salary"])]),
                 example(&[("people", &[]), ("salaries", &["amount"])]),
                 example(&[]),
             ],
-            ..Teaching::default()
-        };
+            vec![],
+            vec![],
+        );
         assert_eq!(teaching.usable(&catalog), [0, 3]);
     }
 
@@ -260,7 +287,7 @@ mod tests {
     fn verified_matches_need_the_same_key() {
         let mut e = example(&[]);
         e.question = "Top 5 customers by revenue?".into();
-        let teaching = Teaching { examples: vec![e], ..Teaching::default() };
+        let teaching = Teaching::new(vec![e], vec![], vec![]);
         assert_eq!(teaching.verified(&[0], "top 5 customers BY revenue"), Some(0));
         assert_eq!(teaching.verified(&[0], "top 10 customers by revenue"), None);
         assert_eq!(teaching.verified(&[], "top 5 customers by revenue"), None);
