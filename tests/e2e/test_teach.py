@@ -211,3 +211,40 @@ def test_teaching_survives_dump_and_restore(clean, gw, connect, db, cluster):
     assert copy.execute("SELECT verified FROM sqlchat.ask_full('How many customers are there?')").fetchone() == (True,)
     # New examples get new ids after the restored ones.
     assert copy.execute("SELECT sqlchat.teach('orders', 'SELECT count(*) FROM orders')").fetchone()[0] > example
+
+
+def test_a_hot_standby_uses_what_is_taught_and_refuses_teaching(clean, gw, connect, db, cluster):
+    import os
+    import subprocess
+    import tempfile
+
+    example = clean.execute("SELECT sqlchat.teach('how many customers are there', 'SELECT count(*) AS n FROM customers')").fetchone()[0]
+    clean.execute("SELECT sqlchat.define(NULL, 'Amounts are in euros.')")
+    clean.execute("SELECT sqlchat.set_private('customers', 'email')")
+    gw.rule(purpose="generate_sql", content="SELECT email FROM customers LIMIT 2")
+    standby_dir = tempfile.mkdtemp(prefix="sqlchat-teach-standby-")
+    os.chmod(standby_dir, 0o777)
+    port = harness.free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(
+        as_pg + [str(harness.PGBIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
+                 "-D", os.path.join(standby_dir, "data"), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast"],
+        check=True, capture_output=True, timeout=300,
+    )
+    try:
+        preload = ["shared_preload_libraries=sqlchat"] if cluster.preloaded else []
+        subprocess.run(["bash", str(harness.CLUSTER_SCRIPT), "start", standby_dir, str(port), *preload], check=True,
+                       capture_output=True, timeout=120)
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=db, autocommit=True) as standby:
+            assert standby.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+            row = standby.execute("SELECT verified, example_id FROM sqlchat.ask_full('How many customers are there?')").fetchone()
+            assert row == (True, example)
+            gw.clear_requests()
+            standby.execute("SELECT sqlchat.ask('the emails of two customers')")
+            seen = "\n".join("\n".join(m["content"] for m in r["messages"]) for r in gw.requests())
+            assert "euros" in seen and "@secret.example" not in seen
+            assert sqlstate(standby, "SELECT sqlchat.teach('x', 'SELECT 1')")[0] == "25006"
+            assert sqlstate(standby, "SELECT sqlchat.define('x', 'y')")[0] == "25006"
+    finally:
+        subprocess.run(["bash", str(harness.CLUSTER_SCRIPT), "stop", standby_dir], capture_output=True, timeout=120)
+        subprocess.run(["rm", "-rf", standby_dir])
