@@ -74,6 +74,15 @@ pub enum Error {
     JobInterrupted { job: i64 },
     #[error("role {role} that submitted job {job} no longer exists")]
     JobRoleGone { job: i64, role: String },
+    // ---- teaching (teach, define, set_private, feedback) ----
+    #[error("cannot {what} {place}")]
+    TeachReadOnly { what: String, place: &'static str },
+    #[error("{what} {id} does not exist{}", if *.own { " or is not yours" } else { "" })]
+    TeachNotFound { what: &'static str, id: i64, own: bool },
+    #[error("the SQL to teach {}: {message}", if .refusal.is_some() { "was refused" } else { "failed" })]
+    TaughtSql { sqlstate: String, message: String, refusal: Option<Refusal> },
+    #[error("{what} already holds {limit} entries, the most it may")]
+    TeachingFull { what: &'static str, limit: i64 },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -203,6 +212,10 @@ impl Error {
             Error::JobNotFound { .. } | Error::JobRoleGone { .. } => "42704",
             Error::JobCancelled { .. } => "57014",
             Error::JobInterrupted { .. } => "57P01",
+            Error::TeachReadOnly { .. } => "25006",
+            Error::TeachNotFound { .. } => "22023",
+            Error::TaughtSql { sqlstate, .. } => sqlstate.as_str(),
+            Error::TeachingFull { .. } => "54000",
         }
     }
 
@@ -280,6 +293,13 @@ impl Error {
             Error::JobCancelled { .. } => "It was stopped with sqlchat.cancel_job; submit the question again for an answer.",
             Error::JobInterrupted { .. } => "Submit the question again. To stop a job, use sqlchat.cancel_job.",
             Error::JobRoleGone { .. } => "A job runs as the role that submitted it; that role was dropped or renamed before the job ran.",
+            Error::TeachReadOnly { .. } => "Teach, define, mark columns private and give feedback on the primary, in a read-write transaction; asks still use what is taught on standbys.",
+            Error::TeachNotFound { what: "turn", .. } => "sqlchat.history(session_id) lists your turns with their ids; teachers see submitted feedback in sqlchat.feedback_queue.",
+            Error::TeachNotFound { what: "definition", .. } => "sqlchat.definitions lists the definitions with their ids.",
+            Error::TeachNotFound { .. } => "sqlchat.examples lists the examples with their ids.",
+            Error::TaughtSql { refusal: Some(kind), .. } => hint::for_refusal(*kind),
+            Error::TaughtSql { .. } => "Teach a statement that runs: it runs once, read-only, as you, before it is stored. Fix it and teach it again.",
+            Error::TeachingFull { .. } => "Remove entries that are no longer needed (sqlchat.unteach, sqlchat.undefine) and try again.",
         };
         h.to_string()
     }

@@ -56,6 +56,12 @@ fn every_variant() -> Vec<Error> {
         Error::JobCancelled { job: 1 },
         Error::JobInterrupted { job: 1 },
         Error::JobRoleGone { job: 1, role: "r".into() },
+        Error::TeachReadOnly { what: "teach".into(), place: "on a hot standby" },
+        Error::TeachNotFound { what: "example", id: 1, own: false },
+        Error::TeachNotFound { what: "definition", id: 1, own: false },
+        Error::TeachNotFound { what: "turn", id: 1, own: true },
+        Error::TaughtSql { sqlstate: "42703".into(), message: "column \"x\" does not exist".into(), refusal: None },
+        Error::TeachingFull { what: "sqlchat.examples", limit: 2000 },
     ]
 }
 
