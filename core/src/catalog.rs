@@ -53,7 +53,7 @@ pub struct Column {
     #[serde(default)]
     pub default: Option<String>,
     /// Columns of the same table the default or generation expression reads.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub default_refs: Vec<String>,
     #[serde(default)]
     pub comment: Option<String>,

@@ -10,7 +10,7 @@ mod build;
 mod follow;
 mod joins;
 mod measures;
-mod query;
+pub(crate) mod query;
 mod read;
 mod render;
 mod schema;

@@ -105,6 +105,7 @@ impl Probe for FakeProbe {
             ],
             rows,
             truncated: false,
+            private: vec![],
         })
     }
 }
@@ -227,7 +228,7 @@ fn answers_in_words_with_suggestions_that_plan() {
     let Decision::Answer(plan_) = plan(&shop(), "How many restaurants are there in San Francisco?", &mut p) else {
         panic!()
     };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(42)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(42)]], truncated: false, private: vec![] };
     let (answer, suggestions) = render_answer(&plan_, &rs);
     assert_eq!(answer, "There are 42 restaurants where city name is San Francisco.");
     assert!((2..=3).contains(&suggestions.len()), "{suggestions:?}");
@@ -243,10 +244,11 @@ fn answers_in_words_with_suggestions_that_plan() {
         columns: vec![],
         rows: vec![vec![json!("Pasta House"), json!(1), json!(4.7)], vec![json!("Sushi Bar"), json!(3), json!(4.25)]],
         truncated: false,
+        private: vec![],
     };
     assert_eq!(render_answer(&top, &rs).0, "The top 2 restaurants by rating are: Pasta House (4.7), Sushi Bar (4.25).");
     let Decision::Answer(avg) = plan(&shop(), "average amount of orders", &mut p) else { panic!() };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false, private: vec![] };
     assert_eq!(render_answer(&avg, &rs).0, "For orders, the average amount is 1,234.57.");
 }
 
@@ -374,7 +376,7 @@ fn filters_on_a_joined_tables_values() {
          WHERE customers.city = 'London'"
     );
     assert_eq!(p.tables, vec!["public.orders".to_string(), "public.customers".to_string()]);
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(7)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(7)]], truncated: false, private: vec![] };
     assert_eq!(render_answer(&p, &rs).0, "There are 7 orders where customer city is London.");
     // A related table named with no role in the question.
     assert!(joined_declines(&catalog, "how many orders from customers"));
@@ -646,7 +648,7 @@ fn ties_at_the_cut_are_kept_and_said() {
     let mut p = restaurants_probe();
     let Decision::Answer(one) = plan(&shop(), "Which city has the most restaurants?", &mut p) else { panic!() };
     assert!(one.sql.contains("FETCH FIRST 1 ROWS WITH TIES"), "{}", one.sql);
-    let rs = |rows: Vec<Vec<serde_json::Value>>| ResultSet { columns: vec![], rows, truncated: false };
+    let rs = |rows: Vec<Vec<serde_json::Value>>| ResultSet { columns: vec![], rows, truncated: false, private: vec![] };
     let three = rs(vec![vec![json!("Los Angeles"), json!(3)], vec![json!("New York"), json!(3)]]);
     assert_eq!(
         render_answer(&one, &three).0,
@@ -675,7 +677,8 @@ fn keys_asked_for_are_shown() {
     let Decision::Answer(p) = plan(&catalog, "distinct customer ids of orders", &mut shop_probe()) else {
         panic!("declined")
     };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(4)], vec![json!(9)]], truncated: false };
+    let rs =
+        ResultSet { columns: vec![], rows: vec![vec![json!(4)], vec![json!(9)]], truncated: false, private: vec![] };
     let answer = render_answer(&p, &rs).0;
     assert!(answer.ends_with(": 4, 9."), "{answer}");
 }
@@ -764,7 +767,7 @@ fn average_order_value_is_per_order() {
     assert!(per_status.starts_with("SELECT orders.status, sum(order_items.unit_price"), "{per_status}");
     assert!(per_status.contains("WHERE orders.ordered_at >= DATE '2024-01-01'"), "{per_status}");
     let Decision::Answer(p) = plan(&catalog, "What is the average order value?", &mut shop_probe()) else { panic!() };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(131.856)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(131.856)]], truncated: false, private: vec![] };
     assert_eq!(render_answer(&p, &rs).0, "For order items, the average value per order is 131.86.");
     // An order's own amount is its value.
     let mut own = joined_shop();
@@ -807,7 +810,7 @@ fn time_between_two_dates() {
     let Decision::Answer(p) = plan(&catalog, "average days between order and shipment", &mut shop_probe()) else {
         panic!()
     };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1.298)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1.298)]], truncated: false, private: vec![] };
     assert_eq!(
         render_answer(&p, &rs).0,
         "For orders, the average number of days from ordered at to shipped at is 1.3."
@@ -919,7 +922,12 @@ fn details_of_the_ranked_rows_are_theirs() {
     else {
         panic!()
     };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!("Ann"), json!(7), json!(12)]], truncated: false };
+    let rs = ResultSet {
+        columns: vec![],
+        rows: vec![vec![json!("Ann"), json!(7), json!(12)]],
+        truncated: false,
+        private: vec![],
+    };
     assert_eq!(render_answer(&p, &rs).0, "The customer with the highest number of orders is Ann / 7 (12).");
 }
 
@@ -972,6 +980,6 @@ fn either_values_anything_but_a_value_and_rows_referred_to() {
          ORDER BY customers.full_name, customers.customer_id"
     );
     let Decision::Answer(p) = plan(&catalog, "Which customers placed orders in 2024?", &mut probe()) else { panic!() };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!("Ann"), json!(1)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!("Ann"), json!(1)]], truncated: false, private: vec![] };
     assert_eq!(render_answer(&p, &rs).0, "Found 1 customer where ordered at in 2024: Ann.");
 }
