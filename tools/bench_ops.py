@@ -3,8 +3,9 @@
 ratios):
 
   overhead     `ask_full` at 0 ms gateway latency, median per ask with statistics and the
-               interaction log both off, statistics only, and both on (interleaved in blocks so
-               that machine noise hits all three alike); ratios to both off
+               interaction log both off, statistics only, and both on (interleaved in short
+               blocks, in rotating order, so that machine noise hits all three alike); ratios
+               to both off, of the medians and the median of the ratios per round
   agreement    over the same run, the statistics agree with the fake gateway's own request log
                (requests per purpose, prompt and completion tokens), repairs and replies without
                `usage` included
@@ -164,11 +165,17 @@ def shop_figures(args):
             conn.execute("TRUNCATE sqlchat.log")
             gw.clear_requests()
             times = {name: [] for name in SETTINGS}
-            block = 25
+            # Short blocks in a rotating order, so that drift and bursts of load from other
+            # processes hit every setting alike; ratios per round as well as of the medians.
+            block, names, rounds = 10, list(SETTINGS), []
             for b in range(max(1, args.asks // block)):
-                for name in SETTINGS:
+                medians = {}
+                for name in names[b % 3:] + names[:b % 3]:
                     apply(conn, name)
-                    times[name] += timed_block(conn, block, f"{name} {b}")
+                    block_times = timed_block(conn, block, f"{name} {b}")
+                    times[name] += block_times
+                    medians[name] = statistics.median(block_times)
+                rounds.append(medians)
             apply(conn, "stats+log")
             # Agreement: the asks counted (stats on) and these broken ones, repaired by a reply without usage.
             for i in range(20):
@@ -188,6 +195,9 @@ def shop_figures(args):
             "ask_full_median_ms": {name: round(m, 3) for name, m in med.items()},
             "ratio_stats_to_off": round(med["stats"] / med["off"], 4),
             "ratio_stats_and_log_to_off": round(med["stats+log"] / med["off"], 4),
+            "median_round_ratio_stats_to_off": round(statistics.median(r["stats"] / r["off"] for r in rounds), 4),
+            "median_round_ratio_stats_and_log_to_off":
+                round(statistics.median(r["stats+log"] / r["off"] for r in rounds), 4),
         }
         log_gateway = gateway_totals(logged)
         figures["agreement"] = {

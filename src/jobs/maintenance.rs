@@ -11,9 +11,10 @@
 //! Work handed over in shared memory (the interaction log's rows, `ops::log`): the task also
 //! says whether some waits for a database (`waiting`), and whoever hands it over calls
 //! `work_handed_over`, which wakes an idle worker of the database and starts none while one is
-//! there (a busy one does the work after its job). A worker runs such a task as soon as work
-//! waits, and again while some is left (each run in a transaction of its own); that counts as
-//! work for its idle timeout, and a worker leaving with work waiting asks for another visit.
+//! there (a busy one does the work after its job). A worker runs such a task when the work is
+//! ready (the task may let it gather into batches first), and again while more is ready (each
+//! run in a transaction of its own); waiting work counts as work for the idle timeout, and a
+//! worker leaving with work waiting asks for another visit.
 
 use crate::gucs;
 use crate::ops;
@@ -27,8 +28,9 @@ pub struct Task {
     /// Does the task's work in the current database; returns when it wants to run again there
     /// (None: only at the next visit, or when work waits).
     pub run: fn() -> Option<Duration>,
-    /// For work handed over in shared memory: whether some waits for a database.
-    pub waiting: Option<fn(pg_sys::Oid) -> bool>,
+    /// For work handed over in shared memory: whether some waits for a database, and in how
+    /// long it is to be done (zero: now; the task may gather work before it writes a batch).
+    pub waiting: Option<fn(pg_sys::Oid) -> Option<Duration>>,
     /// For work handed over in shared memory: gives up what waits for a database where sqlchat
     /// is not installed.
     pub abandon: Option<fn(pg_sys::Oid)>,
@@ -72,7 +74,7 @@ pub fn work_handed_over(database: pg_sys::Oid) {
 
 /// Whether work handed over in shared memory waits for `database`.
 pub fn work_waiting(database: pg_sys::Oid) -> bool {
-    TASKS.iter().filter_map(|t| t.waiting).any(|waiting| waiting(database))
+    TASKS.iter().filter_map(|t| t.waiting).any(|waiting| waiting(database).is_some())
 }
 
 /// Gives up the work handed over for `database` (sqlchat is not installed there).
@@ -80,47 +82,59 @@ pub fn abandon(database: pg_sys::Oid) {
     TASKS.iter().filter_map(|t| t.abandon).for_each(|abandon| abandon(database));
 }
 
-/// When each task is due next in this worker's database.
+/// When each task is due next in this worker's database, and until when a task that failed
+/// waits (even with work waiting).
 pub struct Schedule {
     next: Vec<Option<Instant>>,
+    failed_until: Vec<Option<Instant>>,
 }
 
 impl Schedule {
     /// Every task due now.
     pub fn new() -> Schedule {
-        Schedule { next: vec![Some(Instant::now()); TASKS.len()] }
+        Schedule { next: vec![Some(Instant::now()); TASKS.len()], failed_until: vec![None; TASKS.len()] }
     }
 
-    /// Runs the tasks that are due (all of them when `all`) or have work waiting, each run in its
-    /// own transaction. Returns whether work handed over in shared memory was done.
+    /// Runs the tasks that are due (all of them when `all`) or have work ready, each run in its
+    /// own transaction. Returns whether work handed over in shared memory was waiting.
     pub fn run(&mut self, all: bool) -> bool {
-        let now = Instant::now();
-        let database = unsafe { pg_sys::MyDatabaseId };
         let mut worked = false;
-        for (task, next) in TASKS.iter().zip(self.next.iter_mut()) {
-            let waiting = || task.waiting.is_some_and(|w| w(database));
-            let had_work = waiting();
-            // A task that failed waits for its retry time, even with work waiting.
-            if !(all || next.map_or(had_work, |t| t <= now)) {
-                continue;
-            }
-            let mut runs = 0;
-            loop {
-                let outcome = run_task(task);
-                runs += 1;
-                *next = outcome.unwrap_or_else(|| Some(Instant::now() + RETRY_AFTER_FAILURE));
-                if outcome.is_none() || !had_work || !waiting() {
+        for i in 0..TASKS.len() {
+            worked |= self.run_one(i, all);
+        }
+        worked
+    }
+
+    fn run_one(&mut self, i: usize, all: bool) -> bool {
+        let (task, now) = (&TASKS[i], Instant::now());
+        let database = unsafe { pg_sys::MyDatabaseId };
+        let ready_in = || task.waiting.and_then(|w| w(database));
+        let waiting = ready_in();
+        let failed = self.failed_until[i].is_some_and(|t| t > now);
+        let due = all || self.next[i].is_some_and(|t| t <= now) || (waiting == Some(Duration::ZERO) && !failed);
+        if due {
+            for runs in 1..=RUNS_WHILE_WAITING {
+                let Some(after) = run_task(task) else {
+                    self.failed_until[i] = Some(Instant::now() + RETRY_AFTER_FAILURE);
+                    self.next[i] = self.failed_until[i];
+                    return waiting.is_some();
+                };
+                self.failed_until[i] = None;
+                self.next[i] = after;
+                if ready_in() != Some(Duration::ZERO) {
                     break;
                 }
                 if runs == RUNS_WHILE_WAITING {
                     // Due again at once, after the worker has looked at its jobs.
-                    *next = Some(Instant::now());
-                    break;
+                    self.next[i] = Some(Instant::now());
                 }
             }
-            worked |= had_work;
         }
-        worked
+        // Work still gathering: due when it is ready.
+        if let Some(ready) = ready_in().map(|d| Instant::now() + d) {
+            self.next[i] = Some(self.next[i].map_or(ready, |t| t.min(ready)));
+        }
+        waiting.is_some()
     }
 
     /// The earliest time a task is due, if any.

@@ -3,7 +3,9 @@
 //! (one JSON array read by `jsonb_to_recordset`).
 
 use super::record::{AskRecord, Step};
+use super::ring::Pending;
 use serde::Serialize;
+use std::time::Duration;
 
 /// The columns the worker fills, with the SQL type each JSON key is read as, in the order of
 /// `LogRow`'s fields. `asked_at_us` becomes the `asked_at` column.
@@ -129,6 +131,30 @@ pub fn recordset_columns() -> String {
     COLUMNS.iter().map(|(name, ty)| format!("{name} {ty}")).collect::<Vec<_>>().join(", ")
 }
 
+/// Rows are gathered into batches, as PostgreSQL's WAL writer gathers its writes: the worker
+/// writes once the oldest waiting row is this old, or once this many bytes wait, whichever
+/// comes first. One insert per ask would cost more than the ask's own work at a high rate.
+pub const GATHER_MS: u64 = 200;
+pub const GATHER_BYTES: u64 = 64 * 1024;
+
+/// In how long a database's waiting rows are to be written, at `now` (microseconds, on the
+/// ring's clock): zero when they are ready.
+pub fn write_in(pending: Pending, now_us: i64) -> Duration {
+    let age_us = now_us.saturating_sub(pending.oldest_at).max(0) as u64;
+    if pending.bytes >= GATHER_BYTES || age_us >= GATHER_MS * 1000 {
+        return Duration::ZERO;
+    }
+    Duration::from_micros(GATHER_MS * 1000 - age_us)
+}
+
+/// Whether handing over a row of `added` bytes, which brought its database's waiting rows to
+/// `pending`, should wake the worker: the first row starts a batch (the worker then sleeps
+/// until it is ready), and a batch that grows past `GATHER_BYTES` is ready at once. Rows in
+/// between wake no one.
+pub fn wakes_worker(pending: Pending, added: u64) -> bool {
+    pending.bytes <= added || (pending.bytes >= GATHER_BYTES && pending.bytes - added < GATHER_BYTES)
+}
+
 /// How long a ready record of a database whose worker never came may wait before the worker of
 /// another database looks at why (that database may be gone, or its wake-up lost).
 pub const STALE_AFTER_S: i64 = 60;
@@ -201,6 +227,25 @@ mod tests {
         assert_eq!(r.sql.as_deref(), Some("SELECT '[redacted]'"));
         assert_eq!(r.message.as_deref(), Some("bad reply: [redacted]"));
         assert_eq!(r.role, "ann");
+    }
+
+    #[test]
+    fn rows_are_written_once_the_oldest_is_old_enough_or_enough_of_them_wait() {
+        let young = Pending { oldest_at: 1_000_000, bytes: 500 };
+        assert_eq!(write_in(young, 1_000_000), Duration::from_millis(GATHER_MS));
+        assert_eq!(write_in(young, 1_050_000), Duration::from_millis(GATHER_MS - 50));
+        assert_eq!(write_in(young, 1_000_000 + GATHER_MS as i64 * 1000), Duration::ZERO);
+        assert_eq!(write_in(Pending { bytes: GATHER_BYTES, ..young }, 1_000_000), Duration::ZERO);
+        assert_eq!(write_in(young, 0), Duration::from_millis(GATHER_MS), "a clock that went back waits no longer");
+    }
+
+    #[test]
+    fn the_first_row_of_a_batch_and_a_full_batch_wake_the_worker() {
+        let at = |bytes| Pending { oldest_at: 0, bytes };
+        assert!(wakes_worker(at(300), 300));
+        assert!(!wakes_worker(at(600), 300));
+        assert!(wakes_worker(at(GATHER_BYTES + 100), 300));
+        assert!(!wakes_worker(at(GATHER_BYTES + 400), 300));
     }
 
     #[test]

@@ -39,6 +39,15 @@ pub struct Owner {
     pub role: u32,
 }
 
+/// A database's ready records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// When the oldest was handed over.
+    pub oldest_at: i64,
+    /// Their payloads' bytes.
+    pub bytes: u64,
+}
+
 /// A record that was not kept, because it is larger than the free space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
@@ -119,7 +128,8 @@ impl<'a> Ring<'a> {
     }
 
     /// Appends a record; `Full` when it does not fit in the free space (it is then not kept).
-    pub fn push(&mut self, owner: Owner, at: i64, payload: &[u8]) -> Result<(), Full> {
+    /// Returns its database's ready records, this one included.
+    pub fn push(&mut self, owner: Owner, at: i64, payload: &[u8]) -> Result<Pending, Full> {
         let size = (HEADER + payload.len()) as u64;
         if payload.len() > u32::MAX as usize || size > self.capacity() as u64 - self.used() {
             return Err(Full);
@@ -129,7 +139,7 @@ impl<'a> Ring<'a> {
         self.write(head, &header.to_bytes());
         self.write(head + HEADER as u64, payload);
         self.state.head = head + size;
-        Ok(())
+        Ok(self.pending(owner.database).unwrap_or(Pending { oldest_at: at, bytes: payload.len() as u64 }))
     }
 
     /// Claims `database`'s ready records for `claimer`, oldest first, until their payloads
@@ -162,9 +172,15 @@ impl<'a> Ring<'a> {
         self.update(|h| (h.status == CLAIMED && h.claimer == claimer).then_some(READY));
     }
 
-    /// Whether `database` has ready records.
-    pub fn pending(&self, database: u32) -> bool {
-        self.headers().into_iter().any(|(_, h)| h.status == READY && h.owner.database == database)
+    /// `database`'s ready records, if it has any: when the oldest was handed over, and their bytes.
+    pub fn pending(&self, database: u32) -> Option<Pending> {
+        self.headers().into_iter().filter(|(_, h)| h.status == READY && h.owner.database == database).fold(
+            None,
+            |p: Option<Pending>, (_, h)| {
+                let bytes = p.map_or(0, |p| p.bytes) + h.len as u64;
+                Some(Pending { oldest_at: p.map_or(h.at, |p| p.oldest_at), bytes })
+            },
+        )
     }
 
     /// The owner and time of the oldest ready record, if any.
@@ -348,7 +364,7 @@ mod tests {
             ring.push(owner(DB1), 1, &a).unwrap();
             ring.push(owner(DB1), 2, &b).unwrap();
             assert_eq!(payloads(ring.claim(DB1, 7, usize::MAX)), vec![a, b]);
-            assert!(!ring.pending(DB1));
+            assert_eq!(ring.pending(DB1), None);
             ring.finish(7);
             assert_eq!(ring.used(), 0, "round {round}");
         }
@@ -383,7 +399,16 @@ mod tests {
         ring.finish(2);
         assert_eq!(ring.used(), 3 * HEADER as u64 + 15, "the older record of DB1 holds the space");
         assert_eq!(ring.oldest_ready(), Some((owner(DB1), 1)));
-        assert_eq!(payloads(ring.claim(DB1, 1, usize::MAX)), vec![b"one-a".to_vec(), b"one-b".to_vec()]);
+        assert_eq!(ring.pending(DB1), Some(Pending { oldest_at: 1, bytes: 10 }));
+        assert_eq!(ring.push(owner(DB1), 4, b"one-c"), Ok(Pending { oldest_at: 1, bytes: 15 }));
+        assert_eq!(ring.push(owner(DB2), 5, b"two-b"), Ok(Pending { oldest_at: 5, bytes: 5 }));
+        ring.discard(|db| db == DB2);
+        ring.claim(DB1, 9, 10);
+        ring.release(9);
+        assert_eq!(
+            payloads(ring.claim(DB1, 1, usize::MAX)),
+            vec![b"one-a".to_vec(), b"one-b".to_vec(), b"one-c".to_vec()]
+        );
         assert_eq!(ring.oldest_ready(), None);
         ring.finish(1);
         assert_eq!(ring.used(), 0);
@@ -400,7 +425,8 @@ mod tests {
         assert_eq!(ring.claim(DB2, 22, usize::MAX).len(), 1);
         ring.release(11);
         ring.finish(99);
-        assert!(ring.pending(DB1) && !ring.pending(DB2));
+        assert_eq!(ring.pending(DB1), Some(Pending { oldest_at: 1, bytes: 1 }));
+        assert_eq!(ring.pending(DB2), None);
         let saved = ring.entries();
         assert_eq!(saved.len(), 2);
         assert!(saved[0].pending && !saved[1].pending, "DB2's record is claimed, not ready");
@@ -445,7 +471,7 @@ mod tests {
         }
         buf[0..4].copy_from_slice(&1000u32.to_le_bytes());
         let mut ring = Ring::new(&mut state, &mut buf);
-        assert!(!ring.pending(DB1));
+        assert_eq!(ring.pending(DB1), None);
         assert!(ring.claim(DB1, 1, usize::MAX).is_empty());
         ring.finish(1);
         assert_eq!(ring.used(), 0);

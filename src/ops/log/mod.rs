@@ -3,11 +3,12 @@
 //!
 //! When an ask ends, `hand_over` masks the record's texts, turns it into a JSON row and puts it
 //! in a ring in shared memory (ring.rs); a full ring drops the row and counts it
-//! (`sqlchat.stats.log_records_dropped`), so an ask never waits. Then the background worker of
-//! the database is woken (or the launcher starts one): its maintenance task `write` claims the
-//! database's rows and inserts them in batches, each in a transaction of its own, as the table's
-//! owner. A worker that stops while writing gives its rows back (they are written by the next);
-//! rows still waiting at a clean shutdown are saved and written after the next start.
+//! (`sqlchat.stats.log_records_dropped`), so an ask never waits. The first row of a batch wakes
+//! the database's background worker (or the launcher starts one); once rows have gathered for a
+//! moment (`GATHER_MS`, or `GATHER_BYTES` of them), its maintenance task `write` claims them and
+//! inserts them in batches, each in a transaction of its own, as the table's owner. A worker that
+//! stops while writing gives its rows back (the next one writes them); rows still waiting at a
+//! clean shutdown are saved and written after the next start.
 //!
 //! Not written: asks on a hot standby (nothing can be written there; the statistics still count
 //! them, and a NOTICE says so once per session), asks in sessions without shared memory (not
@@ -22,7 +23,7 @@ use crate::jobs::maintenance;
 use crate::store::{self, Caller};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use sqlchat_core::ops::log::{redact, LogRow, Origin, STALE_AFTER_S};
+use sqlchat_core::ops::log::{redact, wakes_worker, write_in, LogRow, Origin, STALE_AFTER_S};
 use sqlchat_core::ops::record::AskRecord;
 use sqlchat_core::ops::ring::Owner;
 use std::cell::Cell;
@@ -67,7 +68,8 @@ pub fn hand_over(caller: &Caller, asked_at: i64, mut record: AskRecord) {
     let database = unsafe { pg_sys::MyDatabaseId };
     let owner = Owner { database: database.to_u32(), role: caller.oid.to_u32() };
     match ring::push(owner, now(), &row) {
-        Ok(()) => maintenance::work_handed_over(database),
+        Ok(pending) if wakes_worker(pending, row.len() as u64) => maintenance::work_handed_over(database),
+        Ok(_) => {}
         Err(_) => stats::add(|c| c.add_log_dropped(1)),
     }
 }
@@ -92,9 +94,10 @@ fn now() -> i64 {
 
 // ---- the worker's side --------------------------------------------------------------------------
 
-/// Whether rows wait in the ring for `database`.
-pub fn waiting(database: pg_sys::Oid) -> bool {
-    ring::pending(database.to_u32())
+/// Whether rows wait in the ring for `database`, and in how long they are to be written (they
+/// gather into batches for a moment, see `write_in`).
+pub fn waiting(database: pg_sys::Oid) -> Option<Duration> {
+    ring::pending(database.to_u32()).map(|p| write_in(p, now()))
 }
 
 /// Gives up the rows waiting for `database` (sqlchat is not installed there); they count as dropped.

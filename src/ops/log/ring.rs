@@ -6,7 +6,7 @@
 
 use crate::gucs;
 use pgrx::pg_sys;
-use sqlchat_core::ops::ring::{decode, encode, Full, Owner, Ring, RingState};
+use sqlchat_core::ops::ring::{decode, encode, Full, Owner, Pending, Ring, RingState};
 use std::ffi::CStr;
 
 const NAME: &CStr = c"sqlchat log";
@@ -76,7 +76,7 @@ fn unlocked<R>(f: impl FnOnce(&mut Ring) -> R) -> Option<R> {
     }
 }
 
-pub fn push(owner: Owner, at: i64, payload: &[u8]) -> Result<(), Full> {
+pub fn push(owner: Owner, at: i64, payload: &[u8]) -> Result<Pending, Full> {
     with(|r| r.push(owner, at, payload)).unwrap_or(Err(Full))
 }
 
@@ -92,8 +92,8 @@ pub fn release(claimer: i32) {
     with(|r| r.release(claimer));
 }
 
-pub fn pending(database: u32) -> bool {
-    with(|r| r.pending(database)).unwrap_or(false)
+pub fn pending(database: u32) -> Option<Pending> {
+    with(|r| r.pending(database)).flatten()
 }
 
 pub fn oldest_ready() -> Option<(Owner, i64)> {
