@@ -247,6 +247,27 @@ def test_32_concurrent_sessions_lose_no_row(lc, gw, role, conns):
     })
 
 
+def test_a_worker_stopped_while_writing_gives_its_rows_back(lc, gw, role, conns):
+    gw.rule(purpose=GEN, content=COUNT)
+    admin = conns(autocommit=False)
+    admin.execute("LOCK TABLE sqlchat.log IN ACCESS EXCLUSIVE MODE")
+    asker = conns(user=role)
+    for i in range(5):
+        asker.execute("SELECT sqlchat.ask(%s)", (f"asked while the log is locked {i}",))
+    watcher = conns()
+    blocked = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'sqlchat worker' AND datname = 'logdb' " \
+              "AND wait_event_type = 'Lock'"
+    pid = wait_until(lambda: watcher.execute(blocked).fetchone(), 10)
+    assert pid, "the worker waits for the lock with the rows it claimed"
+    watcher.execute("SELECT pg_terminate_backend(%s)", (pid[0],))
+    assert wait_until(lambda: watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                              (pid[0],)).fetchone()[0] == 0, 10)
+    admin.rollback()
+    rows = wait_for_rows(watcher, role, 5)
+    assert len(rows) == 5, "another worker wrote the rows the stopped one gave back"
+    assert stats_of(watcher, role)["log_records_dropped"] == 0
+
+
 def test_background_jobs_are_logged_as_the_role_that_submitted_them(lc, gw, role, conns):
     gw.rule(purpose=GEN, content=COUNT)
     conn = conns(user=role)

@@ -147,12 +147,17 @@ pub fn write_in(pending: Pending, now_us: i64) -> Duration {
     Duration::from_micros(GATHER_MS * 1000 - age_us)
 }
 
-/// Whether handing over a row of `added` bytes, which brought its database's waiting rows to
-/// `pending`, should wake the worker: the first row starts a batch (the worker then sleeps
-/// until it is ready), and a batch that grows past `GATHER_BYTES` is ready at once. Rows in
-/// between wake no one.
-pub fn wakes_worker(pending: Pending, added: u64) -> bool {
-    pending.bytes <= added || (pending.bytes >= GATHER_BYTES && pending.bytes - added < GATHER_BYTES)
+/// A batch this late was not written when it should have been (its worker was busy with a long
+/// job, or stopped): every row handed over then wakes the worker again.
+pub const OVERDUE_MS: u64 = 10 * GATHER_MS;
+
+/// Whether handing over a row of `added` bytes at `now_us`, which brought its database's
+/// waiting rows to `pending`, should wake the worker: the first row starts a batch (the worker
+/// then sleeps until it is ready), a batch that grows past `GATHER_BYTES` is ready at once, and
+/// an overdue one is asked for again. Other rows wake no one.
+pub fn wakes_worker(pending: Pending, added: u64, now_us: i64) -> bool {
+    let overdue = now_us.saturating_sub(pending.oldest_at) >= (OVERDUE_MS * 1000) as i64;
+    pending.bytes <= added || (pending.bytes >= GATHER_BYTES && pending.bytes - added < GATHER_BYTES) || overdue
 }
 
 /// How long a ready record of a database whose worker never came may wait before the worker of
@@ -240,12 +245,14 @@ mod tests {
     }
 
     #[test]
-    fn the_first_row_of_a_batch_and_a_full_batch_wake_the_worker() {
+    fn the_first_row_of_a_batch_a_full_batch_and_an_overdue_one_wake_the_worker() {
         let at = |bytes| Pending { oldest_at: 0, bytes };
-        assert!(wakes_worker(at(300), 300));
-        assert!(!wakes_worker(at(600), 300));
-        assert!(wakes_worker(at(GATHER_BYTES + 100), 300));
-        assert!(!wakes_worker(at(GATHER_BYTES + 400), 300));
+        assert!(wakes_worker(at(300), 300, 0));
+        assert!(!wakes_worker(at(600), 300, 0));
+        assert!(wakes_worker(at(GATHER_BYTES + 100), 300, 0));
+        assert!(!wakes_worker(at(GATHER_BYTES + 400), 300, 0));
+        assert!(!wakes_worker(at(600), 300, OVERDUE_MS as i64 * 1000 - 1));
+        assert!(wakes_worker(at(600), 300, OVERDUE_MS as i64 * 1000), "an overdue batch is asked for again");
     }
 
     #[test]

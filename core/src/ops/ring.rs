@@ -167,9 +167,9 @@ impl<'a> Ring<'a> {
         self.free_done();
     }
 
-    /// The records `claimer` claimed are ready again (it stopped before writing them).
-    pub fn release(&mut self, claimer: i32) {
-        self.update(|h| (h.status == CLAIMED && h.claimer == claimer).then_some(READY));
+    /// The records `claimer` claimed are ready again (it stopped before writing them); how many.
+    pub fn release(&mut self, claimer: i32) -> usize {
+        self.update(|h| (h.status == CLAIMED && h.claimer == claimer).then_some(READY))
     }
 
     /// `database`'s ready records, if it has any: when the oldest was handed over, and their bytes.
@@ -236,12 +236,16 @@ impl<'a> Ring<'a> {
         out
     }
 
-    fn update(&mut self, status: impl Fn(&Header) -> Option<u32>) {
+    /// Sets the status of the records `status` picks; how many.
+    fn update(&mut self, status: impl Fn(&Header) -> Option<u32>) -> usize {
+        let mut changed = 0;
         for (pos, h) in self.headers() {
             if let Some(s) = status(&h) {
                 self.set(pos, Header { status: s, ..h });
+                changed += 1;
             }
         }
+        changed
     }
 
     /// Frees the done records at the tail.
@@ -423,7 +427,7 @@ mod tests {
         ring.push(owner(DB2), 2, b"b").unwrap();
         assert_eq!(ring.claim(DB1, 11, usize::MAX).len(), 1);
         assert_eq!(ring.claim(DB2, 22, usize::MAX).len(), 1);
-        ring.release(11);
+        assert_eq!(ring.release(11), 1);
         ring.finish(99);
         assert_eq!(ring.pending(DB1), Some(Pending { oldest_at: 1, bytes: 1 }));
         assert_eq!(ring.pending(DB2), None);

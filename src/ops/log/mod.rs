@@ -67,8 +67,9 @@ pub fn hand_over(caller: &Caller, asked_at: i64, mut record: AskRecord) {
     let row = LogRow::new(origin, &record).to_json();
     let database = unsafe { pg_sys::MyDatabaseId };
     let owner = Owner { database: database.to_u32(), role: caller.oid.to_u32() };
-    match ring::push(owner, now(), &row) {
-        Ok(pending) if wakes_worker(pending, row.len() as u64) => maintenance::work_handed_over(database),
+    let now = now();
+    match ring::push(owner, now, &row) {
+        Ok(pending) if wakes_worker(pending, row.len() as u64, now) => maintenance::work_handed_over(database),
         Ok(_) => {}
         Err(_) => stats::add(|c| c.add_log_dropped(1)),
     }
@@ -123,8 +124,12 @@ impl Drop for Claim {
 static EXIT_CALLBACK: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C-unwind" fn release_at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
-    // Runs before the transaction of a FATAL is aborted, so rows it was writing are not in the table.
-    ring::release(unsafe { pg_sys::MyProcPid });
+    // Runs before the transaction of a FATAL is aborted, so rows it was writing are not in the
+    // table; the next worker writes them (a visit, since no new row may come to wake one).
+    let database = unsafe { pg_sys::MyDatabaseId };
+    if ring::release(unsafe { pg_sys::MyProcPid }) > 0 {
+        maintenance::request_visit(database, Duration::ZERO);
+    }
 }
 
 /// The maintenance task that writes the rows handed over for this database: one batch of them,

@@ -88,8 +88,9 @@ pub fn finish(claimer: i32) {
     with(|r| r.finish(claimer));
 }
 
-pub fn release(claimer: i32) {
-    with(|r| r.release(claimer));
+/// Gives `claimer`'s claimed rows back; how many there were.
+pub fn release(claimer: i32) -> usize {
+    with(|r| r.release(claimer)).unwrap_or(0)
 }
 
 pub fn pending(database: u32) -> Option<Pending> {
