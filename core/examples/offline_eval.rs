@@ -141,6 +141,7 @@ impl Probe for EvalProbe<'_> {
                 .map(|r| r.into_iter().map(|v| v.map(Value::String).unwrap_or(Value::Null)).collect())
                 .collect(),
             truncated: false,
+            private: vec![],
         })
     }
 }
@@ -391,6 +392,7 @@ fn main() {
                             })
                             .collect(),
                         truncated: false,
+                        private: vec![],
                     };
                     let (answer, suggestions) = offline::render_answer(&plan, &rs);
                     println!("        {answer}\n        next: {}", suggestions.join(" | "));

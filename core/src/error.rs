@@ -56,6 +56,8 @@ pub enum Error {
     Privileged { what: String, role: String, hint: String },
     #[error("internal error: {detail}")]
     Internal { detail: String },
+    #[error("{function} cannot run inside a statement that sqlchat runs")]
+    Reentered { function: String },
     // --- operations (statistics, quotas) ---
     #[error("role {role} is over its quota of {limit}")]
     QuotaExceeded { role: String, limit: String, resets_at: String },
@@ -72,6 +74,15 @@ pub enum Error {
     JobInterrupted { job: i64 },
     #[error("role {role} that submitted job {job} no longer exists")]
     JobRoleGone { job: i64, role: String },
+    // ---- teaching (teach, define, set_private, feedback) ----
+    #[error("cannot {what} {place}")]
+    TeachReadOnly { what: String, place: &'static str },
+    #[error("{what} {id} does not exist{}", if *.own { " or is not yours" } else { "" })]
+    TeachNotFound { what: &'static str, id: i64, own: bool },
+    #[error("the SQL to teach {}: {message}", if .refusal.is_some() { "was refused" } else { "failed" })]
+    TaughtSql { sqlstate: String, message: String, refusal: Option<Refusal> },
+    #[error("{what} already holds {limit} entries, the most it may")]
+    TeachingFull { what: &'static str, limit: i64 },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -196,10 +207,15 @@ impl Error {
             Error::Internal { .. } => "XX000",
             Error::QuotaExceeded { .. } => "53400",
             Error::NotPreloaded { .. } => "55000",
+            Error::Reentered { .. } => "42501",
             Error::JobReadOnly { .. } => "25006",
             Error::JobNotFound { .. } | Error::JobRoleGone { .. } => "42704",
             Error::JobCancelled { .. } => "57014",
             Error::JobInterrupted { .. } => "57P01",
+            Error::TeachReadOnly { .. } => "25006",
+            Error::TeachNotFound { .. } => "22023",
+            Error::TaughtSql { sqlstate, .. } => sqlstate.as_str(),
+            Error::TeachingFull { .. } => "54000",
         }
     }
 
@@ -270,12 +286,20 @@ impl Error {
             Error::QuotaExceeded { resets_at, .. } => {
                 return format!("The quota resets at {resets_at}; a superuser can change it with sqlchat.set_quota().")
             }
+            Error::Reentered { .. } => "Code that runs while sqlchat runs a statement (a domain's check, a policy, a type's or an operator's function the statement reaches) must not call sqlchat's functions.",
             Error::NotPreloaded { .. } => "Add sqlchat to shared_preload_libraries in postgresql.conf and restart the server.",
             Error::JobReadOnly { .. } => "Call sqlchat.ask or sqlchat.ask_full, which answer in read-only transactions and on standbys, or submit on the primary in a read-write transaction.",
             Error::JobNotFound { .. } => "sqlchat.jobs lists the jobs you can see; finished jobs are removed after sqlchat.job_retention.",
             Error::JobCancelled { .. } => "It was stopped with sqlchat.cancel_job; submit the question again for an answer.",
             Error::JobInterrupted { .. } => "Submit the question again. To stop a job, use sqlchat.cancel_job.",
             Error::JobRoleGone { .. } => "A job runs as the role that submitted it; that role was dropped or renamed before the job ran.",
+            Error::TeachReadOnly { .. } => "Teach, define, mark columns private and give feedback on the primary, in a read-write transaction; asks still use what is taught on standbys.",
+            Error::TeachNotFound { what: "turn", .. } => "sqlchat.history(session_id) lists your turns with their ids; teachers see submitted feedback in sqlchat.feedback_queue.",
+            Error::TeachNotFound { what: "definition", .. } => "sqlchat.definitions lists the definitions with their ids.",
+            Error::TeachNotFound { .. } => "sqlchat.examples lists the examples with their ids.",
+            Error::TaughtSql { refusal: Some(kind), .. } => hint::for_refusal(*kind),
+            Error::TaughtSql { .. } => "Teach a statement that runs: it runs once, read-only, as you, before it is stored. Fix it and teach it again.",
+            Error::TeachingFull { .. } => "Remove entries that are no longer needed (sqlchat.unteach, sqlchat.undefine) and try again.",
         };
         h.to_string()
     }

@@ -2,6 +2,8 @@
 //! key, time parts computed in SQL, and the chart words people use. All optional: empty text gives
 //! no hints and the rows alone decide.
 
+use crate::lang::sql::Kind;
+
 /// Words asking for parts of a whole.
 const SHARE_WORDS: &[&str] = &[
     "share",
@@ -116,30 +118,29 @@ pub fn word_position(sql_lower: &str, name: &str) -> Option<usize> {
 }
 
 /// Byte offsets of the keyword phrase `word` (lower case, single spaces) as a whole word outside
-/// parentheses and quotes of `sql_lower` (whitespace already collapsed).
+/// parentheses, literals, quoted identifiers and comments of `sql_lower` (whitespace already
+/// collapsed), read with the project's SQL scanner.
 fn top_level_positions(sql_lower: &str, word: &str) -> Vec<usize> {
-    let is_word = |c: char| c.is_alphanumeric() || c == '_';
-    let whole_word = |i: usize| {
-        sql_lower[..i].chars().next_back().is_none_or(|c| !is_word(c))
-            && sql_lower[i + word.len()..].chars().next().is_none_or(|c| !is_word(c))
-    };
+    let first = word.split(' ').next().unwrap_or(word);
     let mut depth = 0i32;
-    let mut quote: Option<char> = None;
     let mut found = Vec::new();
-    for (i, c) in sql_lower.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '\'' | '"' => quote = Some(c),
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                _ if depth == 0 && sql_lower[i..].starts_with(word) && whole_word(i) => found.push(i),
-                _ => {}
-            },
+    for t in crate::lang::sql::tokens(sql_lower) {
+        match (t.kind, t.text(sql_lower)) {
+            (Kind::Other, "(") => depth += 1,
+            (Kind::Other, ")") => depth -= 1,
+            (Kind::Word, w) if depth == 0 && w == first && starts_phrase(sql_lower, t.range.start, word) => {
+                found.push(t.range.start)
+            }
+            _ => {}
         }
     }
     found
+}
+
+/// Whether the phrase `word` starts at `at` and ends at a word boundary.
+fn starts_phrase(sql_lower: &str, at: usize, word: &str) -> bool {
+    sql_lower[at..].starts_with(word)
+        && sql_lower[at + word.len()..].chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
 }
 
 /// The first key of the outermost ORDER BY, lower-cased and unquoted, and whether it is descending.

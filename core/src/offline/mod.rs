@@ -9,7 +9,7 @@
 mod build;
 mod follow;
 mod joins;
-mod query;
+pub(crate) mod query;
 mod read;
 mod render;
 mod schema;

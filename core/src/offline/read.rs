@@ -11,7 +11,7 @@ use super::joins::{self, Reach};
 use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Op, OrderKey, Query, Unit};
 use super::schema::{key_column, label_column, Target, Vocab};
 use super::{Decline, Parsed, Probe};
-use crate::lang::words::{date_at, is_stop_word, number_at, time_unit, year_of};
+use crate::lang::words::{date_at, is_free_text_word, is_stop_word, number_at, time_unit, year_of};
 use crate::lang::{stem, tokenize, Token as Tok};
 
 /// At most this many text columns are looked up for values, in one bounded query.
@@ -925,27 +925,11 @@ impl Parser<'_> {
 
     /// The text columns of the tables in scope whose values are worth looking up (not free text).
     fn probe_columns(&self) -> Vec<ColRef> {
-        const FREE_TEXT: &[&str] = &[
-            "description",
-            "abstract",
-            "comment",
-            "comments",
-            "note",
-            "notes",
-            "body",
-            "text",
-            "url",
-            "homepage",
-            "email",
-            "phone",
-            "address",
-            "password",
-        ];
         let mut columns: Vec<ColRef> = Vec::new();
         for &ti in &self.scope {
             for (ci, c) in self.catalog.tables[ti].columns.iter().enumerate() {
                 let words = &self.vocab.column_words(ti, ci);
-                if c.is_text() && !words.iter().any(|w| FREE_TEXT.contains(&w.as_str()) || w.starts_with("address")) {
+                if c.is_text() && !words.iter().any(|w| is_free_text_word(w)) {
                     columns.push(ColRef { table: ti, column: ci });
                 }
             }

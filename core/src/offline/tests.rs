@@ -105,6 +105,7 @@ impl Probe for FakeProbe {
             ],
             rows,
             truncated: false,
+            private: vec![],
         })
     }
 }
@@ -225,7 +226,7 @@ fn answers_in_words_with_suggestions_that_plan() {
     let Decision::Answer(plan_) = plan(&shop(), "How many restaurants are there in San Francisco?", &mut p) else {
         panic!()
     };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(42)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(42)]], truncated: false, private: vec![] };
     let (answer, suggestions) = render_answer(&plan_, &rs);
     assert_eq!(answer, "There are 42 restaurants where city name is San Francisco.");
     assert!((2..=3).contains(&suggestions.len()), "{suggestions:?}");
@@ -241,10 +242,11 @@ fn answers_in_words_with_suggestions_that_plan() {
         columns: vec![],
         rows: vec![vec![json!("Pasta House"), json!(1), json!(4.7)], vec![json!("Sushi Bar"), json!(3), json!(4.25)]],
         truncated: false,
+        private: vec![],
     };
     assert_eq!(render_answer(&top, &rs).0, "The top 2 restaurants by rating are: Pasta House (4.7), Sushi Bar (4.25).");
     let Decision::Answer(avg) = plan(&shop(), "average amount of orders", &mut p) else { panic!() };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false, private: vec![] };
     assert_eq!(render_answer(&avg, &rs).0, "For orders, the average amount is 1,234.57.");
 }
 
@@ -372,7 +374,7 @@ fn filters_on_a_joined_tables_values() {
          WHERE customers.city = 'London'"
     );
     assert_eq!(p.tables, vec!["public.orders".to_string(), "public.customers".to_string()]);
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(7)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(7)]], truncated: false, private: vec![] };
     assert_eq!(render_answer(&p, &rs).0, "There are 7 orders where customer city is London.");
     // A related table named with no role in the question.
     assert!(joined_declines(&catalog, "how many orders from customers"));
