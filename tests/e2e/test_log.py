@@ -137,7 +137,8 @@ def test_rows_are_kept_when_the_transaction_rolls_back_or_the_ask_fails(lc, gw, 
     assert first["question"] == "how many customers, rolled back 0" and first["sql"] == COUNT
     assert first["engine"] == "llm" and first["llm_calls"] == 2 and first["attempts"] == 1
     assert first["prompt_tokens"] > 0 and not first["tokens_estimated"] and first["total_ms"] > 0
-    assert [s["step"] for s in first["steps"]][:2] == ["catalog", "llm:generate_sql"]
+    steps = [s["step"] for s in first["steps"]]
+    assert steps[0] == "catalog" and "llm:generate_sql" in steps and "llm:answer" in steps, steps
     assert failed["sqlstate"] == "42703" and "nope" in failed["message"] and failed["engine"] is None
     assert failed["session_id"] == "sess-1" and failed["sql"] is None
     log_calls = sum(dict(zip(cols, r))["llm_calls"] for r in rows)
@@ -221,6 +222,26 @@ def test_questions_follow_log_questions_and_secrets_never_appear(lc, gw, role, c
     assert harness.API_KEY not in everything and "secret plan" not in everything
     failed = rows_of(admin, role, "sqlstate, message")[1]
     assert failed[0] and failed[1], failed
+
+
+def test_values_of_private_columns_never_appear(lc, gw, role, conns):
+    # The model casts a private column's values: PostgreSQL's error quotes one of them.
+    gw.rule(purpose=[GEN, "repair"], contains="private", content="SELECT name::int FROM customers")
+    admin = conns()
+    admin.execute("SELECT sqlchat.set_private('customers', 'name')")
+    try:
+        conn = conns(user=role)
+        conn.execute("SET sqlchat.max_attempts = 2")
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            conn.execute("SELECT sqlchat.ask('the private names as numbers')")
+    finally:
+        admin.execute("SELECT sqlchat.set_private('customers', 'name', false)")
+    wait_for_rows(admin, role, 1)
+    sqlstate, message = rows_of(admin, role, "sqlstate, message")[0]
+    assert sqlstate == "22P02" and "(private)" in message, message
+    everything = admin.execute("SELECT string_agg(l::text, ' ') FROM sqlchat.log l WHERE role_name = %s",
+                               (role,)).fetchone()[0]
+    assert "customer " not in everything, everything
 
 
 def test_32_concurrent_sessions_lose_no_row(lc, gw, role, conns):

@@ -41,8 +41,10 @@ const REMOVE_BATCH: i64 = 1000;
 const REMOVE_BATCHES_PER_RUN: usize = 20;
 
 /// Every text a row keeps from the ask (question, SQL, session, error message) goes through
-/// here before it leaves the backend: secrets are scrubbed. Values of private columns are to be
-/// masked here too, by the same function that masks them in what is sent to the gateway.
+/// here before it leaves the backend: secrets are scrubbed. Values of private columns never get
+/// this far: a row keeps no result and no answer, and the host masks the values an error of a
+/// statement that read a private column quotes (`teach::private`) before the error reaches the
+/// repair prompt, the caller, or the record. Any further masking of a row's texts goes here.
 fn mask(text: &str) -> String {
     crate::error::secrets().scrub(text)
 }
