@@ -1,9 +1,11 @@
-//! The extension's own tables (memory, cache and background jobs): the only code that writes them. Every access
-//! runs as the tables' owner (they are granted to no one), inside a subtransaction, on rows
-//! stamped with the caller's role name; generated SQL never runs here.
+//! The extension's own tables (memory, cache, background jobs, the interaction log): the only
+//! code that writes them. Every access runs as the tables' owner (they are granted to no one),
+//! inside a subtransaction, on rows stamped with the caller's role name; generated SQL never
+//! runs here.
 
 pub mod cache;
 pub mod job;
+pub mod log;
 pub mod memory;
 
 use crate::gucs;
