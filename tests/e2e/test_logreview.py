@@ -1,0 +1,160 @@
+"""Security review of the interaction log (sqlchat.log) and the operations features: each test
+reproduces one finding and fails until it is fixed. Clusters of this module's own."""
+
+import itertools
+import os
+import time
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import harness
+from test_log import COUNT, GEN, LogCluster, rows_of, wait_for_rows, wait_until
+
+ROLES = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def lc(gateway):
+    c = LogCluster([])
+    try:
+        c.load_shop("logdb", gateway)
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def conns(lc):
+    opened = []
+
+    def open_connection(user=None, dbname="logdb", autocommit=True):
+        conn = lc.connect(dbname, user=user, autocommit=autocommit)
+        opened.append(conn)
+        return conn
+
+    yield open_connection
+    for conn in opened:
+        conn.close()
+
+
+@pytest.fixture
+def role(lc, conns):
+    name = f"lr_role_{next(ROLES)}_{os.getpid()}"
+    admin = conns()
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    admin.execute(sql.SQL("GRANT SELECT ON customers TO {}").format(sql.Identifier(name)))
+    return name
+
+
+LOOKALIKE = """
+CREATE SCHEMA sqlchat;
+CREATE TABLE sqlchat.job (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, role_oid oid NOT NULL, role_name name NOT NULL,
+    question text NOT NULL, session_id text, settings jsonb, state text NOT NULL DEFAULT 'queued',
+    cancel_requested boolean NOT NULL DEFAULT false, runs int NOT NULL DEFAULT 0, worker bigint,
+    worker_pid int, submitted_at timestamptz NOT NULL DEFAULT clock_timestamp(), started_at timestamptz,
+    finished_at timestamptz, answer jsonb, sqlstate text, message text, detail text, hint text);
+CREATE TABLE sqlchat.turn (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, role_name name NOT NULL,
+    session_id text NOT NULL, question text NOT NULL, sql text, answer text,
+    created_at timestamptz NOT NULL DEFAULT now(), role_oid oid NOT NULL);
+CREATE TABLE sqlchat.log (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, asked_at timestamptz NOT NULL);
+INSERT INTO sqlchat.log (asked_at) VALUES (now() - interval '400 days');
+CREATE TABLE public.witness (what text, cur name, sess name, super text, backend text);
+GRANT ALL ON public.witness TO PUBLIC;
+CREATE FUNCTION public.note() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.witness SELECT TG_NAME, current_user, session_user, current_setting('is_superuser'),
+         (SELECT backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid());
+  RETURN OLD;
+END $$;
+CREATE TRIGGER on_delete BEFORE DELETE ON sqlchat.log FOR EACH ROW EXECUTE FUNCTION public.note();
+"""
+
+
+def test_the_log_retention_task_runs_a_look_alike_tables_triggers(lc, conns):
+    """A role with CREATEDB plants schema sqlchat (job, turn, log) in a database of its own without
+    the extension: after a restart the launcher's sweep sends a worker there, which trusts the
+    look-alike and runs the log's retention task on it, firing the planted DELETE trigger inside
+    sqlchat's background worker."""
+    admin = conns()
+    mallory = f"lr_mallory_{os.getpid()}"
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(mallory)))
+    with lc.connect("postgres", user=mallory) as m:
+        m.execute("CREATE DATABASE lookalike")
+    with lc.connect("lookalike", user=mallory) as m:
+        m.execute(LOOKALIKE)
+    lc.restart()
+    with lc.connect("lookalike") as check:
+        fired = wait_until(lambda: check.execute("SELECT * FROM public.witness").fetchall(), 30)
+        remaining = check.execute("SELECT count(*) FROM sqlchat.log").fetchone()[0]
+    print("witness:", fired, "remaining:", remaining)
+    assert not fired, f"the worker ran the look-alike's trigger: {fired}"
+    assert remaining == 1
+
+
+def test_an_unbounded_session_id_hides_an_ask_from_the_log(lc, gw, role, conns):
+    """Every text of a row is cut to a bound except session_id: a session id bigger than
+    sqlchat.log_buffer makes the row not fit the ring, so the ask is answered and never logged
+    (only counted as dropped). Any role can hide any ask this way."""
+    gw.rule(purpose=GEN, content=COUNT)
+    conn = conns(user=role)
+    conn.execute("SET sqlchat.enable_cache = off")
+    answered = conn.execute("SELECT sqlchat.ask('how many customers, asked in secret?', repeat('s', 2000000))"
+                            ).fetchone()[0]
+    assert answered
+    conn.execute("SELECT sqlchat.ask('how many customers, asked openly?')")
+    admin = conns()
+    wait_for_rows(admin, role, 1)
+    time.sleep(1.0)
+    questions = [r[0] for r in rows_of(admin, role, "question")]
+    assert "how many customers, asked in secret?" in questions, f"the ask left no row: {questions}"
+
+
+def test_private_values_found_by_the_offline_engine_reach_the_log_and_the_gateway(lc, gw, role, conns):
+    """The offline engine looks a question's words up in the values of every text column, private
+    ones included, and writes the stored value into its SQL: sqlchat.log.sql (readable by auditors)
+    keeps a value read from a private column, and a later ask in the same session sends that SQL to
+    the gateway as history."""
+    gw.rule(purpose=GEN, content=COUNT)
+    admin = conns()
+    admin.execute("UPDATE customers SET city = 'Top_Secret_Site' WHERE id = 7")
+    admin.execute("SELECT sqlchat.set_private('customers', 'city')")
+    try:
+        conn = conns(user=role)
+        conn.execute("SET sqlchat.enable_cache = off")
+        conn.execute("SET sqlchat.engine = offline")
+        conn.execute("SELECT sqlchat.ask('how many customers in top secret site', 'plan')")
+        conn.execute("SET sqlchat.engine = llm")
+        gw.clear_requests()
+        conn.execute("SELECT sqlchat.ask('and how many in total?', 'plan')")
+        sent = str(gw.requests())
+        wait_for_rows(admin, role, 2)
+        logged = admin.execute("SELECT string_agg(l::text, ' ') FROM sqlchat.log l WHERE role_name = %s",
+                               (role,)).fetchone()[0]
+    finally:
+        admin.execute("SELECT sqlchat.set_private('customers', 'city', false)")
+        admin.execute("UPDATE customers SET city = 'Oslo' WHERE id = 7")
+    assert "Top_Secret_Site" not in logged, logged
+    assert "Top_Secret_Site" not in sent, "a private value went to the gateway in the session's history"
+
+
+def test_suggest_chart_model_calls_escape_an_asks_per_hour_quota(lc, gw, role, conns):
+    """docs/operations.md says suggest_chart's model call counts against the quota, but with an
+    asks-per-hour limit only (no token limit) it is neither counted nor refused: a role allowed one
+    ask per hour makes as many model calls as it likes."""
+    gw.rule(purpose="chart", content="A title")
+    admin = conns()
+    admin.execute("SELECT sqlchat.set_quota(%s, 1, NULL)", (role,))
+    try:
+        conn = conns(user=role)
+        gw.clear_requests()
+        rows = '[{"city": "Oslo", "n": 10}, {"city": "Rome", "n": 10}]'
+        for i in range(5):
+            conn.execute("SELECT sqlchat.suggest_chart(%s, 'SELECT city, count(*) AS n FROM customers GROUP BY 1', %s)",
+                         (f"customers per city {i}", rows))
+        calls = len(gw.requests("chart"))
+    finally:
+        admin.execute("SELECT sqlchat.set_quota(%s, NULL, NULL)", (role,))
+    assert calls <= 1, f"{calls} model calls under a quota of 1 ask per hour"
