@@ -158,3 +158,29 @@ def test_suggest_chart_model_calls_escape_an_asks_per_hour_quota(lc, gw, role, c
     finally:
         admin.execute("SELECT sqlchat.set_quota(%s, NULL, NULL)", (role,))
     assert calls <= 1, f"{calls} model calls under a quota of 1 ask per hour"
+
+
+def test_a_private_value_an_error_quotes_without_quotation_marks_reaches_the_log_and_the_model(lc, gw, role,
+                                                                                                conns):
+    """Errors of a statement that read a private column are masked only in their double-quoted
+    parts; PostgreSQL prints many values without quotes (make_date, chr, ...). A hostile model
+    reads a private value back in the repair request, and sqlchat.log.message keeps it."""
+    private_sql = "SELECT make_date(2020, id, 1) FROM customers WHERE name = 'customer 13'"
+    gw.rule(purpose=[GEN, "repair"], content=private_sql)
+    admin = conns()
+    admin.execute("SELECT sqlchat.set_private('customers', 'id')")
+    try:
+        conn = conns(user=role)
+        conn.execute("SET sqlchat.max_attempts = 2")
+        conn.execute("SET sqlchat.enable_cache = off")
+        gw.clear_requests()
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT sqlchat.ask('the first day of each customer''s month')")
+        repair = str(gw.requests("repair"))
+        wait_for_rows(admin, role, 1)
+        message = rows_of(admin, role, "message")[0][0]
+    finally:
+        admin.execute("SELECT sqlchat.set_private('customers', 'id', false)")
+    # customer 13's private id is 13: make_date's error says "2020-13-01".
+    assert "2020-13" not in repair, "the private value went to the model in the repair request"
+    assert "2020-13" not in message, message
