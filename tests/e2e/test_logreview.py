@@ -184,3 +184,32 @@ def test_a_private_value_an_error_quotes_without_quotation_marks_reaches_the_log
     # customer 13's private id is 13: make_date's error says "2020-13-01".
     assert "2020-13" not in repair, "the private value went to the model in the repair request"
     assert "2020-13" not in message, message
+
+
+def test_a_long_background_job_holds_every_log_row_of_its_database(lc, gw, role, conns):
+    """The only worker of a database writes log rows between jobs, and no other worker is started
+    while it runs one: any role that submits a long job (its own statement_timeout travels with
+    it) keeps every other role's rows in shared memory for as long as the job runs (lost in a
+    crash, dropped once sqlchat.log_buffer is full)."""
+    slow = "SELECT count(*) AS n FROM customers a, customers b, customers c, customers d, customers e, customers f"
+    gw.rule(purpose=[GEN, "repair"], contains="slow", content=slow)
+    gw.rule(purpose=GEN, content=COUNT)
+    admin = conns()
+    other = f"{role}_victim"
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(other)))
+    admin.execute(sql.SQL("GRANT SELECT ON customers TO {}").format(sql.Identifier(other)))
+    attacker = conns(user=role)
+    attacker.execute("SET statement_timeout = 0")
+    attacker.execute("SET sqlchat.query_timeout_ms = 0")
+    job = attacker.execute("SELECT sqlchat.submit('a slow question')").fetchone()[0]
+    running = wait_until(lambda: attacker.execute("SELECT state FROM sqlchat.job_status(%s)", (job,)).fetchone()[0]
+                         == "running", 10)
+    assert running
+    try:
+        conns(user=other).execute("SELECT sqlchat.ask('how many customers, while a job runs?')")
+        written = wait_until(lambda: rows_of(admin, other, "id"), 5)
+        still = attacker.execute("SELECT state FROM sqlchat.job_status(%s)", (job,)).fetchone()[0]
+    finally:
+        attacker.execute("SELECT sqlchat.cancel_job(%s)", (job,))
+    assert still == "running", f"the job was meant to run past the wait: {still}"
+    assert written, "the row waited in shared memory while another role's job ran"
