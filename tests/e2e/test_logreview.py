@@ -213,3 +213,32 @@ def test_a_long_background_job_holds_every_log_row_of_its_database(lc, gw, role,
         attacker.execute("SELECT sqlchat.cancel_job(%s)", (job,))
     assert still == "running", f"the job was meant to run past the wait: {still}"
     assert written, "the row waited in shared memory while another role's job ran"
+
+
+def test_set_role_escapes_a_quota_and_hides_who_asked(lc, gw, role, conns):
+    """Quotas and log rows go by current_user only: a role with a quota that may SET ROLE to any
+    group it belongs to asks on as the group, past its own quota, and the log row names the group,
+    with nothing that says which login asked."""
+    gw.rule(purpose=GEN, content=COUNT)
+    admin = conns()
+    group = f"{role}_group"
+    admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(group)))
+    admin.execute(sql.SQL("GRANT SELECT ON customers TO {}").format(sql.Identifier(group)))
+    admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role)))
+    admin.execute("SELECT sqlchat.set_quota(%s, 1, NULL)", (role,))
+    try:
+        conn = conns(user=role)
+        conn.execute("SET sqlchat.enable_cache = off")
+        conn.execute("SELECT sqlchat.ask('how many customers, within the quota?')")
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute("SELECT sqlchat.ask('how many customers, past the quota?')")
+        assert refused.value.sqlstate == "53400"
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(group)))
+        escaped = True
+        try:
+            conn.execute("SELECT sqlchat.ask('how many customers, as the group?')")
+        except psycopg.Error as e:
+            escaped = e.sqlstate != "53400"
+    finally:
+        admin.execute("SELECT sqlchat.set_quota(%s, NULL, NULL)", (role,))
+    assert not escaped, "SET ROLE to a group lifted the login role's quota"
