@@ -242,3 +242,23 @@ def test_set_role_escapes_a_quota_and_hides_who_asked(lc, gw, role, conns):
     finally:
         admin.execute("SELECT sqlchat.set_quota(%s, NULL, NULL)", (role,))
     assert not escaped, "SET ROLE to a group lifted the login role's quota"
+
+
+def test_log_questions_off_still_keeps_what_the_question_said(lc, gw, role, conns):
+    """sqlchat.log_questions = off (or hash) leaves the question out of sqlchat.log and the slow
+    log, but the generated SQL is kept whole: the names and values the question carried (a model
+    copies them into its literals) are still there for every auditor."""
+    gw.rule(purpose=GEN, contains="Jane Roe", content="SELECT count(*) AS n FROM customers WHERE name = 'Jane Roe'")
+    admin = conns()
+    lc.set_system({"sqlchat.log_questions": "off", "sqlchat.log_min_duration_ms": 0})
+    try:
+        conn = conns(user=role)
+        conn.execute("SET sqlchat.enable_cache = off")
+        conn.execute("SELECT sqlchat.ask('is Jane Roe one of our customers?')")
+        wait_for_rows(admin, role, 1)
+        row = admin.execute("SELECT l::text FROM sqlchat.log l WHERE role_name = %s", (role,)).fetchone()[0]
+        slow = [line for line in lc.server_log().splitlines() if "slow ask" in line and role in line]
+    finally:
+        lc.set_system({"sqlchat.log_questions": None, "sqlchat.log_min_duration_ms": None})
+    assert "Jane Roe" not in row, row
+    assert slow and not any("Jane Roe" in line for line in slow), slow
