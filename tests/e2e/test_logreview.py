@@ -9,7 +9,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import harness
 from test_log import COUNT, GEN, LogCluster, rows_of, wait_for_rows, wait_until
 
 ROLES = itertools.count(1)
@@ -89,7 +88,6 @@ def test_the_log_retention_task_runs_a_look_alike_tables_triggers(lc, conns):
     with lc.connect("lookalike") as check:
         fired = wait_until(lambda: check.execute("SELECT * FROM public.witness").fetchall(), 30)
         remaining = check.execute("SELECT count(*) FROM sqlchat.log").fetchone()[0]
-    print("witness:", fired, "remaining:", remaining)
     assert not fired, f"the worker ran the look-alike's trigger: {fired}"
     assert remaining == 1
 
