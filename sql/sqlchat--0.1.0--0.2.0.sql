@@ -417,7 +417,8 @@ CREATE TABLE sqlchat.log (
     steps             jsonb,                  -- [{"step", "ms"}]: catalog, llm:<purpose>, sql...
     sqlstate          text,                   -- the ERROR that ended the ask
     message           text,
-    backend_pid       int
+    backend_pid       int,
+    session_role      name                    -- the session's user: the login role (or SET SESSION AUTHORIZATION's)
 );
 CREATE INDEX log_asked_at_idx ON sqlchat.log (asked_at);
 CREATE INDEX log_role_idx ON sqlchat.log (role_oid, id);

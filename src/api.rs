@@ -43,7 +43,7 @@ fn run(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outc
 
 fn run_pipeline(question: Option<&str>, session_id: Option<&str>, sql_only: bool) -> Outcome {
     let question = pipeline::validate_question(question).or_raise();
-    let session_id = session_id.map(str::trim).filter(|s| !s.is_empty());
+    let session_id = pipeline::validate_session_id(session_id).or_raise();
     let read_at = Instant::now();
     let visible = catalog::visible_catalog().or_raise();
     crate::ops::meter::step("catalog", read_at.elapsed());
@@ -173,12 +173,9 @@ fn chart_for(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) 
     }
     let results = results.map(|j| j.0).unwrap_or(serde_json::Value::Null);
     let mut chart = chart::suggest_chart(question, sql.unwrap_or(""), &results).or_raise();
-    // Optional refinement of the title by the model; the local suggestion stands without a
-    // gateway, when the call fails, or when the caller's quota is used up.
-    if gucs::engine() != Engine::Offline
-        && !question.trim().is_empty()
-        && !crate::ops::quota::exhausted(&store::Caller::current())
-    {
+    // Optional refinement of the title by the model, counted as an ask against the caller's quota;
+    // the local suggestion stands without a gateway, when the call fails, or over the quota.
+    if gucs::engine() != Engine::Offline && !question.trim().is_empty() && crate::ops::quota::admit_ask().is_ok() {
         match llm::chat(Purpose::Chart, &chart::title_messages(question, &chart), gucs::suggestion_temperature()) {
             Ok(reply) => {
                 chart::apply_title(&mut chart, &reply);
@@ -207,13 +204,19 @@ fn history(
         name!(asked_at, Option<pgrx::datum::TimestampWithTimeZone>),
     ),
 > {
-    guarded(|| TableIterator::new(memory::history(&store::Caller::current(), session_id)))
+    guarded(|| {
+        let session_id = pipeline::validate_session_id(Some(session_id)).or_raise().unwrap_or_default();
+        TableIterator::new(memory::history(&store::Caller::current(), session_id))
+    })
 }
 
 /// Deletes the caller's turns of a session; returns how many were deleted.
 #[pg_extern]
 fn forget(session_id: &str) -> i64 {
-    guarded(|| memory::forget(&store::Caller::current(), session_id))
+    guarded(|| {
+        let session_id = pipeline::validate_session_id(Some(session_id)).or_raise().unwrap_or_default();
+        memory::forget(&store::Caller::current(), session_id)
+    })
 }
 
 /// Empties the LLM cache; for superusers and the extension's owner. Returns the rows deleted.

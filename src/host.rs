@@ -29,7 +29,7 @@ impl Host for Backend {
         let started = std::time::Instant::now();
         let mut trace = exec::Trace::default();
         let mut result = exec::run_traced(sql, self.limits, &mut trace);
-        self.private.apply(&trace, sql, &mut result);
+        self.private.apply(&trace, &mut result);
         crate::ops::meter::sql_ran(started.elapsed());
         match &result {
             Ok(rs) => crate::ops::progress::notice(&format!("the SQL returned {} row(s)", rs.rows.len())),

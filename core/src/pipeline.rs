@@ -22,12 +22,17 @@ use crate::teach::{self, values, Example, Teaching};
 use std::collections::{HashMap, HashSet};
 
 /// Why a generated statement did not produce rows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExecFailure {
     pub sqlstate: String,
     pub message: String,
     /// Refused by sqlchat before it ran (not a PostgreSQL execution error), and why.
     pub refusal: Option<Refusal>,
+    /// Raised once the statement had started running: its message may quote values of the rows
+    /// it read (errors of parsing and analysis cannot).
+    pub while_running: bool,
+    /// The statement read a private column.
+    pub read_private: bool,
 }
 
 impl ExecFailure {
@@ -173,6 +178,20 @@ pub fn validate_question(question: Option<&str>) -> Result<&str> {
     }
 }
 
+/// Longest session id: an id, not a text (it is stored with every turn and logged with every ask).
+pub const MAX_SESSION_ID_BYTES: usize = 200;
+
+/// The session id as sqlchat keeps it: trimmed, None when empty.
+pub fn validate_session_id(session_id: Option<&str>) -> Result<Option<&str>> {
+    match session_id.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) if s.len() > MAX_SESSION_ID_BYTES => Err(Error::InvalidArgument {
+            what: format!("session_id is {} bytes long; the limit is {MAX_SESSION_ID_BYTES}", s.len()),
+            hint: "Use a short identifier as the session id: a name, a number or a UUID.".into(),
+        }),
+        s => Ok(s),
+    }
+}
+
 pub fn run<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Result<Outcome> {
     if req.catalog.tables.is_empty() {
         return Err(Error::NoVisibleTables);
@@ -224,6 +243,7 @@ fn offline_decline(req: &Request, reason: &offline::Decline) -> Outcome {
 struct ProbeHost<'h, H: Host + ?Sized> {
     host: &'h mut H,
     cancel: Option<ExecFailure>,
+    req: &'h Request<'h>,
 }
 
 impl<H: Host + ?Sized> offline::Probe for ProbeHost<'_, H> {
@@ -239,13 +259,17 @@ impl<H: Host + ?Sized> offline::Probe for ProbeHost<'_, H> {
             message
         })
     }
+
+    fn is_private(&self, table: usize, column: usize) -> bool {
+        self.req.teaching.is_private(self.req.catalog, table, column)
+    }
 }
 
 /// The offline engine's outcome, or why it declines.
 type OfflineTry = std::result::Result<Outcome, offline::Decline>;
 
 fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Options) -> Result<OfflineTry> {
-    let mut probe = ProbeHost { host, cancel: None };
+    let mut probe = ProbeHost { host, cancel: None, req };
     // In a session, auto mode answers offline only a follow-up it can place (see offline::follow).
     let mut decision = if req.history.is_empty() || opts.engine == Engine::Offline {
         offline::plan(view, req.question, &mut probe)
@@ -301,7 +325,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Op
     let mut ctr = Counting { host, calls: 0 };
     let new_summary = summary_step(&mut ctr, req, opts)?;
     let summary = new_summary.as_deref().or(req.summary);
-    let mut probe = ProbeHost { host: &mut *ctr.host, cancel: None };
+    let mut probe = ProbeHost { host: &mut *ctr.host, cancel: None, req };
     let sql_context = sql_context(view, req, opts, &mut probe);
     if let Some(f) = probe.cancel {
         return Err(Error::Cancelled { message: f.message });
@@ -454,20 +478,14 @@ fn run_with_repairs<H: Host + ?Sized>(
             Candidate::One(sql) => match ctr.host.execute(sql) {
                 Ok(result) => return Ok(Ran { sql: sql.clone(), result, attempts }),
                 Err(f) if f.is_cancel() => return Err(Error::Cancelled { message: f.message }),
-                Err(f) => f,
+                Err(f) => without_row_values(f, context.schema, opts),
             },
             Candidate::Several(sql) => several_statements(sql),
         };
         if attempts >= opts.max_attempts.max(1) {
             return Err(give_up(candidate.text().to_string(), failure, tried_so_far(attempts, opts, ctr.calls)));
         }
-        // With send_rows = none, quoted text the model does not already have (a value the query
-        // met) stays in the database.
-        let message = if opts.send_rows {
-            failure.message.clone()
-        } else {
-            without_new_values(&failure.message, &[candidate.text(), context.schema])
-        };
+        let message = &failure.message;
         let error_text = if failure.refusal.is_some() {
             format!("sqlchat refused this statement before running it: {message}")
         } else {
@@ -496,6 +514,7 @@ fn several_statements(sql: &str) -> ExecFailure {
             sql::split_statements(sql).len()
         ),
         refusal: Some(Refusal::Statement),
+        ..Default::default()
     }
 }
 
@@ -521,22 +540,14 @@ fn turns_for_model<'t>(turns: &'t [Turn], opts: &Options) -> std::borrow::Cow<'t
     std::borrow::Cow::Owned(turns.iter().map(|t| Turn { answer: None, ..t.clone() }).collect())
 }
 
-/// `message` with each double-quoted part that appears in none of `known` replaced by `"..."`:
-/// PostgreSQL quotes both names and values in its messages, and names come from the SQL or the
-/// schema the model was given.
-fn without_new_values(message: &str, known: &[&str]) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(open) = rest.find('"') {
-        let Some(len) = rest[open + 1..].find('"') else { break };
-        let quoted = &rest[open + 1..open + 1 + len];
-        out.push_str(&rest[..=open]);
-        out.push_str(if known.iter().any(|k| k.contains(quoted)) { quoted } else { "..." });
-        out.push('"');
-        rest = &rest[open + len + 2..];
+/// A failure as the model, the caller and the interaction log may see it: when values read from
+/// rows must stay in the database (send_rows = none, or the statement read a private column), an
+/// error raised while the statement ran loses whatever may have come from them.
+fn without_row_values(mut f: ExecFailure, schema: &str, opts: &Options) -> ExecFailure {
+    if f.while_running && f.refusal.is_none() && (f.read_private || !opts.send_rows) {
+        f.message = crate::result::mask_row_values(&f.message, schema);
     }
-    out.push_str(rest);
-    out
+    f
 }
 
 /// A new summary of the turns the stored one does not cover yet, if there are any.
@@ -797,7 +808,7 @@ mod tests {
     }
 
     fn fail(msg: &str) -> ExecFailure {
-        ExecFailure { sqlstate: "42703".into(), message: msg.into(), refusal: None }
+        ExecFailure { sqlstate: "42703".into(), message: msg.into(), ..Default::default() }
     }
 
     fn req<'a>(c: &'a Catalog) -> Request<'a> {
@@ -1007,7 +1018,7 @@ mod tests {
             exec: vec![Err(ExecFailure {
                 sqlstate: "57014".into(),
                 message: "canceling statement due to user request".into(),
-                refusal: None,
+                ..Default::default()
             })],
             purposes: vec![],
             executed: vec![],
@@ -1032,15 +1043,25 @@ mod tests {
     }
 
     #[test]
-    fn values_the_model_has_not_seen_stay_out_of_error_texts() {
+    fn values_met_in_rows_stay_out_of_error_texts_when_rows_must() {
+        let running = |message: &str, read_private| ExecFailure {
+            sqlstate: "22P02".into(),
+            message: message.into(),
+            while_running: true,
+            read_private,
+            ..Default::default()
+        };
         let m = r#"invalid input syntax for type integer: "DIAGNOSIS-7731""#;
-        assert_eq!(
-            without_new_values(m, &["SELECT diagnosis::int FROM t"]),
-            r#"invalid input syntax for type integer: "...""#
-        );
-        let m = r#"column "nope" does not exist"#;
-        assert_eq!(without_new_values(m, &["SELECT nope FROM t"]), m);
-        assert_eq!(without_new_values(r#"odd "quote"#, &[]), r#"odd "quote"#);
+        let none = Options { send_rows: false, ..Options::default() };
+        let sample = Options::default();
+        let masked = r#"invalid input syntax for type integer: "(private)""#;
+        assert_eq!(without_row_values(running(m, false), "", &none).message, masked);
+        assert_eq!(without_row_values(running(m, true), "", &sample).message, masked);
+        assert_eq!(without_row_values(running(m, false), "", &sample).message, m);
+        // Parsing and analysis read no rows: their names help the repair.
+        let analysis = ExecFailure { message: r#"column "nope" does not exist"#.into(), ..running("", true) };
+        let analysis = ExecFailure { while_running: false, ..analysis };
+        assert_eq!(without_row_values(analysis.clone(), "", &none).message, analysis.message);
     }
 
     #[test]
@@ -1133,6 +1154,9 @@ mod tests {
         fn query(&mut self, _sql: &str) -> std::result::Result<ResultSet, String> {
             Ok(ResultSet::default())
         }
+        fn is_private(&self, _table: usize, _column: usize) -> bool {
+            false
+        }
     }
 
     fn with_placed_on() -> Catalog {
@@ -1210,7 +1234,7 @@ mod tests {
         let cancel = ExecFailure {
             sqlstate: "57014".into(),
             message: "canceling statement due to user request".into(),
-            refusal: None,
+            ..Default::default()
         };
         let mut h = Script {
             replies: vec![],
@@ -1235,6 +1259,10 @@ mod tests {
         assert_eq!(validate_question(None).unwrap_err(), Error::NullQuestion);
         assert_eq!(validate_question(Some("  ")).unwrap_err(), Error::EmptyQuestion);
         assert_eq!(validate_question(Some(" hi ")).unwrap(), "hi");
+        assert_eq!(validate_session_id(Some(" s1 ")).unwrap(), Some("s1"));
+        assert_eq!(validate_session_id(Some("  ")).unwrap(), None);
+        let long = "s".repeat(MAX_SESSION_ID_BYTES + 1);
+        assert_eq!(validate_session_id(Some(&long)).unwrap_err().sqlstate(), "22023");
     }
     // ---- teaching ----
 

@@ -49,12 +49,19 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
 pub struct Trace {
     pub reads: Vec<Read>,
     pub origins: Vec<OutputOrigin>,
+    /// The statement passed every check and was opened to run: an ERROR from here on may quote
+    /// values of the rows it read.
+    pub running: bool,
 }
 
 /// `run_readonly`, filling `trace` with what the statement reads.
 pub fn run_traced(sql: &str, limits: Limits, trace: &mut Trace) -> Result<ResultSet, ExecFailure> {
-    let refused =
-        |kind, message: String, sqlstate: &str| ExecFailure { sqlstate: sqlstate.into(), message, refusal: Some(kind) };
+    let refused = |kind, message: String, sqlstate: &str| ExecFailure {
+        sqlstate: sqlstate.into(),
+        message,
+        refusal: Some(kind),
+        ..Default::default()
+    };
     if sql.len() > MAX_STATEMENT_BYTES {
         let message = format!(
             "the statement is {} bytes long; sqlchat runs statements of up to {MAX_STATEMENT_BYTES} bytes",
@@ -82,11 +89,16 @@ pub fn run_traced(sql: &str, limits: Limits, trace: &mut Trace) -> Result<Result
         Err(f) if timed_out && f.is_cancel() => Err(ExecFailure {
             sqlstate: "57014".into(),
             message: format!("the generated query ran longer than sqlchat.query_timeout_ms ({} ms)", limits.timeout_ms),
-            refusal: None,
+            ..Default::default()
         }),
         Err(f) => match hook_refusal {
             Some((kind, reason)) if !f.is_cancel() => Err(refused(kind, reason, "42501")),
-            _ => Err(ExecFailure { sqlstate: f.sqlstate, message: f.message, refusal: None }),
+            _ => Err(ExecFailure {
+                sqlstate: f.sqlstate,
+                message: f.message,
+                while_running: trace.running,
+                ..Default::default()
+            }),
         },
     }
 }
@@ -161,7 +173,11 @@ unsafe fn run_in_sandbox(
     pg_sys::SetUserIdAndSecContext(user, context | pg_sys::SECURITY_RESTRICTED_OPERATION as i32);
 
     if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-        return Err(ExecFailure { sqlstate: "XX000".into(), message: "SPI_connect failed".into(), refusal: None });
+        return Err(ExecFailure {
+            sqlstate: "XX000".into(),
+            message: "SPI_connect failed".into(),
+            ..Default::default()
+        });
     }
     let outcome = prepare_check_and_run(sql, limits, scope, trace);
     pg_sys::SPI_finish();
@@ -174,14 +190,18 @@ unsafe fn prepare_check_and_run(
     scope: &trust::Scope,
     trace: &mut Trace,
 ) -> Result<ResultSet, ExecFailure> {
-    let refused =
-        |kind, message: String, sqlstate: &str| ExecFailure { sqlstate: sqlstate.into(), message, refusal: Some(kind) };
+    let refused = |kind, message: String, sqlstate: &str| ExecFailure {
+        sqlstate: sqlstate.into(),
+        message,
+        refusal: Some(kind),
+        ..Default::default()
+    };
     let plan = pg_sys::SPI_prepare(sql.as_ptr(), 0, std::ptr::null_mut());
     if plan.is_null() {
         return Err(ExecFailure {
             sqlstate: "XX000".into(),
             message: format!("SPI_prepare failed ({})", { pg_sys::SPI_result }),
-            refusal: None,
+            ..Default::default()
         });
     }
     // Check the very plan that will run, before it is planned.
@@ -216,6 +236,7 @@ unsafe fn prepare_check_and_run(
             return Err(refused(Refusal::Cost, reason, "54000"));
         }
     }
+    trace.running = true;
     let portal = pg_sys::SPI_cursor_open(std::ptr::null(), plan, std::ptr::null_mut(), std::ptr::null(), true);
     if portal.is_null() {
         return Err(refused(Refusal::Statement, "the statement could not be opened as a query".into(), "0A000"));

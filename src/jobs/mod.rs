@@ -70,6 +70,7 @@ pub fn submit(question: Option<&str>, session_id: Option<&str>) -> i64 {
     }
     ensure_writable("queue a job");
     pipeline::validate_question(question).or_raise();
+    let session_id = pipeline::validate_session_id(session_id).or_raise();
     let question = question.unwrap_or_default();
     let id =
         job::insert(&Caller::current(), question, session_id, settings::capture().to_json()).unwrap_or_else(|| {

@@ -16,6 +16,7 @@ use crate::store::Caller;
 use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::prelude::*;
 use pgrx::PgTryBuilder;
+use sqlchat_core::ops::record::MAX_SESSION_CHARS;
 use sqlchat_core::ops::stats::Ending;
 use sqlchat_core::pipeline::Outcome;
 use std::cell::Cell;
@@ -36,7 +37,7 @@ pub fn observe_ask(question: Option<&str>, session_id: Option<&str>, run: impl F
     warn_once_without_shared_memory();
     meter::begin();
     let outcome = PgTryBuilder::new(AssertUnwindSafe(|| {
-        if let Err(e) = quota::admit(&caller) {
+        if let Err(e) = quota::admit_ask() {
             raise(e);
         }
         run()
@@ -71,20 +72,23 @@ fn finish(caller: &Caller, question: Option<&str>, session_id: Option<&str>, end
     let r = &mut m.record;
     r.total_ms = meter::ms(total);
     r.role = caller.name.clone();
-    r.session = session_id.map(str::to_string);
-    r.question = question.and_then(|q| gucs::log_questions().apply(q));
+    // Secrets are scrubbed before any text is cut, so that no part of one survives a cut.
+    let secrets = crate::error::secrets();
+    let questions = gucs::log_questions();
+    r.session = session_id.map(|s| sqlchat_core::error::excerpt(&secrets.scrub(s), MAX_SESSION_CHARS));
+    r.question = question.and_then(|q| questions.apply(&secrets.scrub(q)));
     match ended {
         Ok(out) => {
             r.engine = Some(out.engine.to_string());
             r.verified = out.engine == "verified";
             r.from_cache = out.from_cache;
             r.attempts = out.attempts;
-            r.set_sql(out.sql.as_deref());
+            r.set_sql(out.sql.as_deref().map(|s| questions.apply_to_sql(&secrets.scrub(s))).as_deref());
             if gucs::progress() {
                 pgrx::notice!("sqlchat: done: answered by {} [{:.1} ms]", out.engine, r.total_ms);
             }
         }
-        Err((sqlstate, message)) => r.set_error(sqlstate, message),
+        Err((sqlstate, message)) => r.set_error(sqlstate, &questions.apply_to_message(&secrets.scrub(message))),
     }
     let threshold = gucs::log_min_duration_ms();
     if threshold >= 0 && r.total_ms >= threshold as f64 {

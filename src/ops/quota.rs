@@ -110,6 +110,24 @@ fn now_s() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// The roles an ask counts against: the current role, and the session's user when it differs, so
+/// that a role that may `SET ROLE` to a group (or call a `SECURITY DEFINER` function) does not
+/// leave its own quota behind. The stricter of the two refuses.
+pub fn askers() -> Vec<Caller> {
+    let current = Caller::current();
+    let session = unsafe { pg_sys::GetSessionUserId() };
+    if session == current.oid {
+        return vec![current];
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(session, false)) };
+    vec![current, Caller { oid: session, name: name.to_string_lossy().into_owned() }]
+}
+
+/// Counts one ask against the quota of each of `askers()`, or refuses it.
+pub fn admit_ask() -> Result<(), Error> {
+    askers().iter().try_for_each(admit)
+}
+
 /// Counts one ask against the caller's quota, or refuses it (53400, with when it resets).
 /// Without shared memory, an ask is refused only when quotas are defined: they cannot be kept.
 pub fn admit(caller: &Caller) -> Result<(), Error> {
@@ -136,38 +154,23 @@ pub fn admit(caller: &Caller) -> Result<(), Error> {
     .unwrap_or(Ok(()))
 }
 
-/// Whether the caller has used up its quota (asks this hour or tokens today), counting nothing:
-/// for model calls outside an ask, such as suggest_chart's title.
-pub fn exhausted(caller: &Caller) -> bool {
-    if !shmem::available() {
-        return false;
-    }
-    let limits = limits_for(caller);
-    if limits.is_unlimited() {
-        return false;
-    }
-    let now = now_s();
-    let database = unsafe { pg_sys::MyDatabaseId.to_u32() };
-    let usage = shmem::with(|s| s.peek_quota_usage(database, caller.oid.to_u32())).flatten();
-    usage.is_some_and(|mut u| u.admit(limits, &caller.name, now).is_err())
-}
-
-/// Adds tokens the current role used to its quota, when it has one.
+/// Adds tokens an ask used to the quota of each of `askers()` that has a token limit.
 pub fn charge_tokens(tokens: u64) {
     if tokens == 0 || !shmem::available() {
         return;
     }
-    let caller = Caller::current();
-    if limits_for(&caller).tokens_per_day.is_none() {
-        return;
-    }
     let now = now_s();
     let database = unsafe { pg_sys::MyDatabaseId.to_u32() };
-    shmem::with(|s| {
-        if let Some(usage) = s.quota_usage(database, caller.oid.to_u32(), now) {
-            usage.charge_tokens(tokens, now);
+    for caller in askers() {
+        if limits_for(&caller).tokens_per_day.is_none() {
+            continue;
         }
-    });
+        shmem::with(|s| {
+            if let Some(usage) = s.quota_usage(database, caller.oid.to_u32(), now) {
+                usage.charge_tokens(tokens, now);
+            }
+        });
+    }
 }
 
 /// The usage of a role in this database, as of now (windows rolled).

@@ -354,6 +354,10 @@ impl Probe for SandboxProbe {
             f.message
         })
     }
+    /// Never asked: `explain` wraps this probe in one that answers from what is taught.
+    fn is_private(&self, _table: usize, _column: usize) -> bool {
+        true
+    }
 }
 
 /// What an ask of this question would do, without calling the model or running the SQL: the
@@ -362,7 +366,7 @@ impl Probe for SandboxProbe {
 #[pg_extern]
 fn explain(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -> JsonB {
     let question = pipeline::validate_question(question).or_raise();
-    let session_id = session_id.map(str::trim).filter(|s| !s.is_empty());
+    let session_id = pipeline::validate_session_id(session_id).or_raise();
     let visible = catalog::visible_catalog().or_raise();
     if visible.catalog.tables.is_empty() {
         raise(Error::NoVisibleTables);

@@ -1,13 +1,13 @@
 //! Private columns in an ask: their values never reach the gateway. The statement's own analysis
 //! (exec::Trace) says whether it reads one; then the output columns that may carry such values
-//! are marked in the result (the core words answers without them), and a failed statement's error
-//! text loses what it quotes that the statement does not hold (values read from the rows).
+//! are marked in the result (the core words answers without them), and a failed statement is
+//! marked so that the core masks the values its error may quote (`result::mask_row_values`).
 
 use crate::exec::{OutputOrigin, Trace};
 use pgrx::pg_sys;
 use sqlchat_core::catalog::Catalog;
 use sqlchat_core::pipeline::ExecFailure;
-use sqlchat_core::result::{ResultSet, PRIVATE_VALUE};
+use sqlchat_core::result::ResultSet;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ impl PrivateSet {
     }
 
     /// Marks what of a run must not leave the database.
-    pub fn apply(&self, trace: &Trace, sql: &str, result: &mut Result<ResultSet, ExecFailure>) {
+    pub fn apply(&self, trace: &Trace, result: &mut Result<ResultSet, ExecFailure>) {
         if self.is_empty() || !self.read_by(trace) {
             return;
         }
@@ -47,7 +47,7 @@ impl PrivateSet {
                 let known = trace.origins.len() == rs.columns.len();
                 rs.private = (0..rs.columns.len()).filter(|&i| !known || self.may_carry(trace.origins[i])).collect();
             }
-            Err(f) => f.message = redact(&f.message, sql),
+            Err(f) => f.read_private = true,
         }
     }
 
@@ -63,23 +63,6 @@ impl PrivateSet {
             }
         }
     }
-}
-
-/// An error text with every double-quoted part that the statement does not contain replaced:
-/// PostgreSQL quotes the values it could not convert or compare.
-fn redact(message: &str, sql: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(open) = rest.find('"') {
-        let Some(len) = rest[open + 1..].find('"') else { break };
-        let quoted = &rest[open + 1..open + 1 + len];
-        out.push_str(&rest[..=open]);
-        out.push_str(if sql.contains(quoted) { quoted } else { PRIVATE_VALUE });
-        out.push('"');
-        rest = &rest[open + len + 2..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// The caller's catalog with nothing of a private column's values in it: no enum labels, no
@@ -103,23 +86,4 @@ pub fn without_values(catalog: &Arc<Catalog>, private: &[(String, String, String
         }
     }
     Arc::new(copy)
-}
-
-#[cfg(any(test, feature = "pg_test"))]
-#[pgrx::pg_schema]
-mod tests {
-    use super::*;
-
-    #[pgrx::pg_test]
-    fn quoted_values_not_in_the_statement_are_redacted() {
-        assert_eq!(
-            redact("invalid input syntax for type integer: \"123-45-6789\"", "SELECT ssn::int FROM people"),
-            "invalid input syntax for type integer: \"(private)\""
-        );
-        assert_eq!(
-            redact("column \"sssn\" does not exist", "SELECT sssn FROM people"),
-            "column \"sssn\" does not exist"
-        );
-        assert_eq!(redact("unterminated \"x", "SELECT 1"), "unterminated \"x");
-    }
 }

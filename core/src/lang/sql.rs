@@ -100,6 +100,20 @@ pub fn split_statements(text: &str) -> Vec<&str> {
     statements
 }
 
+/// `text` with every string, dollar-quoted string and number replaced by `?` and every comment by
+/// a space: the statement's shape without the values written into it.
+pub fn without_literals(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for t in tokens(text) {
+        match t.kind {
+            Kind::String | Kind::DollarString | Kind::Number => out.push('?'),
+            Kind::Comment => out.push(' '),
+            _ => out.push_str(t.text(text)),
+        }
+    }
+    out
+}
+
 /// True when `text` holds nothing but whitespace and comments.
 pub fn is_blank(text: &str) -> bool {
     tokens(text).all(|t| matches!(t.kind, Kind::Space | Kind::Comment))
@@ -251,6 +265,17 @@ fn block_comment_end(b: &[u8], start: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn literals_and_comments_leave_the_shape() {
+        assert_eq!(
+            super::without_literals(
+                "SELECT count(*) FROM t WHERE name = 'Jane''s' AND n > 42 /* Jane */ AND x = $q$a$q$"
+            ),
+            "SELECT count(*) FROM t WHERE name = ? AND n > ?   AND x = ?"
+        );
+        assert_eq!(super::without_literals("SELECT \"Jane\" FROM t -- Jane"), "SELECT \"Jane\" FROM t  ");
+    }
+
     use super::*;
 
     fn kinds(text: &str) -> Vec<(Kind, &str)> {

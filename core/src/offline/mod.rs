@@ -26,6 +26,9 @@ use crate::result::ResultSet;
 /// Runs small bounded read-only queries for the planner (value lookups); supplied by the host.
 pub trait Probe {
     fn query(&mut self, sql: &str) -> Result<ResultSet, String>;
+    /// Whether a column (table and column positions in the catalog planned over) is private: its
+    /// values are never looked up, so that none reaches the SQL, the answer or the log.
+    fn is_private(&self, table: usize, column: usize) -> bool;
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -996,7 +996,7 @@ impl Parser<'_> {
             .map(|k| self.spans.iter().any(|s| matches!(s.item, Item::Mention { .. }) && s.start <= k && k < s.end))
             .collect();
         let mut candidates = self.value_candidates(&in_mention);
-        let columns = self.probe_columns();
+        let columns = self.probe_columns(probe);
         if candidates.is_empty() || columns.is_empty() {
             return Ok(());
         }
@@ -1067,13 +1067,14 @@ impl Parser<'_> {
         candidates
     }
 
-    /// The text columns of the tables in scope whose values are worth looking up (not free text).
-    fn probe_columns(&self) -> Vec<ColRef> {
+    /// The text columns of the tables in scope whose values are worth looking up (not free text,
+    /// not private).
+    fn probe_columns(&self, probe: &dyn Probe) -> Vec<ColRef> {
         let mut columns: Vec<ColRef> = Vec::new();
         for &ti in &self.scope {
             for (ci, c) in self.catalog.tables[ti].columns.iter().enumerate() {
                 let words = &self.vocab.column_words(ti, ci);
-                if c.is_text() && !words.iter().any(|w| is_free_text_word(w)) {
+                if c.is_text() && !words.iter().any(|w| is_free_text_word(w)) && !probe.is_private(ti, ci) {
                     columns.push(ColRef { table: ti, column: ci });
                 }
             }

@@ -70,11 +70,13 @@ fn shop() -> Catalog {
 struct FakeProbe {
     values: Vec<(&'static str, &'static str)>,
     queries: Vec<String>,
+    /// (table, column) positions of private columns.
+    private: Vec<(usize, usize)>,
 }
 
 impl FakeProbe {
     fn new(values: &[(&'static str, &'static str)]) -> FakeProbe {
-        FakeProbe { values: values.to_vec(), queries: vec![] }
+        FakeProbe { values: values.to_vec(), queries: vec![], private: vec![] }
     }
 }
 
@@ -107,6 +109,10 @@ impl Probe for FakeProbe {
             truncated: false,
             private: vec![],
         })
+    }
+
+    fn is_private(&self, table: usize, column: usize) -> bool {
+        self.private.contains(&(table, column))
     }
 }
 
@@ -362,6 +368,20 @@ fn ranks_the_rows_of_a_referenced_table() {
          AS ranked ORDER BY count DESC NULLS LAST, customer_id, full_name"
     );
     assert!(joined_sql(&joined_shop(), "Which customer has the most orders?").contains("FETCH FIRST 1 ROWS WITH TIES"));
+}
+
+#[test]
+fn values_of_private_columns_are_never_looked_up() {
+    let catalog = joined_shop();
+    let t = catalog.tables.iter().position(|t| t.name == "customers").unwrap();
+    let c = catalog.tables[t].columns.iter().position(|c| c.name == "city").unwrap();
+    let mut probe = shop_probe();
+    probe.private.push((t, c));
+    let decision = plan(&catalog, "how many orders from customers in London", &mut probe);
+    assert!(probe.queries.iter().all(|q| !q.contains("city")), "{:?}", probe.queries);
+    if let Decision::Answer(p) = decision {
+        assert!(!p.sql.contains("London"), "{}", p.sql);
+    }
 }
 
 #[test]

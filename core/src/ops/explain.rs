@@ -100,12 +100,17 @@ pub struct CacheView {
 struct Recording<'p> {
     probe: &'p mut dyn Probe,
     queries: Vec<String>,
+    req: &'p Request<'p>,
 }
 
 impl Probe for Recording<'_> {
     fn query(&mut self, sql: &str) -> Result<ResultSet, String> {
         self.queries.push(sql.to_string());
         self.probe.query(sql)
+    }
+
+    fn is_private(&self, table: usize, column: usize) -> bool {
+        self.req.teaching.is_private(self.req.catalog, table, column)
     }
 }
 
@@ -164,7 +169,7 @@ fn not_tried() -> OfflineView {
 }
 
 fn offline_view(req: &Request, view: &View, probe: &mut dyn Probe) -> OfflineView {
-    let mut recording = Recording { probe, queries: Vec::new() };
+    let mut recording = Recording { probe, queries: Vec::new(), req };
     let decision = offline::plan(view, req.question, &mut recording);
     let value_lookups = recording.queries;
     match decision {
@@ -294,6 +299,9 @@ mod tests {
     impl Probe for NoData {
         fn query(&mut self, _sql: &str) -> Result<ResultSet, String> {
             Ok(ResultSet::default())
+        }
+        fn is_private(&self, _table: usize, _column: usize) -> bool {
+            false
         }
     }
 

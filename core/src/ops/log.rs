@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// The columns the worker fills, with the SQL type each JSON key is read as, in the order of
 /// `LogRow`'s fields. `asked_at_us` becomes the `asked_at` column.
-pub const COLUMNS: [(&str, &str); 21] = [
+pub const COLUMNS: [(&str, &str); 22] = [
     ("asked_at_us", "bigint"),
     ("role_oid", "oid"),
     ("role_name", "name"),
@@ -31,6 +31,7 @@ pub const COLUMNS: [(&str, &str); 21] = [
     ("sqlstate", "text"),
     ("message", "text"),
     ("backend_pid", "integer"),
+    ("session_role", "name"),
 ];
 
 /// Who asked, where and when: what the record itself does not say.
@@ -41,6 +42,8 @@ pub struct Origin<'a> {
     pub role_oid: u32,
     pub role_name: &'a str,
     pub backend_pid: i32,
+    /// The session's user (the login role, or what SET SESSION AUTHORIZATION chose).
+    pub session_role: &'a str,
 }
 
 /// One row of `sqlchat.log`.
@@ -67,6 +70,7 @@ pub struct LogRow<'a> {
     sqlstate: Option<&'a str>,
     message: Option<&'a str>,
     backend_pid: i32,
+    session_role: &'a str,
 }
 
 impl<'a> LogRow<'a> {
@@ -94,6 +98,7 @@ impl<'a> LogRow<'a> {
             sqlstate: r.sqlstate.as_deref(),
             message: r.message.as_deref(),
             backend_pid: origin.backend_pid,
+            session_role: origin.session_role,
         }
     }
 
@@ -173,7 +178,13 @@ mod tests {
     use super::*;
 
     fn origin() -> Origin<'static> {
-        Origin { asked_at_us: 1_700_000_000_123_456, role_oid: 16_390, role_name: "ann", backend_pid: 4242 }
+        Origin {
+            asked_at_us: 1_700_000_000_123_456,
+            role_oid: 16_390,
+            role_name: "ann",
+            backend_pid: 4242,
+            session_role: "ann_login",
+        }
     }
 
     #[test]
@@ -214,6 +225,7 @@ mod tests {
         assert_eq!(v["steps"][0]["step"], "llm:generate_sql");
         assert_eq!(v["sqlstate"], "42703");
         assert_eq!(v["backend_pid"], 4242);
+        assert_eq!(v["session_role"], "ann_login");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 pub const MAX_TEXT_CHARS: usize = 4000;
 /// Longest error message kept.
 pub const MAX_MESSAGE_CHARS: usize = 1000;
+/// Session ids longer than sqlchat accepts are refused, but the record of the refused ask keeps one too.
+pub const MAX_SESSION_CHARS: usize = 200;
 /// Most steps listed; an ask makes a handful (more only with many repairs).
 pub const MAX_STEPS: usize = 32;
 
@@ -27,6 +29,23 @@ impl QuestionText {
             QuestionText::On => Some(crate::error::excerpt(question, MAX_TEXT_CHARS)),
             QuestionText::Off => None,
             QuestionText::Hash => Some(question_hash(question)),
+        }
+    }
+
+    /// A text of the ask that may quote the question (the SQL, an error message), as a record
+    /// keeps it: whole when the question is kept, else without the values written into it (the
+    /// SQL's literals and comments; the message's quoted parts and numbers).
+    pub fn apply_to_sql(self, sql: &str) -> String {
+        match self {
+            QuestionText::On => sql.to_string(),
+            QuestionText::Off | QuestionText::Hash => crate::lang::sql::without_literals(sql),
+        }
+    }
+
+    pub fn apply_to_message(self, message: &str) -> String {
+        match self {
+            QuestionText::On => message.to_string(),
+            QuestionText::Off | QuestionText::Hash => crate::result::mask_row_values(message, ""),
         }
     }
 }
@@ -106,6 +125,15 @@ fn round_ms(ms: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_the_question_the_sql_and_message_lose_its_values() {
+        let sql = "SELECT count(*) FROM customers WHERE name = 'Jane Roe'";
+        assert_eq!(QuestionText::On.apply_to_sql(sql), sql);
+        assert_eq!(QuestionText::Off.apply_to_sql(sql), "SELECT count(*) FROM customers WHERE name = ?");
+        let message = r#"invalid input syntax for type date: "Jane's birthday 1970""#;
+        assert_eq!(QuestionText::Hash.apply_to_message(message), r#"invalid input syntax for type date: "(private)""#);
+    }
 
     #[test]
     fn questions_are_kept_left_out_or_hashed() {

@@ -42,9 +42,9 @@ const REMOVE_BATCHES_PER_RUN: usize = 20;
 
 /// Every text a row keeps from the ask (question, SQL, session, error message) goes through
 /// here before it leaves the backend: secrets are scrubbed. Values of private columns never get
-/// this far: a row keeps no result and no answer, and the host masks the values an error of a
-/// statement that read a private column quotes (`teach::private`) before the error reaches the
-/// repair prompt, the caller, or the record. Any further masking of a row's texts goes here.
+/// this far: a row keeps no result and no answer, and the core masks the values an error of a
+/// statement that read a private column may quote (`pipeline::without_row_values`) before the
+/// error reaches the repair prompt, the caller, or the record. Any further masking of a row's texts goes here.
 fn mask(text: &str) -> String {
     crate::error::secrets().scrub(text)
 }
@@ -60,11 +60,15 @@ pub fn hand_over(caller: &Caller, asked_at: i64, mut record: AskRecord) {
         return;
     }
     redact(&mut record, mask);
+    let session_role =
+        unsafe { std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), false)) };
+    let session_role = session_role.to_string_lossy();
     let origin = Origin {
         asked_at_us: asked_at.saturating_add(UNIX_TO_PG_EPOCH_US),
         role_oid: caller.oid.to_u32(),
         role_name: &caller.name,
         backend_pid: unsafe { pg_sys::MyProcPid },
+        session_role: &session_role,
     };
     let row = LogRow::new(origin, &record).to_json();
     let database = unsafe { pg_sys::MyDatabaseId };
