@@ -72,6 +72,14 @@ pub enum Error {
     JobInterrupted { job: i64 },
     #[error("role {role} that submitted job {job} no longer exists")]
     JobRoleGone { job: i64, role: String },
+    #[error("job {job} cannot run: role {role} that submitted it is not permitted to log in")]
+    JobLoginRefused { job: i64, role: String },
+    #[error("job {job} cannot run: role {role} that submitted it has no CONNECT privilege on database {database}")]
+    JobConnectRefused { job: i64, role: String, database: String },
+    #[error("job {job} cannot run: role {login} that submitted it may no longer SET ROLE {role}")]
+    JobSetRoleRefused { job: i64, login: String, role: String },
+    #[error("role {role} has {limit} jobs queued, the most sqlchat.max_queued_jobs allows")]
+    JobQueueFull { role: String, limit: i64 },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -200,6 +208,9 @@ impl Error {
             Error::JobNotFound { .. } | Error::JobRoleGone { .. } => "42704",
             Error::JobCancelled { .. } => "57014",
             Error::JobInterrupted { .. } => "57P01",
+            Error::JobLoginRefused { .. } => "28000",
+            Error::JobConnectRefused { .. } | Error::JobSetRoleRefused { .. } => "42501",
+            Error::JobQueueFull { .. } => "53400",
         }
     }
 
@@ -276,6 +287,8 @@ impl Error {
             Error::JobCancelled { .. } => "It was stopped with sqlchat.cancel_job; submit the question again for an answer.",
             Error::JobInterrupted { .. } => "Submit the question again. To stop a job, use sqlchat.cancel_job.",
             Error::JobRoleGone { .. } => "A job runs as the role that submitted it; that role was dropped or renamed before the job ran.",
+            Error::JobLoginRefused { .. } | Error::JobConnectRefused { .. } | Error::JobSetRoleRefused { .. } => "A job runs only while its session user could still log in to the database and become the job's role; a superuser can restore the privilege and the question be submitted again.",
+            Error::JobQueueFull { .. } => "Wait for queued jobs to run (sqlchat.jobs shows them) or cancel some with sqlchat.cancel_job; a superuser can raise sqlchat.max_queued_jobs.",
         };
         h.to_string()
     }

@@ -55,6 +55,10 @@ fn every_variant() -> Vec<Error> {
         Error::JobCancelled { job: 1 },
         Error::JobInterrupted { job: 1 },
         Error::JobRoleGone { job: 1, role: "r".into() },
+        Error::JobLoginRefused { job: 1, role: "r".into() },
+        Error::JobConnectRefused { job: 1, role: "r".into(), database: "d".into() },
+        Error::JobSetRoleRefused { job: 1, login: "l".into(), role: "r".into() },
+        Error::JobQueueFull { role: "r".into(), limit: 100 },
     ]
 }
 
