@@ -13,7 +13,9 @@
 //!   query's `RTEPermissionInfo` list;
 //! - the list of settings: PostgreSQL 16 keeps them in a hash table and `get_guc_variables` builds
 //!   an array and says how long it is;
-//! - installing a signal handler: PostgreSQL 18 calls the backend's `pqsignal` `pqsignal_be`.
+//! - installing a signal handler: PostgreSQL 18 calls the backend's `pqsignal` `pqsignal_be`;
+//! - the `pg_has_role` privilege that SET ROLE needs: PostgreSQL 16 added `SET` (a membership
+//!   granted WITH SET FALSE does not allow SET ROLE); 15 has `MEMBER` only.
 
 use pgrx::pg_sys;
 
@@ -22,6 +24,12 @@ use pgrx::pg_sys;
 pub const USER_TIMEOUT: i32 = 12;
 #[cfg(any(feature = "pg17", feature = "pg18"))]
 pub const USER_TIMEOUT: i32 = 13;
+
+/// The `pg_has_role` privilege that says whether a role may `SET ROLE` to another.
+#[cfg(feature = "pg15")]
+pub const SET_ROLE_PRIVILEGE: &str = "MEMBER";
+#[cfg(not(feature = "pg15"))]
+pub const SET_ROLE_PRIVILEGE: &str = "SET";
 
 /// This backend's local transaction id: changes with every top-level transaction.
 pub fn local_transaction_id() -> pg_sys::LocalTransactionId {

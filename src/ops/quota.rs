@@ -28,6 +28,8 @@ struct Loaded {
 
 thread_local! {
     static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+    /// The next `admit` lets its ask through uncounted: it was counted when it was submitted.
+    static ADMITTED_AT_SUBMIT: Cell<bool> = const { Cell::new(false) };
     /// This transaction changed a definition: other backends reload once it commits.
     static CHANGED: Cell<bool> = const { Cell::new(false) };
 }
@@ -110,9 +112,26 @@ fn now_s() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Runs the ask of a background job, counted against the quota when it was submitted: the first
+/// `admit` in `run` (the job's own) counts nothing; any later one (an ask nested in it) counts.
+pub fn admitted_at_submit<R>(run: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ADMITTED_AT_SUBMIT.with(|a| a.set(false));
+        }
+    }
+    ADMITTED_AT_SUBMIT.with(|a| a.set(true));
+    let _reset = Reset;
+    run()
+}
+
 /// Counts one ask against the caller's quota, or refuses it (53400, with when it resets).
 /// Without shared memory, an ask is refused only when quotas are defined: they cannot be kept.
 pub fn admit(caller: &Caller) -> Result<(), Error> {
+    if ADMITTED_AT_SUBMIT.with(|a| a.replace(false)) {
+        return Ok(());
+    }
     if !shmem::available() {
         return match definitions().is_empty() {
             true => Ok(()),
