@@ -6,7 +6,8 @@
 #   make package   target/package/sqlchat-<version>-pg<major>-<arch>-linux.tar.gz with INSTALL.md (tools/package.sh)
 #   make lint      rustfmt and clippy -D warnings, core and extension (tools/lint.sh)
 #   make demo      the demo on a cluster of its own (tools/demo.sh)
-#   make eval      evaluation on the public question sets (results/eval.md); EVAL_FLAGS=--quick for a smoke run
+#   make eval      evaluation on the public question sets (results/eval.md); EVAL_FLAGS=--quick for a smoke run;
+#                  then teaching on the defog databases (results/eval_teach.json, tools/eval_teach.py)
 #   make bench     benchmarks of the optimised build (results/bench.md, results/faults.json, results/jobs.json);
 #                  BENCH_FLAGS=--quick for a smoke run
 # eval and bench read the public data from $SQLCHAT_EVAL_DIR (default ../shared/eval) and need the
@@ -32,6 +33,7 @@ demo:
 
 eval:
 	$(PYTHON) tools/eval.py $(EVAL_FLAGS)
+	$(PYTHON) tools/eval_teach.py
 
 bench:
 	tools/setup.sh --release

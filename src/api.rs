@@ -24,6 +24,7 @@ pub(crate) fn options(sql_only: bool, cache_scope: String) -> Options {
         max_attempts: gucs::max_attempts(),
         send_rows: gucs::send_rows(),
         schema_budget_tokens: gucs::schema_budget_tokens(),
+        examples_budget_tokens: gucs::examples_budget_tokens(),
         sql_only,
         cache_scope,
         ..Options::default()
@@ -50,21 +51,27 @@ fn run_pipeline(question: Option<&str>, session_id: Option<&str>, sql_only: bool
     let model = gucs::model();
     let context = session_id.map(|s| memory::load(&role, s, gucs::max_history())).unwrap_or_default();
     let opts = options(sql_only, cache_scope(&model, &role));
+    // ---- teaching: what is taught, and no value of a private column in the catalog ----
+    let loaded = crate::teach::load();
+    let catalog = crate::teach::private::without_values(&visible.catalog, &loaded.teaching.private);
     let mut host = Backend {
         limits: Limits::from_settings(),
         role: role.clone(),
         model,
         cache_ttl_s: gucs::enable_cache().then(gucs::cache_ttl_s),
+        private: loaded.private.clone(),
     };
     let request = Request {
         question,
-        catalog: &visible.catalog,
+        catalog: &catalog,
         index: Some(&visible.index),
         history: &context.recent,
         summary: context.summary.as_deref(),
         unsummarized: &context.unsummarized,
+        teaching: &loaded.teaching,
     };
     let out = pipeline::run(&mut host, &request, &opts).or_raise();
+    crate::teach::record_use(out.example_id);
     if let Some(session) = session_id {
         if let Some(summary) = &out.new_summary {
             memory::store_summary(&role, session, summary, context.unsummarized_through);
@@ -146,8 +153,8 @@ fn answer_tuple(question: &str, out: Outcome, elapsed_ms: f64) -> PgHeapTuple<'s
     set!("truncated", out.result.as_ref().map(|r| r.truncated).unwrap_or(false));
     set!("chart", chart);
     set!("columns", out.result.as_ref().map(|r| JsonB(r.columns_json())));
-    set!("verified", false);
-    set!("example_id", None::<i64>);
+    set!("verified", out.engine == "verified");
+    set!("example_id", out.example_id);
     t
 }
 
@@ -160,11 +167,18 @@ fn suggest_chart(question: Option<&str>, sql: Option<&str>, results: Option<Json
 
 fn chart_for(question: Option<&str>, sql: Option<&str>, results: Option<JsonB>) -> JsonB {
     let question = question.unwrap_or("");
+    if !question.trim().is_empty() {
+        // The same limit as a question to ask: it may go to the model.
+        pipeline::validate_question(Some(question)).or_raise();
+    }
     let results = results.map(|j| j.0).unwrap_or(serde_json::Value::Null);
     let mut chart = chart::suggest_chart(question, sql.unwrap_or(""), &results).or_raise();
     // Optional refinement of the title by the model; the local suggestion stands without a
-    // gateway or when the call fails.
-    if gucs::engine() != Engine::Offline && !question.trim().is_empty() {
+    // gateway, when the call fails, or when the caller's quota is used up.
+    if gucs::engine() != Engine::Offline
+        && !question.trim().is_empty()
+        && !crate::ops::quota::exhausted(&store::Caller::current())
+    {
         match llm::chat(Purpose::Chart, &chart::title_messages(question, &chart), gucs::suggestion_temperature()) {
             Ok(reply) => {
                 chart::apply_title(&mut chart, &reply);

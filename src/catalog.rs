@@ -25,7 +25,9 @@ use std::sync::Arc;
 const CATALOG_SQL: &str = include_str!("../sql/catalog.sql");
 
 /// Comments change no relcache entry, so they are noticed by this cheap fingerprint.
-const COMMENTS_FINGERPRINT_SQL: &str = "SELECT count(*)::text || ':' || coalesce(sum(hashtext(description)), 0)::text \
+/// Which object each comment belongs to counts too: two comments swapped change it.
+const COMMENTS_FINGERPRINT_SQL: &str = "SELECT count(*)::text || ':' || coalesce(sum(hashtext( \
+       objoid::text || '/' || classoid::text || '/' || objsubid::text || '/' || description)::int8), 0)::text \
      FROM pg_catalog.pg_description WHERE objoid >= 16384";
 
 const VISIBLE_SQL: &str = "SELECT c.oid::int8, p.whole, \
@@ -246,9 +248,14 @@ fn full_catalog() -> Result<Cached> {
 /// The catalog and index of the current version: the snapshot when it is of this version, else
 /// introspected and indexed (and left as the snapshot for the backends to come).
 fn load(comments: String) -> Result<Cached> {
-    // A transaction that wrote may see catalog changes of its own that nobody else sees yet: it
-    // neither trusts the generation (which counts committed changes) nor leaves a snapshot.
-    let wrote = unsafe { pg_sys::GetTopTransactionIdIfAny() } != pg_sys::InvalidTransactionId;
+    // A transaction that wrote may see catalog changes of its own that nobody else sees yet, and one
+    // that reads through a snapshot taken at its start (REPEATABLE READ, SERIALIZABLE) may not see
+    // changes committed since: neither trusts the generation (which counts committed changes) nor
+    // leaves a snapshot.
+    let wrote = unsafe {
+        pg_sys::GetTopTransactionIdIfAny() != pg_sys::InvalidTransactionId
+            || pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32
+    };
     // Both read before the catalog itself: a change committed in between makes them stale, never
     // the snapshot.
     let generation = if wrote { None } else { shared_generation() };

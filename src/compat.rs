@@ -14,6 +14,8 @@
 //! - the list of settings: PostgreSQL 16 keeps them in a hash table and `get_guc_variables` builds
 //!   an array and says how long it is;
 //! - installing a signal handler: PostgreSQL 18 calls the backend's `pqsignal` `pqsignal_be`;
+//! - the columns a relation is read for: PostgreSQL 16 moved `RangeTblEntry.selectedCols` (and
+//!   `requiredPerms`) to the query's `RTEPermissionInfo` list too;
 //! - the `pg_has_role` privilege that SET ROLE needs: PostgreSQL 16 added `SET` (a membership
 //!   granted WITH SET FALSE does not allow SET ROLE); 15 has `MEMBER` only.
 
@@ -62,6 +64,38 @@ pub unsafe fn check_as_user(query: &pg_sys::Query, rte: &pg_sys::RangeTblEntry) 
         let info = pg_sys::getRTEPermissionInfo(query.rteperminfos, rte as *const _ as *mut pg_sys::RangeTblEntry);
         (*info).checkAsUser
     }
+}
+
+/// The columns (attribute numbers, 0 for a whole-row reference) the query reads of a relation it
+/// needs SELECT on, or None when it needs no SELECT on it.
+///
+/// # Safety
+/// `rte` must be an entry of `query`'s range table.
+#[allow(unused_variables)]
+pub unsafe fn selected_columns(query: &pg_sys::Query, rte: &pg_sys::RangeTblEntry) -> Option<Vec<i16>> {
+    #[cfg(feature = "pg15")]
+    let (perms, cols) = (rte.requiredPerms, rte.selectedCols);
+    #[cfg(not(feature = "pg15"))]
+    let (perms, cols) = {
+        if rte.perminfoindex == 0 {
+            return None;
+        }
+        let info = pg_sys::getRTEPermissionInfo(query.rteperminfos, rte as *const _ as *mut pg_sys::RangeTblEntry);
+        ((*info).requiredPerms, (*info).selectedCols)
+    };
+    if perms & pg_sys::AclMode::from(pg_sys::ACL_SELECT) == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut member = -1;
+    loop {
+        member = pg_sys::bms_next_member(cols, member);
+        if member < 0 {
+            break;
+        }
+        out.push((member + pg_sys::FirstLowInvalidHeapAttributeNumber) as i16);
+    }
+    Some(out)
 }
 
 /// STATEMENT_TIMEOUT in utils/timeout.h's TimeoutId enum: the same from 15 to 18 (17's

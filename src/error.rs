@@ -58,6 +58,7 @@ pub fn notice(text: &str) {
 /// hint of its cause; a Rust panic becomes sqlchat's internal error, its text and location going
 /// to the server log only.
 pub fn guarded<R>(body: impl FnOnce() -> R) -> R {
+    crate::exec::trust::refuse_reentry("sqlchat's functions");
     PgTryBuilder::new(AssertUnwindSafe(body)).catch_others(|caught| raise_again(caught)).execute()
 }
 

@@ -139,6 +139,40 @@ pub fn progress() -> bool {
 }
 // --- end of operations ---
 
+// ---- teaching (src/teach/) ----
+static TEACHER_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static EXAMPLES_BUDGET: GucSetting<i32> = GucSetting::<i32>::new(400);
+
+fn init_teach() {
+    GucRegistry::define_string_guc(
+        c"sqlchat.teacher_role",
+        c"Members of this role may teach examples and definitions (besides superusers and the extension's owner).",
+        c"What is taught reaches every role's prompts.",
+        &TEACHER_ROLE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.examples_budget_tokens",
+        c"Token budget (characters/4) of the worked examples in the SQL-generation prompt.",
+        c"0: no worked examples (a taught question asked again is still answered with its SQL).",
+        &EXAMPLES_BUDGET,
+        0,
+        100_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+pub fn teacher_role() -> Option<String> {
+    string(&TEACHER_ROLE)
+}
+
+pub fn examples_budget_tokens() -> usize {
+    EXAMPLES_BUDGET.get().max(0) as usize
+}
+// ---- end of teaching ----
+
 // ---- background asks (src/jobs/) ----
 static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
 static JOB_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(86_400);
@@ -408,6 +442,7 @@ pub fn init() {
     );
     init_ops();
     init_jobs();
+    init_teach();
     unsafe { pg_sys::MarkGUCPrefixReserved(c"sqlchat".as_ptr()) };
 }
 

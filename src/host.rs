@@ -14,6 +14,8 @@ pub struct Backend {
     pub model: String,
     /// Seconds a cached statement lives; None when the cache is off.
     pub cache_ttl_s: Option<i32>,
+    /// Columns whose values never reach the gateway.
+    pub private: crate::teach::private::PrivateSet,
 }
 
 impl Host for Backend {
@@ -25,7 +27,9 @@ impl Host for Backend {
         // operations: time and progress of each statement
         crate::ops::progress::notice("running the SQL");
         let started = std::time::Instant::now();
-        let result = exec::run_readonly(sql, self.limits);
+        let mut trace = exec::Trace::default();
+        let mut result = exec::run_traced(sql, self.limits, &mut trace);
+        self.private.apply(&trace, sql, &mut result);
         crate::ops::meter::sql_ran(started.elapsed());
         match &result {
             Ok(rs) => crate::ops::progress::notice(&format!("the SQL returned {} row(s)", rs.rows.len())),

@@ -15,6 +15,7 @@ mod ops;
 mod setup;
 mod store;
 mod subxact;
+mod teach;
 
 ::pgrx::pg_module_magic!();
 

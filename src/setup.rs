@@ -38,6 +38,7 @@ pub fn check() -> Vec<Finding> {
         engine: gucs::engine_setting().to_string(),
         rls_bypass: gucs::rls_bypass_setting().to_string(),
         send_rows_sample: gucs::send_rows(),
+        private_columns: crate::teach::private_count(),
         ..Facts::default()
     };
     let names: Vec<String> = SECRETS.iter().map(|s| s.to_string()).collect();

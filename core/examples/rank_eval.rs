@@ -134,7 +134,7 @@ fn run(args: Args) -> Result<(), String> {
         slowest = slowest.max(started.elapsed());
         let schema = rank::render_schema(&catalog, &selected);
         schema_tokens.push(estimate_tokens(&schema));
-        let messages = prompt::generate_sql_messages(&text, &schema, &[], None);
+        let messages = prompt::generate_sql_messages(&text, &schema, &prompt::Taught::default(), &[], None);
         prompt_tokens.push(messages.iter().map(|m| estimate_tokens(&m.content)).sum());
 
         let gold: Vec<usize> = q.gold_tables.iter().filter_map(|g| resolve(&catalog, g)).collect();

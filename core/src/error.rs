@@ -56,6 +56,8 @@ pub enum Error {
     Privileged { what: String, role: String, hint: String },
     #[error("internal error: {detail}")]
     Internal { detail: String },
+    #[error("{function} cannot run inside a statement that sqlchat runs")]
+    Reentered { function: String },
     // --- operations (statistics, quotas) ---
     #[error("role {role} is over its quota of {limit}")]
     QuotaExceeded { role: String, limit: String, resets_at: String },
@@ -80,6 +82,15 @@ pub enum Error {
     JobSetRoleRefused { job: i64, login: String, role: String },
     #[error("role {role} has {limit} jobs queued, the most sqlchat.max_queued_jobs allows")]
     JobQueueFull { role: String, limit: i64 },
+    // ---- teaching (teach, define, set_private, feedback) ----
+    #[error("cannot {what} {place}")]
+    TeachReadOnly { what: String, place: &'static str },
+    #[error("{what} {id} does not exist{}", if *.own { " or is not yours" } else { "" })]
+    TeachNotFound { what: &'static str, id: i64, own: bool },
+    #[error("the SQL to teach {}: {message}", if .refusal.is_some() { "was refused" } else { "failed" })]
+    TaughtSql { sqlstate: String, message: String, refusal: Option<Refusal> },
+    #[error("{what} already holds {limit} entries, the most it may")]
+    TeachingFull { what: &'static str, limit: i64 },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -204,6 +215,7 @@ impl Error {
             Error::Internal { .. } => "XX000",
             Error::QuotaExceeded { .. } => "53400",
             Error::NotPreloaded { .. } => "55000",
+            Error::Reentered { .. } => "42501",
             Error::JobReadOnly { .. } => "25006",
             Error::JobNotFound { .. } | Error::JobRoleGone { .. } => "42704",
             Error::JobCancelled { .. } => "57014",
@@ -211,6 +223,10 @@ impl Error {
             Error::JobLoginRefused { .. } => "28000",
             Error::JobConnectRefused { .. } | Error::JobSetRoleRefused { .. } => "42501",
             Error::JobQueueFull { .. } => "53400",
+            Error::TeachReadOnly { .. } => "25006",
+            Error::TeachNotFound { .. } => "22023",
+            Error::TaughtSql { sqlstate, .. } => sqlstate.as_str(),
+            Error::TeachingFull { .. } => "54000",
         }
     }
 
@@ -281,6 +297,7 @@ impl Error {
             Error::QuotaExceeded { resets_at, .. } => {
                 return format!("The quota resets at {resets_at}; a superuser can change it with sqlchat.set_quota().")
             }
+            Error::Reentered { .. } => "Code that runs while sqlchat runs a statement (a domain's check, a policy, a type's or an operator's function the statement reaches) must not call sqlchat's functions.",
             Error::NotPreloaded { .. } => "Add sqlchat to shared_preload_libraries in postgresql.conf and restart the server.",
             Error::JobReadOnly { .. } => "Call sqlchat.ask or sqlchat.ask_full, which answer in read-only transactions and on standbys, or submit on the primary in a read-write transaction.",
             Error::JobNotFound { .. } => "sqlchat.jobs lists the jobs you can see; finished jobs are removed after sqlchat.job_retention.",
@@ -289,6 +306,13 @@ impl Error {
             Error::JobRoleGone { .. } => "A job runs as the role that submitted it; that role was dropped or renamed before the job ran.",
             Error::JobLoginRefused { .. } | Error::JobConnectRefused { .. } | Error::JobSetRoleRefused { .. } => "A job runs only while its session user could still log in to the database and become the job's role; a superuser can restore the privilege and the question be submitted again.",
             Error::JobQueueFull { .. } => "Wait for queued jobs to run (sqlchat.jobs shows them) or cancel some with sqlchat.cancel_job; a superuser can raise sqlchat.max_queued_jobs.",
+            Error::TeachReadOnly { .. } => "Teach, define, mark columns private and give feedback on the primary, in a read-write transaction; asks still use what is taught on standbys.",
+            Error::TeachNotFound { what: "turn", .. } => "sqlchat.history(session_id) lists your turns with their ids; teachers see submitted feedback in sqlchat.feedback_queue.",
+            Error::TeachNotFound { what: "definition", .. } => "sqlchat.definitions lists the definitions with their ids.",
+            Error::TeachNotFound { .. } => "sqlchat.examples lists the examples with their ids.",
+            Error::TaughtSql { refusal: Some(kind), .. } => hint::for_refusal(*kind),
+            Error::TaughtSql { .. } => "Teach a statement that runs: it runs once, read-only, as you, before it is stored. Fix it and teach it again.",
+            Error::TeachingFull { .. } => "Remove entries that are no longer needed (sqlchat.unteach, sqlchat.undefine) and try again.",
         };
         h.to_string()
     }

@@ -17,6 +17,7 @@ pub mod rank;
 pub mod result;
 pub mod retry;
 pub mod setup;
+pub mod teach;
 
 pub use catalog::{Catalog, Column, ForeignKey, Table, TableKind};
 pub use error::{Error, Result};

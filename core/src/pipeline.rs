@@ -18,6 +18,8 @@ use crate::openai::{Message, Purpose};
 use crate::prompt::{self, Turn};
 use crate::rank;
 use crate::result::ResultSet;
+use crate::teach::{self, values, Example, Teaching};
+use std::collections::{HashMap, HashSet};
 
 /// Why a generated statement did not produce rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +80,8 @@ pub struct Options {
     pub sql_only: bool,
     /// Text that makes cache keys differ per model, role and the like (supplied by the host).
     pub cache_scope: String,
+    /// Token budget of the worked examples in the SQL-generation prompt.
+    pub examples_budget_tokens: usize,
 }
 
 impl Default for Options {
@@ -93,6 +97,7 @@ impl Default for Options {
             schema_budget_tokens: 1500,
             sql_only: false,
             cache_scope: String::new(),
+            examples_budget_tokens: 400,
         }
     }
 }
@@ -115,6 +120,8 @@ pub struct Outcome {
     pub engine: &'static str,
     /// A new summary of older turns, for the host to store.
     pub new_summary: Option<String>,
+    /// The taught example whose SQL answered, as is (engine "verified").
+    pub example_id: Option<i64>,
 }
 
 pub struct Request<'a> {
@@ -129,6 +136,8 @@ pub struct Request<'a> {
     /// Turns older than `history` that the stored summary does not cover yet: folded into a new
     /// summary (one call) before SQL is generated.
     pub unsummarized: &'a [Turn],
+    /// What is taught (examples, definitions, private columns); `teach::NOTHING_TAUGHT` when nothing is.
+    pub teaching: &'a Teaching,
 }
 
 /// Counts chat calls made through it, and reads replies with the host's interrupt checks.
@@ -169,13 +178,20 @@ pub fn run<H: Host + ?Sized>(host: &mut H, req: &Request, opts: &Options) -> Res
         return Err(Error::NoVisibleTables);
     }
     // In auto mode a question with earlier turns may refer to them in ways only the model can
-    // resolve; in offline mode the offline engine resolves short follow-ups ("and in 2024?") itself.
+    // resolve, except a short follow-up ("and in 2024?") of a turn the offline engine reads as it
+    // was answered; in offline mode the offline engine resolves such follow-ups itself.
     let offline_first = match opts.engine {
         Engine::Offline => true,
-        Engine::Auto => req.history.is_empty(),
+        Engine::Auto => req.history.is_empty() || offline::is_follow_up(req.question),
         Engine::Llm => false,
     };
     let view = View::new(req.catalog, req.index);
+    let usable = req.teaching.usable(req.catalog);
+    if let Some(i) = req.teaching.verified(&usable, req.question) {
+        if let Some(out) = run_verified(host, req, &req.teaching.examples[i], opts)? {
+            return Ok(out);
+        }
+    }
     if offline_first {
         match try_offline(host, req, &view, opts)? {
             Ok(out) => return Ok(out),
@@ -230,13 +246,17 @@ type OfflineTry = std::result::Result<Outcome, offline::Decline>;
 
 fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Options) -> Result<OfflineTry> {
     let mut probe = ProbeHost { host, cancel: None };
-    let mut decision = offline::plan(view, req.question, &mut probe);
-    // A short follow-up ("and in 2024?") read against the previous question of the session.
-    if let (offline::Decision::Decline(_), Some(previous)) = (&decision, req.history.last()) {
-        if let Some(merged) = offline::follow_up(&previous.question, req.question) {
-            if let answer @ offline::Decision::Answer(_) = offline::plan(view, &merged, &mut probe) {
-                decision = answer;
-            }
+    // In a session, auto mode answers offline only a follow-up it can place (see offline::follow).
+    let mut decision = if req.history.is_empty() || opts.engine == Engine::Offline {
+        offline::plan(view, req.question, &mut probe)
+    } else {
+        offline::Decision::Decline(offline::Decline::Unsupported("a question in a session".into()))
+    };
+    if let (offline::Decision::Decline(_), false) = (&decision, req.history.is_empty()) {
+        let earlier: Vec<offline::Earlier> =
+            req.history.iter().map(|t| offline::Earlier { question: &t.question, sql: t.sql.as_deref() }).collect();
+        if let Some(answer) = offline::plan_follow_up(view, &earlier, req.question, &mut probe) {
+            decision = answer;
         }
     }
     if let Some(f) = probe.cancel {
@@ -259,7 +279,7 @@ fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts:
     }
     match host.execute(&plan.sql) {
         Ok(rs) => {
-            let (answer, suggestions) = offline::render_answer(&plan, &rs);
+            let (answer, suggestions) = offline::render_answer(&plan, &rs.masked());
             Ok(Ok(Outcome {
                 answer,
                 sql: Some(plan.sql.clone()),
@@ -281,12 +301,17 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Op
     let mut ctr = Counting { host, calls: 0 };
     let new_summary = summary_step(&mut ctr, req, opts)?;
     let summary = new_summary.as_deref().or(req.summary);
-    let selected = rank::select_tables(view, req.question, opts.schema_budget_tokens);
-    let schema = rank::render_schema(req.catalog, &selected);
-    let tables: Vec<String> = selected.iter().map(|&i| req.catalog.tables[i].display_name()).collect();
+    let mut probe = ProbeHost { host: &mut *ctr.host, cancel: None };
+    let sql_context = sql_context(view, req, opts, &mut probe);
+    if let Some(f) = probe.cancel {
+        return Err(Error::Cancelled { message: f.message });
+    }
+    let (schema, taught) = (&sql_context.schema, &sql_context.taught);
+    let tables: Vec<String> = sql_context.selected.iter().map(|&i| req.catalog.tables[i].display_name()).collect();
     ctr.host.tables_chosen("llm", &tables);
-    let context = Context { question: req.question, schema: &schema, history: req.history, summary };
-    let messages = prompt::generate_sql_messages(req.question, &schema, req.history, summary);
+    let history = turns_for_model(req.history, opts);
+    let context = Context { question: req.question, schema, taught, history: &history, summary };
+    let messages = prompt::generate_sql_messages(req.question, schema, taught, &history, summary);
     let prompt_tokens: usize = messages.iter().map(|m| crate::estimate_tokens(&m.content)).sum();
     let cache_key = crate::cache_key(&opts.cache_scope, &messages);
     let outcome = |attempts: u32, calls: u32| Outcome {
@@ -336,6 +361,7 @@ fn run_llm<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts: &Op
 struct Context<'a> {
     question: &'a str,
     schema: &'a str,
+    taught: &'a prompt::Taught,
     history: &'a [Turn],
     summary: Option<&'a str>,
 }
@@ -377,7 +403,8 @@ fn generate<H: Host + ?Sized>(
     let mut last_reply = reply;
     let mut from_cache = from_cache;
     if extracted == Extracted::NoSql && attempts < opts.max_attempts.max(1) {
-        let messages = prompt::sql_only_messages(context.question, context.schema, context.history, context.summary);
+        let c = context;
+        let messages = prompt::sql_only_messages(c.question, c.schema, c.taught, c.history, c.summary);
         last_reply = ctr.chat(Purpose::Repair, &messages, opts.generation_temperature)?;
         attempts += 1;
         from_cache = false;
@@ -434,14 +461,21 @@ fn run_with_repairs<H: Host + ?Sized>(
         if attempts >= opts.max_attempts.max(1) {
             return Err(give_up(candidate.text().to_string(), failure, tried_so_far(attempts, opts, ctr.calls)));
         }
-        let error_text = if failure.refusal.is_some() {
-            format!("sqlchat refused this statement before running it: {}", failure.message)
+        // With send_rows = none, quoted text the model does not already have (a value the query
+        // met) stays in the database.
+        let message = if opts.send_rows {
+            failure.message.clone()
         } else {
-            format!("ERROR: {} (SQLSTATE {})", failure.message, failure.sqlstate)
+            without_new_values(&failure.message, &[candidate.text(), context.schema])
+        };
+        let error_text = if failure.refusal.is_some() {
+            format!("sqlchat refused this statement before running it: {message}")
+        } else {
+            format!("ERROR: {message} (SQLSTATE {})", failure.sqlstate)
         };
         let c = context;
-        let messages =
-            prompt::repair_messages(c.question, c.schema, c.history, c.summary, candidate.text(), &error_text);
+        let failed = prompt::Failed { sql: candidate.text(), error: &error_text };
+        let messages = prompt::repair_messages(c.question, c.schema, c.taught, c.history, c.summary, failed);
         let reply = ctr.chat(Purpose::Repair, &messages, opts.generation_temperature)?;
         attempts += 1;
         candidate = match ctr.extract(&reply) {
@@ -478,12 +512,39 @@ fn give_up(sql: String, f: ExecFailure, tried: Tried) -> Error {
     }
 }
 
+/// Earlier turns as the model may see them: with send_rows = none their answers (which quote row
+/// values) stay out.
+fn turns_for_model<'t>(turns: &'t [Turn], opts: &Options) -> std::borrow::Cow<'t, [Turn]> {
+    if opts.send_rows {
+        return std::borrow::Cow::Borrowed(turns);
+    }
+    std::borrow::Cow::Owned(turns.iter().map(|t| Turn { answer: None, ..t.clone() }).collect())
+}
+
+/// `message` with each double-quoted part that appears in none of `known` replaced by `"..."`:
+/// PostgreSQL quotes both names and values in its messages, and names come from the SQL or the
+/// schema the model was given.
+fn without_new_values(message: &str, known: &[&str]) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find('"') {
+        let Some(len) = rest[open + 1..].find('"') else { break };
+        let quoted = &rest[open + 1..open + 1 + len];
+        out.push_str(&rest[..=open]);
+        out.push_str(if known.iter().any(|k| k.contains(quoted)) { quoted } else { "..." });
+        out.push('"');
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A new summary of the turns the stored one does not cover yet, if there are any.
 fn summary_step<H: Host + ?Sized>(ctr: &mut Counting<H>, req: &Request, opts: &Options) -> Result<Option<String>> {
     if req.unsummarized.is_empty() {
         return Ok(None);
     }
-    let messages = prompt::summarize_messages(req.summary, req.unsummarized);
+    let messages = prompt::summarize_messages(req.summary, &turns_for_model(req.unsummarized, opts));
     match ctr.chat(Purpose::Summarize, &messages, opts.summary_temperature) {
         Ok(reply) => {
             let host = &mut *ctr.host;
@@ -502,6 +563,8 @@ fn answer_step<H: Host + ?Sized>(
     result: &ResultSet,
     opts: &Options,
 ) -> Result<(String, Vec<String>)> {
+    // Values of private columns are never worded: not by the model, not into the stored answer.
+    let result = &*result.masked();
     // sqlchat.send_rows = none: no row leaves the database, and the answer comes from a template.
     if !opts.send_rows {
         return Ok((prompt::template_answer(question, result), vec![]));
@@ -527,6 +590,156 @@ fn refusal_answer(reason: &str) -> String {
     } else {
         format!("This question cannot be answered from the tables you can read: {reason}")
     }
+}
+
+// ---- teaching: verified answers; worked examples, definitions and value vocabulary in the prompt ----
+
+/// A taught question asked again: its SQL runs as the caller (never cached rows) and is answered
+/// in words as any other, with no SQL-generation call. None when the statement no longer runs
+/// (the schema moved on): the question is then answered as if it were not taught.
+fn run_verified<H: Host + ?Sized>(
+    host: &mut H,
+    req: &Request,
+    example: &Example,
+    opts: &Options,
+) -> Result<Option<Outcome>> {
+    let tables: Vec<String> = example.tables().collect();
+    host.tables_chosen("verified", &tables);
+    let verified = Outcome {
+        sql: Some(example.sql.clone()),
+        tables,
+        attempts: 1,
+        engine: "verified",
+        example_id: Some(example.id),
+        ..Default::default()
+    };
+    if opts.sql_only {
+        return Ok(Some(verified));
+    }
+    host.check_interrupts();
+    let result = match host.execute(&example.sql) {
+        Ok(rs) => rs,
+        Err(f) if f.is_cancel() => return Err(Error::Cancelled { message: f.message }),
+        Err(_) => return Ok(None),
+    };
+    let mut ctr = Counting { host, calls: 0 };
+    let (answer, suggestions) = if opts.engine == Engine::Offline {
+        (prompt::template_answer(req.question, &result.masked()), vec![])
+    } else {
+        answer_step(&mut ctr, req.question, &example.sql, &result, opts)?
+    };
+    Ok(Some(Outcome { answer, result: Some(result), suggestions, llm_calls: ctr.calls, ..verified }))
+}
+
+/// The SQL-generation prompt's parts for a question, as the pipeline sends them and
+/// `sqlchat.explain` shows them.
+pub struct SqlContext {
+    /// The tables of the schema context (the caller's positions), ranked, then those the worked
+    /// examples read.
+    pub selected: Vec<usize>,
+    pub schema: String,
+    pub taught: prompt::Taught,
+    /// The worked examples and definitions sent (indexes into the teaching's lists), and the
+    /// stored spellings of values.
+    pub examples: Vec<usize>,
+    pub definitions: Vec<usize>,
+    pub hints: Vec<values::Hint>,
+}
+
+/// Ranks the tables and picks what teaching adds for the question; value lookups go through `probe`.
+pub fn sql_context(view: &View, req: &Request, opts: &Options, probe: &mut dyn offline::Probe) -> SqlContext {
+    let catalog = req.catalog;
+    let t = req.teaching;
+    let mut selected = rank::select_tables(view, req.question, opts.schema_budget_tokens);
+    let names: Vec<String> = selected.iter().map(|&i| catalog.tables[i].display_name()).collect();
+    let usable = t.usable(catalog);
+    let examples = teach::examples::choose(t, &usable, req.question, &names, opts.examples_budget_tokens);
+    add_example_tables(req, &mut selected, &examples, opts.schema_budget_tokens);
+    let definitions = teach::definitions::choose(t, req.question);
+    let hints = value_hints(view, req, &selected, probe);
+    let taught = prompt::Taught {
+        examples: examples.iter().map(|&i| teach::render_example(&t.examples[i])).collect(),
+        definitions: definitions.iter().map(|&i| teach::render_definition(&t.definitions[i])).collect(),
+        value_hints: values::render(view, &hints),
+    };
+    SqlContext { schema: rank::render_schema(catalog, &selected), selected, taught, examples, definitions, hints }
+}
+
+/// Tables the worked examples read that the ranking left out join the schema context, within
+/// half the schema budget again: the examples' SQL names them.
+fn add_example_tables(req: &Request, selected: &mut Vec<usize>, examples: &[usize], budget_tokens: usize) {
+    let catalog = req.catalog;
+    let mut used: usize = rank::rendered_tokens(catalog, selected).iter().sum();
+    let limit = budget_tokens + budget_tokens / 2;
+    for &e in examples {
+        for read in &req.teaching.examples[e].reads {
+            let Some(i) = catalog.index_of(&read.schema, &read.table) else { continue };
+            if selected.contains(&i) {
+                continue;
+            }
+            let cost = rank::rendered_tokens(catalog, &[i])[0];
+            if used + cost <= limit {
+                selected.push(i);
+                used += cost;
+            }
+        }
+    }
+}
+
+/// The stored spellings of values the question names, in the readable, non-private text columns
+/// of `tables`: enum labels, then pg_stats (one query), then a bounded scan of the columns of
+/// plain tables that are small or never analysed (one query). A lookup that fails leaves its
+/// columns out.
+fn value_hints(view: &View, req: &Request, tables: &[usize], probe: &mut dyn offline::Probe) -> Vec<values::Hint> {
+    let private = |t: usize, c: usize| req.teaching.is_private(req.catalog, t, c);
+    let columns = values::candidate_columns(view, tables, &private);
+    let mut found: HashMap<usize, Vec<String>> = HashMap::new();
+    let mut lookup: Vec<usize> = Vec::new();
+    for (i, c) in columns.iter().enumerate() {
+        let labels = &req.catalog.tables[c.table].columns[c.column].enum_labels;
+        if labels.is_empty() {
+            lookup.push(i);
+        } else {
+            found.insert(i, labels.clone());
+        }
+    }
+    if !lookup.is_empty() {
+        let cols: Vec<values::ValueColumn> = lookup.iter().map(|&i| columns[i]).collect();
+        let mut stored: HashMap<usize, Vec<String>> = HashMap::new();
+        if let Ok(rs) = probe.query(&values::statistics_sql(view, &cols)) {
+            values::read_rows(&rs, &mut stored);
+        }
+        let analysed: HashSet<usize> = stored.keys().filter_map(|&k| cols.get(k)).map(|c| c.table).collect();
+        // Small tables are read whole: their statistics keep only the most common values.
+        let small = |t: usize| (0.0..=values::SCAN_ROWS as f64).contains(&req.catalog.tables[t].row_estimate);
+        let scan: Vec<(usize, values::ValueColumn)> = (0..cols.len())
+            .filter(|&k| {
+                let t = cols[k].table;
+                (!analysed.contains(&t) || small(t)) && scannable(&req.catalog.tables[t])
+            })
+            .take(values::MAX_SCAN_COLUMNS)
+            .map(|k| (k, cols[k]))
+            .collect();
+        if !scan.is_empty() {
+            if let Ok(rs) = probe.query(&values::scan_sql(view, &scan)) {
+                values::read_rows(&rs, &mut stored);
+            }
+        }
+        for (k, v) in stored {
+            if let Some(&i) = lookup.get(k) {
+                found.insert(i, v);
+            }
+        }
+    }
+    let values: Vec<(values::ValueColumn, Vec<String>)> =
+        columns.iter().enumerate().filter_map(|(i, c)| found.remove(&i).map(|v| (*c, v))).collect();
+    values::hints(view, req.question, tables, &values)
+}
+
+/// Tables whose first rows are cheap to read (not views or foreign tables, which may compute or
+/// fetch every row first).
+fn scannable(table: &crate::catalog::Table) -> bool {
+    matches!(table.kind, crate::catalog::TableKind::Table | crate::catalog::TableKind::MaterializedView)
 }
 
 /// Whitespace- and case-insensitive form used to notice a model repeating a statement.
@@ -579,6 +792,7 @@ mod tests {
             columns: vec![ResultColumn { name: "count".into(), type_name: "bigint".into(), category: 'N' }],
             rows: vec![vec![json!(3)]],
             truncated: false,
+            private: vec![],
         }
     }
 
@@ -594,6 +808,7 @@ mod tests {
             history: &[],
             summary: None,
             unsummarized: &[],
+            teaching: &crate::teach::NOTHING_TAUGHT,
         }
     }
 
@@ -817,6 +1032,18 @@ mod tests {
     }
 
     #[test]
+    fn values_the_model_has_not_seen_stay_out_of_error_texts() {
+        let m = r#"invalid input syntax for type integer: "DIAGNOSIS-7731""#;
+        assert_eq!(
+            without_new_values(m, &["SELECT diagnosis::int FROM t"]),
+            r#"invalid input syntax for type integer: "...""#
+        );
+        let m = r#"column "nope" does not exist"#;
+        assert_eq!(without_new_values(m, &["SELECT nope FROM t"]), m);
+        assert_eq!(without_new_values(r#"odd "quote"#, &[]), r#"odd "quote"#);
+    }
+
+    #[test]
     fn send_rows_none_answers_from_a_template() {
         let c = catalog();
         let mut h = Script {
@@ -851,6 +1078,7 @@ mod tests {
             history: &history,
             summary: None,
             unsummarized: &[],
+            teaching: &crate::teach::NOTHING_TAUGHT,
         };
         let mut h = Script { replies: vec![], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
         let out = run(&mut h, &request, &Options { engine: Engine::Offline, ..Options::default() }).unwrap();
@@ -875,16 +1103,95 @@ mod tests {
         assert!(unknown.contains("api_base"), "{unknown}");
     }
 
-    #[test]
-    fn offline_follow_ups_build_on_the_previous_turn() {
+    /// A session whose earlier turns the offline engine answered, the last one in 2025.
+    fn offline_session(c: &Catalog) -> Vec<Turn> {
+        let sql = |year: i32| {
+            format!(
+                "SELECT count(*) AS count FROM public.orders WHERE placed_on >= DATE '{year}-01-01' \
+                 AND placed_on < DATE '{}-01-01'",
+                year + 1
+            )
+        };
+        let turn = |question: &str, year: i32| Turn { question: question.into(), sql: Some(sql(year)), answer: None };
+        let session = vec![turn("How many orders were there in 2023?", 2023), turn("and in 2025?", 2025)];
+        // The SQL is the offline engine's reading of each question as it stood.
+        let view = View::new(c, None);
+        for (question, year) in
+            [("How many orders were there in 2023?", 2023), ("How many orders were there in 2025", 2025)]
+        {
+            let offline::Decision::Answer(p) = offline::plan(&view, question, &mut NoProbe) else {
+                panic!("{question}")
+            };
+            assert_eq!(p.sql, sql(year));
+        }
+        session
+    }
+
+    struct NoProbe;
+
+    impl offline::Probe for NoProbe {
+        fn query(&mut self, _sql: &str) -> std::result::Result<ResultSet, String> {
+            Ok(ResultSet::default())
+        }
+    }
+
+    fn with_placed_on() -> Catalog {
         let mut c = catalog();
         c.tables[0].columns.push(Column::new("placed_on", "date", 'D'));
-        let history = [Turn { question: "How many orders were there in 2025?".into(), sql: None, answer: None }];
+        c
+    }
+
+    #[test]
+    fn follow_ups_build_on_the_previous_turn_offline_and_in_auto() {
+        let c = with_placed_on();
+        let history = offline_session(&c);
         let request = Request { question: "and in 2024?", history: &history, ..req(&c) };
-        let mut h = Script { replies: vec![], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
+        for engine in [Engine::Offline, Engine::Auto] {
+            let mut h = Script { replies: vec![], exec: vec![Ok(rows())], purposes: vec![], executed: vec![] };
+            let out = run(&mut h, &request, &Options { engine, ..Options::default() }).unwrap();
+            let sql = out.sql.unwrap_or_default();
+            assert!(sql.contains("'2024-01-01'") && sql.contains("'2025-01-01'"), "{engine:?}: {sql}");
+            assert_eq!(out.engine, "offline");
+            assert!(h.purposes.is_empty(), "{engine:?}: no model call");
+        }
+    }
+
+    #[test]
+    fn follow_ups_of_turns_read_otherwise_go_to_the_model() {
+        let c = with_placed_on();
+        let mut history = offline_session(&c);
+        // The model answered the last turn (its SQL is not the offline engine's reading).
+        history[1].sql = Some("SELECT count(*) FROM orders WHERE extract(year FROM placed_on) = 2025".into());
+        let request = Request { question: "and in 2024?", history: &history, ..req(&c) };
+        let mut h = Script {
+            replies: vec![Ok("SELECT 1".into()), Ok(r#"{"answer":"3."}"#.into())],
+            exec: vec![Ok(rows())],
+            purposes: vec![],
+            executed: vec![],
+        };
+        let out = run(&mut h, &request, &Options { engine: Engine::Auto, ..Options::default() }).unwrap();
+        assert_eq!(out.engine, "llm");
+        // A question that stands alone in a session is the model's too in auto mode.
+        let history = offline_session(&c);
+        let request = Request { question: "How many orders are there?", history: &history, ..req(&c) };
+        let mut h = Script {
+            replies: vec![Ok("SELECT 1".into()), Ok(r#"{"answer":"3."}"#.into())],
+            exec: vec![Ok(rows())],
+            purposes: vec![],
+            executed: vec![],
+        };
+        let out = run(&mut h, &request, &Options { engine: Engine::Auto, ..Options::default() }).unwrap();
+        assert_eq!(out.engine, "llm");
+        // Offline, a follow-up of a declined turn declines.
+        history_declined(&c);
+    }
+
+    fn history_declined(c: &Catalog) {
+        let history = [Turn { question: "How many orders were refunded?".into(), sql: None, answer: None }];
+        let request = Request { question: "and in 2024?", history: &history, ..req(c) };
+        let mut h = Script { replies: vec![], exec: vec![], purposes: vec![], executed: vec![] };
         let out = run(&mut h, &request, &Options { engine: Engine::Offline, ..Options::default() }).unwrap();
-        let sql = out.sql.unwrap_or_default();
-        assert!(sql.contains("'2024-01-01'") && !sql.contains("'2026-01-01'"), "{sql}");
+        assert!(out.sql.is_none() && out.refusal, "{}", out.answer);
     }
 
     #[test]
@@ -898,6 +1205,7 @@ mod tests {
             history: &[],
             summary: None,
             unsummarized: &[],
+            teaching: &crate::teach::NOTHING_TAUGHT,
         };
         let cancel = ExecFailure {
             sqlstate: "57014".into(),
@@ -927,5 +1235,142 @@ mod tests {
         assert_eq!(validate_question(None).unwrap_err(), Error::NullQuestion);
         assert_eq!(validate_question(Some("  ")).unwrap_err(), Error::EmptyQuestion);
         assert_eq!(validate_question(Some(" hi ")).unwrap(), "hi");
+    }
+    // ---- teaching ----
+
+    /// A host that answers value lookups from `stats` rows, runs everything else as `rows()`, and
+    /// keeps every request's messages.
+    struct TeachingHost {
+        replies: Vec<String>,
+        requests: Vec<(Purpose, String)>,
+        executed: Vec<String>,
+        stats: ResultSet,
+        result: ResultSet,
+    }
+
+    impl Host for TeachingHost {
+        fn chat(&mut self, purpose: Purpose, m: &[Message], _t: f64) -> Result<String> {
+            self.requests.push((purpose, m.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n")));
+            if self.replies.is_empty() {
+                return Err(Error::GatewayStatus { status: 500, body: String::new() });
+            }
+            Ok(self.replies.remove(0))
+        }
+        fn execute(&mut self, sql: &str) -> std::result::Result<ResultSet, ExecFailure> {
+            self.executed.push(sql.to_string());
+            Ok(if sql.contains("pg_stats") { self.stats.clone() } else { self.result.clone() })
+        }
+    }
+
+    fn teaching_host(replies: &[&str]) -> TeachingHost {
+        TeachingHost {
+            replies: replies.iter().map(|r| r.to_string()).collect(),
+            requests: vec![],
+            executed: vec![],
+            stats: ResultSet::default(),
+            result: rows(),
+        }
+    }
+
+    fn shop() -> Catalog {
+        let mut c = catalog();
+        c.tables[0].columns.push(Column::new("city", "text", 'S'));
+        c.tables[0].columns.push(Column::new("ssn", "text", 'S'));
+        c
+    }
+
+    fn taught() -> Teaching {
+        Teaching::new(
+            vec![Example {
+                id: 7,
+                question: "How many orders came from the top 5 cities?".into(),
+                sql: "SELECT count(*) FROM public.orders".into(),
+                note: Some("cities by order count".into()),
+                reads: vec![teach::Read {
+                    schema: "public".into(),
+                    table: "orders".into(),
+                    columns: vec!["city".into()],
+                }],
+            }],
+            vec![teach::Definition { id: 1, term: None, meaning: "Orders are counted once.".into() }],
+            vec![("public".into(), "orders".into(), "ssn".into())],
+        )
+    }
+
+    #[test]
+    fn a_taught_question_asked_again_reuses_its_sql_without_a_generation_call() {
+        let c = shop();
+        let t = taught();
+        let request = Request { question: "how many orders came from the TOP 5 cities", teaching: &t, ..req(&c) };
+        let mut h = teaching_host(&[r#"{"answer": "3 orders."}"#]);
+        let out = run(&mut h, &request, &Options::default()).unwrap();
+        assert_eq!((out.engine, out.example_id, out.llm_calls), ("verified", Some(7), 1));
+        assert_eq!(h.requests.iter().map(|r| r.0).collect::<Vec<_>>(), [Purpose::Answer]);
+        assert_eq!(h.executed, ["SELECT count(*) FROM public.orders"]);
+        assert_eq!(out.sql.as_deref(), Some("SELECT count(*) FROM public.orders"));
+        // generate_sql returns it without running anything.
+        let mut h = teaching_host(&[]);
+        let out = run(&mut h, &request, &Options { sql_only: true, ..Options::default() }).unwrap();
+        assert_eq!((out.engine, out.llm_calls, h.executed.len()), ("verified", 0, 0));
+    }
+
+    #[test]
+    fn a_changed_number_gets_the_example_as_a_worked_example_only() {
+        let c = shop();
+        let t = taught();
+        let request = Request { question: "How many orders came from the top 10 cities?", teaching: &t, ..req(&c) };
+        let mut h = teaching_host(&["SELECT count(*) FROM orders", "{}"]);
+        let out = run(&mut h, &request, &Options::default()).unwrap();
+        assert_eq!((out.engine, out.example_id), ("llm", None));
+        let (purpose, prompt) = &h.requests[0];
+        assert_eq!(*purpose, Purpose::GenerateSql);
+        assert!(prompt.contains("<examples>\nQuestion: How many orders came from the top 5 cities?"), "{prompt}");
+        assert!(prompt.contains("<definitions>\nAlways: Orders are counted once.\n</definitions>"), "{prompt}");
+        // A caller who cannot read what the example reads never sees it.
+        let mut hidden = shop();
+        hidden.tables[0].columns.retain(|col| col.name != "city");
+        let request =
+            Request { question: "How many orders came from the top 10 cities?", teaching: &t, ..req(&hidden) };
+        let mut h = teaching_host(&["SELECT count(*) FROM orders", "{}"]);
+        run(&mut h, &request, &Options::default()).unwrap();
+        assert!(!h.requests[0].1.contains("top 5 cities"), "{}", h.requests[0].1);
+    }
+
+    #[test]
+    fn stored_spellings_go_beside_their_column_and_private_columns_are_never_looked_up() {
+        let c = shop();
+        let t = taught();
+        let request = Request { question: "how many orders from sao paulo?", teaching: &t, ..req(&c) };
+        let mut h = teaching_host(&["SELECT count(*) FROM orders WHERE city = 'São Paulo'", "{}"]);
+        h.stats = ResultSet {
+            columns: vec![],
+            rows: vec![vec![json!(0), json!(["São Paulo", "Oslo"]), serde_json::Value::Null]],
+            ..Default::default()
+        };
+        run(&mut h, &request, &Options::default()).unwrap();
+        let lookup = h.executed.iter().find(|q| q.contains("pg_stats")).expect("a statistics lookup");
+        assert!(lookup.contains("'city'") && !lookup.contains("'ssn'"), "{lookup}");
+        assert!(h.requests[0].1.contains("-- public.orders.city values include 'São Paulo'"), "{}", h.requests[0].1);
+    }
+
+    #[test]
+    fn private_values_are_never_worded() {
+        let c = shop();
+        let request = Request { question: "what is the ssn of order 1?", ..req(&c) };
+        let mut h = teaching_host(&["SELECT ssn FROM orders WHERE id = 1", "{\"answer\": \"hidden\"}"]);
+        h.result = ResultSet {
+            columns: vec![ResultColumn { name: "ssn".into(), type_name: "text".into(), category: 'S' }],
+            rows: vec![vec![json!("123-45-6789")]],
+            private: vec![0],
+            ..Default::default()
+        };
+        let out = run(&mut h, &request, &Options::default()).unwrap();
+        let answer_prompt = &h.requests.iter().find(|r| r.0 == Purpose::Answer).unwrap().1;
+        assert!(!answer_prompt.contains("123-45-6789") && answer_prompt.contains("(private)"), "{answer_prompt}");
+        assert_eq!(out.result.unwrap().rows[0][0], json!("123-45-6789"), "the caller still gets the value");
+        let mut h = teaching_host(&["SELECT ssn FROM orders WHERE id = 1"]);
+        h.result = ResultSet { rows: vec![vec![json!("123-45-6789")]], private: vec![0], ..rows() };
+        let out = run(&mut h, &request, &Options { send_rows: false, ..Options::default() }).unwrap();
+        assert!(!out.answer.contains("123-45-6789"), "{}", out.answer);
     }
 }

@@ -40,46 +40,92 @@ const MAX_SUMMARY_CHARS: usize = 1200;
 const MAX_VALUE_CHARS: usize = 80;
 const MAX_ROW_CHARS: usize = 200;
 
-pub fn generate_sql_messages(question: &str, schema: &str, history: &[Turn], summary: Option<&str>) -> Vec<Message> {
-    let mut user = context_blocks(schema, history, summary);
+/// What teaching adds to the SQL prompts; empty parts are left out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Taught {
+    /// Worked examples (`teach::render_example`), most similar first.
+    pub examples: Vec<String>,
+    /// Definitions and standing instructions (`teach::render_definition`).
+    pub definitions: Vec<String>,
+    /// Stored spellings of values the question names (`teach::values::render`), shown in the
+    /// schema beside their columns.
+    pub value_hints: String,
+}
+
+pub fn generate_sql_messages(
+    question: &str,
+    schema: &str,
+    taught: &Taught,
+    history: &[Turn],
+    summary: Option<&str>,
+) -> Vec<Message> {
+    let mut user = context_blocks(schema, taught, history, summary);
     user.push_str(&format!("Question: {}", question.trim()));
-    vec![Message::system(sql_instructions(history, summary, None)), Message::user(user)]
+    vec![Message::system(sql_instructions(taught, history, summary, None)), Message::user(user)]
+}
+
+/// The generation request after a statement failed: the same context, the statement and its error.
+pub struct Failed<'a> {
+    pub sql: &'a str,
+    pub error: &'a str,
 }
 
 pub fn repair_messages(
     question: &str,
     schema: &str,
+    taught: &Taught,
     history: &[Turn],
     summary: Option<&str>,
-    failed_sql: &str,
-    error: &str,
+    failed: Failed,
 ) -> Vec<Message> {
-    let mut user = context_blocks(schema, history, summary);
+    let mut user = context_blocks(schema, taught, history, summary);
     user.push_str(&format!("Question: {}\n", question.trim()));
-    user.push_str(&data_block("failed_sql", failed_sql));
-    user.push_str(&data_block("error", &truncate_chars(error.trim(), MAX_ERROR_CHARS)));
+    user.push_str(&data_block("failed_sql", failed.sql));
+    user.push_str(&data_block("error", &truncate_chars(failed.error.trim(), MAX_ERROR_CHARS)));
     user.push_str("Write a corrected query.");
     let repair = "Your earlier query, in <failed_sql>, failed with the PostgreSQL error in <error>.";
-    vec![Message::system(sql_instructions(history, summary, Some(repair))), Message::user(user)]
+    vec![Message::system(sql_instructions(taught, history, summary, Some(repair))), Message::user(user)]
 }
 
 /// The one extra request after a reply that held no SQL (and no refusal): the same context, and
 /// an instruction that asks for the query alone.
-pub fn sql_only_messages(question: &str, schema: &str, history: &[Turn], summary: Option<&str>) -> Vec<Message> {
-    let mut user = context_blocks(schema, history, summary);
+pub fn sql_only_messages(
+    question: &str,
+    schema: &str,
+    taught: &Taught,
+    history: &[Turn],
+    summary: Option<&str>,
+) -> Vec<Message> {
+    let mut user = context_blocks(schema, taught, history, summary);
     user.push_str(&format!("Question: {}", question.trim()));
     let note = "Your earlier reply held no SQL query. Reply with the query alone: no explanation, no answer in words.";
-    vec![Message::system(sql_instructions(history, summary, Some(note))), Message::user(user)]
+    vec![Message::system(sql_instructions(taught, history, summary, Some(note))), Message::user(user)]
 }
 
 /// The generation rules, naming only the data blocks the request has.
-fn sql_instructions(history: &[Turn], summary: Option<&str>, repair: Option<&str>) -> String {
+fn sql_instructions(taught: &Taught, history: &[Turn], summary: Option<&str>, repair: Option<&str>) -> String {
     let mut text = String::from(
         "Write one read-only PostgreSQL SELECT (WITH allowed) that answers the question. Reply with the SQL only.\n\
          Use only tables and columns from <schema>; qualify a column with its table when several tables have it. \
          No LIMIT unless the question asks for a number of rows.\n",
     );
     let mut data_tags = vec!["<schema>"];
+    if !taught.value_hints.is_empty() {
+        text.push_str(
+            "Comments in <schema> that say `values include` give the stored spelling of values the question names.\n",
+        );
+    }
+    if !taught.definitions.is_empty() {
+        data_tags.push("<definitions>");
+        text.push_str("Apply the business definitions and rules in <definitions> where the question uses them.\n");
+    }
+    if !taught.examples.is_empty() {
+        data_tags.push("<examples>");
+        text.push_str(
+            "<examples> holds verified questions with the SQL that answers each: follow their tables, joins and \
+             filters where they fit, and change what this question changes.\n",
+        );
+    }
     if summary.is_some() {
         data_tags.push("<summary>");
     }
@@ -103,8 +149,18 @@ fn sql_instructions(history: &[Turn], summary: Option<&str>, repair: Option<&str
     text
 }
 
-fn context_blocks(schema: &str, history: &[Turn], summary: Option<&str>) -> String {
-    let mut text = data_block("schema", schema);
+fn context_blocks(schema: &str, taught: &Taught, history: &[Turn], summary: Option<&str>) -> String {
+    let mut text = if taught.value_hints.is_empty() {
+        data_block("schema", schema)
+    } else {
+        data_block("schema", &format!("{}\n{}", schema.trim_end(), taught.value_hints))
+    };
+    if !taught.definitions.is_empty() {
+        text.push_str(&data_block("definitions", &taught.definitions.join("\n")));
+    }
+    if !taught.examples.is_empty() {
+        text.push_str(&data_block("examples", &taught.examples.join("\n\n")));
+    }
     if let Some(summary) = summary.filter(|s| !s.trim().is_empty()) {
         text.push_str(&data_block("summary", summary));
     }
@@ -121,7 +177,8 @@ fn render_turns(turns: &[Turn]) -> String {
         .map(|turn| {
             let mut text = format!("User's question: {}", one_line(&turn.question));
             if let Some(sql) = turn.sql.as_deref().filter(|s| !s.trim().is_empty()) {
-                text.push_str(&format!("\nModel's SQL: {}", truncate_chars(sql.trim(), MAX_HISTORY_SQL_CHARS)));
+                let sql = truncate_chars(&sql_one_line(sql), MAX_HISTORY_SQL_CHARS);
+                text.push_str(&format!("\nModel's SQL: {sql}"));
             }
             if let Some(answer) = turn.answer.as_deref().filter(|s| !s.trim().is_empty()) {
                 let answer = truncate_chars(&one_line(answer), MAX_HISTORY_ANSWER_CHARS);
@@ -131,6 +188,21 @@ fn render_turns(turns: &[Turn]) -> String {
         })
         .collect();
     rendered.join("\n\n")
+}
+
+/// A statement on one line without its comments: stored model output cannot start a line of its
+/// own in a prompt (and pose as a question the user asked).
+fn sql_one_line(sql: &str) -> String {
+    use crate::lang::sql::{tokens, Kind};
+    let mut out = String::with_capacity(sql.len());
+    for t in tokens(sql) {
+        match t.kind {
+            Kind::Comment => {}
+            Kind::Space => out.push(' '),
+            _ => out.push_str(&t.text(sql).replace(['\n', '\r'], " ")),
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `<tag>` content `</tag>`, with any `</` inside the content defused so data cannot close the
@@ -418,7 +490,8 @@ mod tests {
 
     #[test]
     fn generation_prompt_states_the_rules() {
-        let messages = generate_sql_messages("How many orders were placed in 2022?", SCHEMA, &[], None);
+        let messages =
+            generate_sql_messages("How many orders were placed in 2022?", SCHEMA, &Taught::default(), &[], None);
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].role, "system");
         let system = &messages[0].content;
@@ -442,15 +515,16 @@ mod tests {
 
     #[test]
     fn generation_prompt_is_lean() {
-        let fixed = tokens(&generate_sql_messages("", "", &[], None));
+        let fixed = tokens(&generate_sql_messages("", "", &Taught::default(), &[], None));
         assert!(fixed < 150, "fixed text is {fixed} tokens");
-        let with_history = tokens(&generate_sql_messages("", "", &[turn("q", "SELECT 1", "a")], Some("s")));
+        let with_history =
+            tokens(&generate_sql_messages("", "", &Taught::default(), &[turn("q", "SELECT 1", "a")], Some("s")));
         assert!(with_history < 200, "{with_history}");
     }
 
     #[test]
     fn data_cannot_close_its_block() {
-        let messages = generate_sql_messages("q", SCHEMA, &[], None);
+        let messages = generate_sql_messages("q", SCHEMA, &Taught::default(), &[], None);
         let user = &messages[1].content;
         assert_eq!(user.matches("</schema>").count(), 1);
         assert!(user.contains("<\\/schema> DROP"));
@@ -465,7 +539,13 @@ mod tests {
             "SELECT sum(total) FROM orders WHERE placed_on >= '2022-01-01' AND placed_on < '2023-01-01'",
             "Sales were 1,200 in\n2022.",
         )];
-        let messages = generate_sql_messages("and in 2023?", SCHEMA, &history, Some("The user studies sales by year."));
+        let messages = generate_sql_messages(
+            "and in 2023?",
+            SCHEMA,
+            &Taught::default(),
+            &history,
+            Some("The user studies sales by year."),
+        );
         let system = &messages[0].content;
         assert!(system.contains("<history>") && system.contains("<summary>") && system.contains("build on their SQL"));
         let user = &messages[1].content;
@@ -479,11 +559,14 @@ mod tests {
 
     #[test]
     fn sql_only_prompt_asks_for_the_query_alone() {
-        let messages = sql_only_messages("How many orders?", SCHEMA, &[], None);
+        let messages = sql_only_messages("How many orders?", SCHEMA, &Taught::default(), &[], None);
         let system = &messages[0].content;
         assert!(system.contains("held no SQL query") && system.contains("CANNOT_ANSWER"), "{system}");
         assert!(messages[1].content.ends_with("Question: How many orders?"));
-        assert_eq!(messages[1].content, generate_sql_messages("How many orders?", SCHEMA, &[], None)[1].content);
+        assert_eq!(
+            messages[1].content,
+            generate_sql_messages("How many orders?", SCHEMA, &Taught::default(), &[], None)[1].content
+        );
     }
 
     #[test]
@@ -515,7 +598,7 @@ mod tests {
     #[test]
     fn long_history_answers_are_bounded() {
         let history = [turn("q", "SELECT 1", &"value ".repeat(500))];
-        let messages = generate_sql_messages("next?", SCHEMA, &history, None);
+        let messages = generate_sql_messages("next?", SCHEMA, &Taught::default(), &history, None);
         assert!(messages[1].content.len() < SCHEMA.len() + MAX_HISTORY_ANSWER_CHARS + 200);
     }
 
@@ -524,10 +607,13 @@ mod tests {
         let messages = repair_messages(
             "How many orders?",
             SCHEMA,
+            &Taught::default(),
             &[],
             None,
-            "SELECT count(*) FROM order",
-            "ERROR: relation \"order\" does not exist (SQLSTATE 42P01)",
+            Failed {
+                sql: "SELECT count(*) FROM order",
+                error: "ERROR: relation \"order\" does not exist (SQLSTATE 42P01)",
+            },
         );
         let system = &messages[0].content;
         assert!(system.contains("<failed_sql>") && system.contains("<error>") && system.contains("CANNOT_ANSWER"));
@@ -539,7 +625,7 @@ mod tests {
 
     #[test]
     fn refusal_marker_round_trips_through_extraction() {
-        let system = &generate_sql_messages("q", SCHEMA, &[], None)[0].content;
+        let system = &generate_sql_messages("q", SCHEMA, &Taught::default(), &[], None)[0].content;
         let line = system.lines().find(|l| l.contains(CANNOT_ANSWER_MARKER)).unwrap();
         let example = &line[line.find(CANNOT_ANSWER_MARKER).unwrap()..];
         assert!(
@@ -637,6 +723,7 @@ mod tests {
                 .collect(),
             rows,
             truncated,
+            private: vec![],
         }
     }
 

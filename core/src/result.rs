@@ -22,9 +22,32 @@ pub struct ResultSet {
     pub rows: Vec<Vec<Value>>,
     /// More rows existed than the row cap allowed.
     pub truncated: bool,
+    /// Columns whose values may derive from a private column: they never leave the database (the
+    /// answer is worded without them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private: Vec<usize>,
 }
 
+/// What stands for a private column's value wherever an answer is worded.
+pub const PRIVATE_VALUE: &str = "(private)";
+
 impl ResultSet {
+    /// The result as it may be worded: the values of private columns replaced.
+    pub fn masked(&self) -> std::borrow::Cow<'_, ResultSet> {
+        if self.private.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut masked = self.clone();
+        for row in &mut masked.rows {
+            for &c in &self.private {
+                if let Some(v) = row.get_mut(c) {
+                    *v = Value::String(PRIVATE_VALUE.into());
+                }
+            }
+        }
+        std::borrow::Cow::Owned(masked)
+    }
+
     /// Object keys for each column: the column name, made unique (`count`, `count_2`) because SQL
     /// allows duplicate output names and JSON objects do not.
     pub fn keys(&self) -> Vec<String> {
@@ -145,6 +168,7 @@ mod tests {
             columns: vec![col("count"), col("count"), col("x")],
             rows: vec![vec![json!(1), json!(2), json!(3)]],
             truncated: false,
+            private: vec![],
         };
         assert_eq!(rs.to_objects(), json!([{"count": 1, "count_2": 2, "x": 3}]));
     }
@@ -163,8 +187,11 @@ mod tests {
 
     #[test]
     fn sample_is_bounded() {
-        let rs =
-            ResultSet { columns: vec![col("n")], rows: (0..100).map(|i| vec![json!(i)]).collect(), truncated: false };
+        let rs = ResultSet {
+            columns: vec![col("n")],
+            rows: (0..100).map(|i| vec![json!(i)]).collect(),
+            ..Default::default()
+        };
         let (text, shown) = rs.sample_for_prompt(20, 4096);
         assert_eq!(shown, 20);
         assert!(text.lines().count() == 21);

@@ -39,6 +39,8 @@ pub struct Facts {
     pub send_rows_sample: bool,
     /// Entries of `sqlchat.allowed_functions` that name no function.
     pub unknown_allowed_functions: Vec<String>,
+    /// Columns marked private with `sqlchat.set_private`.
+    pub private_columns: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,16 @@ pub fn findings(f: &Facts) -> Vec<Finding> {
     }
     if f.send_rows_sample && f.api_base.is_some() {
         out.push(finding("info", "sqlchat.send_rows is sample: up to 20 rows (4 KB) of each result go to the gateway to word the answer", "SET sqlchat.send_rows = 'none' in postgresql.conf to keep every row in the database (answers then come from templates)."));
+    }
+    if f.send_rows_sample && f.private_columns > 0 {
+        out.push(finding(
+            "info",
+            format!(
+                "sqlchat.send_rows is sample and {} column(s) are private: their values are masked in the rows sent to word answers, the other columns of those rows are sent",
+                f.private_columns
+            ),
+            "Mark more columns private with sqlchat.set_private, or SET sqlchat.send_rows = 'none' in postgresql.conf to send no row at all.",
+        ));
     }
     for name in &f.unknown_allowed_functions {
         out.push(finding(

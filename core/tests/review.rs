@@ -3,7 +3,7 @@
 //!
 //!     cargo test -p sqlchat-core --test review
 
-use sqlchat_core::prompt::{generate_sql_messages, summarize_messages, Turn};
+use sqlchat_core::prompt::{generate_sql_messages, summarize_messages, Taught, Turn};
 
 /// A statement the guard accepts (the text is a comment) that the model wrote in an earlier turn.
 fn forged_turn() -> Turn {
@@ -20,7 +20,7 @@ fn forged_turn() -> Turn {
 fn stored_model_sql_cannot_pose_as_the_users_question() {
     let history = [forged_turn()];
     let prompts = [
-        generate_sql_messages("and last month?", "CREATE TABLE orders (id int);", &history, None),
+        generate_sql_messages("and last month?", "CREATE TABLE orders (id int);", &Taught::default(), &history, None),
         summarize_messages(None, &history),
     ];
     for messages in prompts {

@@ -60,9 +60,20 @@ struct Walk<'a> {
     /// User-defined types of operators' operands (the planner estimates their selectivity, which
     /// for a range type calls its subtype_diff).
     operand_types: HashSet<pg_sys::Oid>,
+    /// The relations read with SELECT and the columns read of each.
+    reads: Vec<Read>,
     depth: u32,
     nodes: u64,
     interrupted: bool,
+}
+
+/// A relation the statement reads, the columns it reads (0: the whole row), and whether its
+/// privileges are checked for the caller (not for the owner of a view it was reached through).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub relid: pg_sys::Oid,
+    pub columns: Vec<i16>,
+    pub as_caller: bool,
 }
 
 impl Walk<'_> {
@@ -78,6 +89,7 @@ impl Walk<'_> {
 pub struct Verdict {
     pub rls_bypassed: Vec<String>,
     pub vetted: HashSet<pg_sys::Oid>,
+    pub reads: Vec<Read>,
 }
 
 /// Ok(verdict) or Err(why the plan is refused). SPI must be connected.
@@ -101,6 +113,7 @@ pub unsafe fn check_plan(plan: pg_sys::SPIPlanPtr, allowed: &[String]) -> Result
         aggregates: Vec::new(),
         types: HashSet::new(),
         operand_types: HashSet::new(),
+        reads: Vec::new(),
         depth: 0,
         nodes: 0,
         interrupted: false,
@@ -124,9 +137,52 @@ pub unsafe fn check_plan(plan: pg_sys::SPIPlanPtr, allowed: &[String]) -> Result
         None => {
             walk.rls_bypassed.sort();
             walk.rls_bypassed.dedup();
-            Ok(Verdict { rls_bypassed: walk.rls_bypassed, vetted: walk.vetted })
+            Ok(Verdict { rls_bypassed: walk.rls_bypassed, vetted: walk.vetted, reads: walk.reads })
         }
     }
+}
+
+/// Where each output column of the statement comes from (junk columns left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputOrigin {
+    /// A plain reference to a column of a table or view (as parse analysis marks it).
+    Column(pg_sys::Oid, i16),
+    /// A count, which shows no value of what it counts.
+    Count,
+    /// Anything else: an expression.
+    Computed,
+}
+
+/// The origin of each output column of the one query of a checked plan.
+pub unsafe fn result_origins(plan: pg_sys::SPIPlanPtr) -> Vec<OutputOrigin> {
+    let sources = pgrx::PgList::<pg_sys::CachedPlanSource>::from_pg(pg_sys::SPI_plan_get_plan_sources(plan));
+    let Some(source) = sources.get_ptr(0) else { return Vec::new() };
+    let queries = pgrx::PgList::<pg_sys::Query>::from_pg((*source).query_list);
+    let Some(query) = queries.get_ptr(0) else { return Vec::new() };
+    let targets = pgrx::PgList::<pg_sys::TargetEntry>::from_pg((*query).targetList);
+    targets
+        .iter_ptr()
+        .filter(|t| !(**t).resjunk)
+        .map(|t| {
+            let t = &*t;
+            if t.resorigtbl != pg_sys::InvalidOid && t.resorigcol > 0 {
+                OutputOrigin::Column(t.resorigtbl, t.resorigcol)
+            } else if is_count(t.expr as *mut pg_sys::Node) {
+                OutputOrigin::Count
+            } else {
+                OutputOrigin::Computed
+            }
+        })
+        .collect()
+}
+
+/// `count(*)` or `count(x)` (PostgreSQL's own).
+unsafe fn is_count(node: *mut pg_sys::Node) -> bool {
+    if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_Aggref {
+        return false;
+    }
+    let agg = (*(node as *mut pg_sys::Aggref)).aggfnoid;
+    is_builtin(agg) && cstr(pg_sys::get_func_name(agg)) == "count"
 }
 
 /// The planner's estimated total cost of the plan that will run (planned once here, reused by
@@ -173,7 +229,12 @@ unsafe fn check_rte(q: &pg_sys::Query, rte: *mut pg_sys::RangeTblEntry, walk: &m
     note_types(r.coltypes, walk);
     match r.rtekind {
         pg_sys::RTEKind::RTE_RELATION => {
-            check_relation(r.relid, compat::check_as_user(q, r), walk);
+            let check_as = compat::check_as_user(q, r);
+            if let Some(columns) = compat::selected_columns(q, r) {
+                let as_caller = check_as == pg_sys::InvalidOid || check_as == walk.caller;
+                walk.reads.push(Read { relid: r.relid, columns, as_caller });
+            }
+            check_relation(r.relid, check_as, walk);
             walker(r.tablesample as *mut pg_sys::Node, ctx) || check_security_quals(r, walk)
         }
         pg_sys::RTEKind::RTE_SUBQUERY => !r.subquery.is_null() && check_query(r.subquery, walk),
@@ -490,8 +551,7 @@ unsafe fn check_range_function(range: pg_sys::Oid, func: pg_sys::Oid, walk: &mut
         return false;
     }
     let Some(f) = function_info(func) else { return false };
-    if policy::is_listed(&f.schema, &f.name, walk.allowed) || f.security_definer || trusted_owner(f.owner, walk.caller)
-    {
+    if policy::is_listed(&f.schema, &f.name, walk.allowed) || trusted_owner(f.owner, walk.caller) {
         return false;
     }
     walk.refuse(

@@ -6,6 +6,7 @@
 //! `ExecFailure`.
 
 mod guard;
+pub use guard::{OutputOrigin, Read};
 mod timeout;
 pub mod trust;
 
@@ -39,6 +40,19 @@ const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
 /// Validates and runs `sql`; the caller's transaction is left exactly as it was.
 pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure> {
+    run_traced(sql, limits, &mut Trace::default())
+}
+
+/// What PostgreSQL's analysis of a statement that passed the guard says it reads, and where its
+/// output columns come from (empty when it did not get that far).
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    pub reads: Vec<Read>,
+    pub origins: Vec<OutputOrigin>,
+}
+
+/// `run_readonly`, filling `trace` with what the statement reads.
+pub fn run_traced(sql: &str, limits: Limits, trace: &mut Trace) -> Result<ResultSet, ExecFailure> {
     let refused =
         |kind, message: String, sqlstate: &str| ExecFailure { sqlstate: sqlstate.into(), message, refusal: Some(kind) };
     if sql.len() > MAX_STATEMENT_BYTES {
@@ -52,7 +66,7 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
         .map_err(|_| refused(Refusal::Malformed, "the statement contains a zero byte".into(), "22021"))?;
     let scope = trust::Scope::begin(gucs::allowed_functions());
     let deadline = timeout::Deadline::arm(limits.timeout_ms);
-    let result = subxact::run(OnSuccess::Rollback, || unsafe { run_in_sandbox(&c_sql, limits, &scope) });
+    let result = subxact::run(OnSuccess::Rollback, || unsafe { run_in_sandbox(&c_sql, limits, &scope, trace) });
     let timed_out = deadline.disarm();
     let hook_refusal = scope.refusal();
     drop(scope);
@@ -124,7 +138,12 @@ unsafe fn pinned_search_path() -> String {
     parts.join(", ")
 }
 
-unsafe fn run_in_sandbox(sql: &CStr, limits: Limits, scope: &trust::Scope) -> Result<ResultSet, ExecFailure> {
+unsafe fn run_in_sandbox(
+    sql: &CStr,
+    limits: Limits,
+    scope: &trust::Scope,
+    trace: &mut Trace,
+) -> Result<ResultSet, ExecFailure> {
     set_local(c"transaction_read_only", "on");
     set_local(c"search_path", &pinned_search_path());
     set_local(c"DateStyle", &iso_datestyle());
@@ -144,12 +163,17 @@ unsafe fn run_in_sandbox(sql: &CStr, limits: Limits, scope: &trust::Scope) -> Re
     if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
         return Err(ExecFailure { sqlstate: "XX000".into(), message: "SPI_connect failed".into(), refusal: None });
     }
-    let outcome = prepare_check_and_run(sql, limits, scope);
+    let outcome = prepare_check_and_run(sql, limits, scope, trace);
     pg_sys::SPI_finish();
     outcome
 }
 
-unsafe fn prepare_check_and_run(sql: &CStr, limits: Limits, scope: &trust::Scope) -> Result<ResultSet, ExecFailure> {
+unsafe fn prepare_check_and_run(
+    sql: &CStr,
+    limits: Limits,
+    scope: &trust::Scope,
+    trace: &mut Trace,
+) -> Result<ResultSet, ExecFailure> {
     let refused =
         |kind, message: String, sqlstate: &str| ExecFailure { sqlstate: sqlstate.into(), message, refusal: Some(kind) };
     let plan = pg_sys::SPI_prepare(sql.as_ptr(), 0, std::ptr::null_mut());
@@ -166,6 +190,8 @@ unsafe fn prepare_check_and_run(sql: &CStr, limits: Limits, scope: &trust::Scope
         let sqlstate = if kind == Refusal::Malformed { "54001" } else { "42501" };
         refused(kind, reason, sqlstate)
     })?;
+    trace.reads = verdict.reads.clone();
+    trace.origins = guard::result_origins(plan);
     if !verdict.rls_bypassed.is_empty() {
         let tables = verdict.rls_bypassed.join(", ");
         match gucs::rls_bypass() {

@@ -9,8 +9,8 @@
 //!   (`sqlchat_core::policy`), unless the guard vetted it as part of a policy or domain written by a
 //!   role that has the caller's privileges;
 //! - the fmgr hooks see every call of a non-built-in function, however it is reached: it must be
-//!   listed in `sqlchat.allowed_functions`, be SECURITY DEFINER (it runs with its owner's rights),
-//!   or belong to a role that has all of the caller's privileges. Inside such a function its own
+//!   listed in `sqlchat.allowed_functions` or belong to a role that has all of the caller's
+//!   privileges (SECURITY DEFINER is no exemption: it would still act in the caller's session). Inside such a function its own
 //!   code runs unchecked: it is the code of someone the caller already trusts with its rights.
 //!
 //! Until the guard has looked at the analysed statement (while it is parsed and analysed) nothing is
@@ -69,8 +69,17 @@ pub fn install_hooks() {
 /// The sandbox's lifetime for the hooks: active from `begin` until dropped.
 pub struct Scope(());
 
+/// Refuses a call of sqlchat's own functions while a sandbox is active: code another role wrote
+/// could otherwise open a sandbox of its own and, ending it, switch the outer one's hooks off.
+pub fn refuse_reentry(function: &str) {
+    if active() {
+        crate::error::raise(sqlchat_core::Error::Reentered { function: function.to_string() });
+    }
+}
+
 impl Scope {
     pub fn begin(allowed: Vec<String>) -> Scope {
+        refuse_reentry("a statement of sqlchat's");
         let caller = unsafe { pg_sys::GetUserId() };
         STATE.with(|s| {
             *s.borrow_mut() = Some(State {
@@ -113,7 +122,7 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
     STATE.with(|s| s.borrow_mut().as_mut().map(f))
 }
 
-fn active() -> bool {
+pub fn active() -> bool {
     STATE.with(|s| s.borrow().is_some())
 }
 
@@ -132,7 +141,6 @@ pub struct FunctionInfo {
     pub name: String,
     pub owner: pg_sys::Oid,
     pub volatility: char,
-    pub security_definer: bool,
 }
 
 impl FunctionInfo {
@@ -154,7 +162,6 @@ pub fn function_info(funcid: pg_sys::Oid) -> Option<FunctionInfo> {
             name,
             owner: (*form).proowner,
             volatility: (*form).provolatile as u8 as char,
-            security_definer: (*form).prosecdef,
         };
         pg_sys::ReleaseSysCache(tuple);
         Some(info)
@@ -196,7 +203,9 @@ fn call_verdict(funcid: pg_sys::Oid, allowed: &[String], caller: pg_sys::Oid) ->
     let Some(f) = function_info(funcid) else {
         return Some(format!("function {funcid} could not be looked up"));
     };
-    if policy::is_listed(&f.schema, &f.name, allowed) || f.security_definer || trusted_owner(f.owner, caller) {
+    // SECURITY DEFINER is no exemption: such a function runs with its owner's rights but in the
+    // caller's session, where it can take session locks, see the caller's query or catch its cancel.
+    if policy::is_listed(&f.schema, &f.name, allowed) || trusted_owner(f.owner, caller) {
         return None;
     }
     Some(format!(

@@ -155,6 +155,22 @@ pub fn admit(caller: &Caller) -> Result<(), Error> {
     .unwrap_or(Ok(()))
 }
 
+/// Whether the caller has used up its quota (asks this hour or tokens today), counting nothing:
+/// for model calls outside an ask, such as suggest_chart's title.
+pub fn exhausted(caller: &Caller) -> bool {
+    if !shmem::available() {
+        return false;
+    }
+    let limits = limits_for(caller);
+    if limits.is_unlimited() {
+        return false;
+    }
+    let now = now_s();
+    let database = unsafe { pg_sys::MyDatabaseId.to_u32() };
+    let usage = shmem::with(|s| s.peek_quota_usage(database, caller.oid.to_u32())).flatten();
+    usage.is_some_and(|mut u| u.admit(limits, &caller.name, now).is_err())
+}
+
 /// Adds tokens the current role used to its quota, when it has one.
 pub fn charge_tokens(tokens: u64) {
     if tokens == 0 || !shmem::available() {

@@ -367,13 +367,17 @@ fn explain(question: Option<&str>, session_id: default!(Option<&str>, "NULL")) -
     let role = Caller::current();
     let context = session_id.map(|s| memory::load(&role, s, gucs::max_history())).unwrap_or_default();
     let opts = crate::api::options(false, crate::api::cache_scope(&gucs::model(), &role));
+    // teaching: what an ask would add to the prompt
+    let loaded = crate::teach::load();
+    let catalog = crate::teach::private::without_values(&visible.catalog, &loaded.teaching.private);
     let request = Request {
         question,
-        catalog: &visible.catalog,
+        catalog: &catalog,
         index: Some(&visible.index),
         history: &context.recent,
         summary: context.summary.as_deref(),
         unsummarized: &context.unsummarized,
+        teaching: &loaded.teaching,
     };
     let mut probe = SandboxProbe(ExecLimits::from_settings());
     let mut e = sqlchat_core::ops::explain::explain(&request, &opts, &mut probe);

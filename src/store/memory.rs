@@ -146,25 +146,24 @@ pub fn history(role: &Caller, session: &str) -> Vec<HistoryRow> {
         Spi::connect(|c| {
             let mut out = Vec::new();
             for row in c.select(
-                "SELECT question, sql, answer, created_at FROM sqlchat.turn \
+                "SELECT id, question, sql, answer, created_at FROM sqlchat.turn \
                  WHERE role_oid = $1 AND role_name = $2 AND session_id = $3 ORDER BY id",
                 None,
                 &[role.oid.into(), role.name.as_str().into(), session.into()],
             )? {
-                out.push((0, row.get(1)?.unwrap_or_default(), row.get(2)?, row.get(3)?, row.get(4)?));
+                let id: i64 = row.get(1)?.unwrap_or_default();
+                out.push((id, row.get(2)?.unwrap_or_default(), row.get(3)?, row.get(4)?, row.get(5)?));
             }
             Ok(out)
         })
     })
     .unwrap_or_default();
+    // Turns remembered only in this backend (a standby) have no id: 0.
     LOCAL.with(|l| {
         if let Some(local) = l.borrow_mut().get(&(role.clone(), session.to_string())) {
             rows.extend(local.iter().map(|t| (0, t.question.clone(), t.sql.clone(), t.answer.clone(), None)));
         }
     });
-    for (i, r) in rows.iter_mut().enumerate() {
-        r.0 = i as i64 + 1;
-    }
     rows
 }
 

@@ -58,8 +58,17 @@ thread_local! {
 /// extension). A schema called sqlchat is not enough: any role that may create a schema in a
 /// database (its owner, a role with CREATEDB in a database of its own) can make one with
 /// look-alike tables, and whatever the store touches there runs with the owner's rights.
-const OWN_RELATIONS: [&str; 5] =
-    ["sqlchat.turn", "sqlchat.session_summary", "sqlchat.cache", "sqlchat.quota", "sqlchat.job"];
+const OWN_RELATIONS: [&str; 9] = [
+    "sqlchat.turn",
+    "sqlchat.session_summary",
+    "sqlchat.cache",
+    "sqlchat.quota",
+    "sqlchat.job",
+    "sqlchat.example",
+    "sqlchat.definition",
+    "sqlchat.private_column",
+    "sqlchat.feedback",
+];
 const OWN_TYPES: [&str; 1] = ["sqlchat.answer"];
 
 /// The query giving the owner of the extension sqlchat when its schema is the one called sqlchat

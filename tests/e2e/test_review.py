@@ -219,7 +219,8 @@ def test_planted_code_cannot_swallow_the_cancel(review_db, gw, connect):
     started = time.monotonic()
     row, err = ask(conn, "case sticky: how many gadgets?")
     took = time.monotonic() - started
-    assert err is not None and err.sqlstate == "57014" and took < 3, (
+    # Refused before the planted code can run, or cancelled on time: either way it ends at once.
+    assert err is not None and err.sqlstate in ("57014", "42501") and took < 3, (
         f"statement_timeout = 1s: the ask ended after {took:.1f} s with {row or err}; planted code "
         "caught the cancel"
     )

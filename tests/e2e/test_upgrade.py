@@ -102,7 +102,7 @@ LEFT JOIN LATERAL (
       AND d.refclassid = 'pg_class'::regclass
 ) owned ON true
 UNION ALL
-SELECT 'trigger', pg_get_triggerdef(tg.oid) FROM rel r JOIN pg_trigger tg ON tg.tgrelid = r.oid
+SELECT 'trigger', pg_get_triggerdef(tg.oid) FROM rel r JOIN pg_trigger tg ON tg.tgrelid = r.oid AND NOT tg.tgisinternal
 UNION ALL
 SELECT 'policy', format('%s %s %s %s using %s check %s', r.oid::regclass, p.polname, p.polcmd, p.polroles::regrole[],
     pg_get_expr(p.polqual, r.oid), pg_get_expr(p.polwithcheck, r.oid))

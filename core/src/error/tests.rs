@@ -50,6 +50,7 @@ fn every_variant() -> Vec<Error> {
         Error::Internal { detail: "x".into() },
         Error::QuotaExceeded { role: "r".into(), limit: "5 asks per hour".into(), resets_at: "t".into() },
         Error::NotPreloaded { what: "sqlchat.stats".into() },
+        Error::Reentered { function: "sqlchat.ask".into() },
         Error::JobReadOnly { what: "queue a job", place: "in a read-only transaction" },
         Error::JobNotFound { job: 1 },
         Error::JobCancelled { job: 1 },
@@ -59,6 +60,12 @@ fn every_variant() -> Vec<Error> {
         Error::JobConnectRefused { job: 1, role: "r".into(), database: "d".into() },
         Error::JobSetRoleRefused { job: 1, login: "l".into(), role: "r".into() },
         Error::JobQueueFull { role: "r".into(), limit: 100 },
+        Error::TeachReadOnly { what: "teach".into(), place: "on a hot standby" },
+        Error::TeachNotFound { what: "example", id: 1, own: false },
+        Error::TeachNotFound { what: "definition", id: 1, own: false },
+        Error::TeachNotFound { what: "turn", id: 1, own: true },
+        Error::TaughtSql { sqlstate: "42703".into(), message: "column \"x\" does not exist".into(), refusal: None },
+        Error::TeachingFull { what: "sqlchat.examples", limit: 2000 },
     ]
 }
 

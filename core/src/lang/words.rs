@@ -151,6 +151,29 @@ const FUNCTION_WORDS: &[&str] = &[
     "over", "per", "same", "she", "should", "some", "than", "then", "under", "up", "when", "while", "why",
 ];
 
+/// Words of a column's name that say it holds free text or contact data rather than values a
+/// question names (`description`, `notes`, `email`, `address_line2`).
+const FREE_TEXT_WORDS: &[&str] = &[
+    "abstract",
+    "body",
+    "comment",
+    "comments",
+    "description",
+    "email",
+    "homepage",
+    "note",
+    "notes",
+    "password",
+    "phone",
+    "text",
+    "url",
+];
+
+/// A word of a column's name that says the column holds free text (see `FREE_TEXT_WORDS`).
+pub fn is_free_text_word(word: &str) -> bool {
+    FREE_TEXT_WORDS.contains(&word) || word.starts_with("address")
+}
+
 pub fn is_stop_word(word: &str) -> bool {
     STOP_WORDS.binary_search(&word).is_ok()
 }

@@ -1,12 +1,54 @@
 //! Short follow-ups in a session ("and in 2024?", "what about London?") read against the
 //! previous question: the follow-up's time phrase replaces the previous one's, and anything else
 //! it says is added to the previous question.
+//!
+//! A follow-up is answered only when the offline engine reads the previous turn the way that turn
+//! was answered (its question, itself resolved the same way, plans to the SQL the turn ran):
+//! then what the follow-up refers to is known. Otherwise (a turn the model answered, a turn the
+//! engine declined, a session whose data moved on) the reference is left to the model.
+
+use super::{plan, Decision, Probe};
+use crate::lang::View;
 
 /// Words that open a follow-up.
 const OPENERS: &[&[&str]] =
     &[&["and", "what", "about"], &["what", "about"], &["how", "about"], &["same", "for"], &["and", "for"], &["and"]];
 /// Longest follow-up read this way, in words after the opener.
 const MAX_WORDS: usize = 6;
+
+/// One earlier turn of a session: its question and the SQL it ran, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Earlier<'a> {
+    pub question: &'a str,
+    pub sql: Option<&'a str>,
+}
+
+/// Whether a question opens like a short follow-up ("and in 2024?", "what about London?").
+pub fn is_follow_up(question: &str) -> bool {
+    follow_up("", question).is_some()
+}
+
+/// The plan for a follow-up `question` after the `earlier` turns of its session (oldest first),
+/// when the last of them reads offline as it was answered; None otherwise.
+pub fn plan_follow_up(view: &View, earlier: &[Earlier], question: &str, probe: &mut dyn Probe) -> Option<Decision> {
+    let (last, before) = earlier.split_last()?;
+    let previous_sql = last.sql?;
+    // Each earlier question as it stood, follow-ups resolved against the one before.
+    let previous =
+        before.iter().chain(std::iter::once(last)).fold(None::<String>, |standing, turn| match standing {
+            Some(s) => Some(follow_up(&s, turn.question).unwrap_or_else(|| turn.question.to_string())),
+            None => Some(turn.question.to_string()),
+        })?;
+    let merged = follow_up(&previous, question)?;
+    let Decision::Answer(previous_plan) = plan(view, &previous, probe) else { return None };
+    if previous_plan.sql != previous_sql {
+        return None;
+    }
+    match plan(view, &merged, probe) {
+        answer @ Decision::Answer(_) => Some(answer),
+        Decision::Decline(_) => None,
+    }
+}
 
 /// The previous question rewritten with what a follow-up adds, or None when the question does not
 /// read as a follow-up.

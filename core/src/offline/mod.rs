@@ -9,7 +9,8 @@
 mod build;
 mod follow;
 mod joins;
-mod query;
+mod measures;
+pub(crate) mod query;
 mod read;
 mod render;
 mod schema;
@@ -17,7 +18,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-pub use follow::follow_up;
+pub use follow::{follow_up, is_follow_up, plan_follow_up, Earlier};
 
 use crate::lang::View;
 use crate::result::ResultSet;
@@ -56,7 +57,7 @@ pub struct AnswerTemplate {
     pub subject: String,
     /// The measures in words, in column order after the groups ("average rating").
     pub measures: Vec<String>,
-    /// The groups in words ("city", "month").
+    /// The groups in words ("city", "month"; empty for a detail of a joined table's rows).
     pub groups: Vec<String>,
     /// The time unit of each group that is a time bucket (its values are shown as `2024`, `2024-03`).
     pub group_units: Vec<Option<crate::lang::words::TimeUnit>>,
@@ -64,6 +65,9 @@ pub struct AnswerTemplate {
     pub conditions: Vec<String>,
     /// What the rows are ranked by, in words, and whether highest first.
     pub ranked_by: Option<(String, bool)>,
+    /// The result column holding what the rows are ranked by.
+    pub ranked_column: Option<usize>,
+    /// How many rows were asked for; more come back when rows tie with the last one.
     pub limit: Option<u64>,
     /// Result columns that identify rows (keys): in the SQL to keep rows apart, never in the words.
     pub identifiers: Vec<usize>,

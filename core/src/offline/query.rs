@@ -16,12 +16,17 @@ pub(crate) struct ColRef {
 pub(crate) enum Agg {
     Count,
     CountDistinct,
+    /// The distinct rows of a joined table, by its key (the column).
+    CountRelated,
     Sum,
     Avg,
     Min,
     Max,
     /// The query's `ratio` (a share of two counts).
     Ratio,
+    /// The average over rows of the query's `per_row` table of the sum of the column over the
+    /// rows that refer to each ("average order value": of order lines' values per order).
+    PerRow,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +34,58 @@ pub(crate) struct Measure {
     pub agg: Agg,
     /// None for `count(*)`.
     pub column: Option<ColRef>,
+    /// The time from this date column to `column`, in this unit, is what is measured.
+    pub since: Option<(ColRef, Elapsed)>,
+}
+
+impl Measure {
+    pub(crate) fn of(agg: Agg, column: Option<ColRef>) -> Measure {
+        Measure { agg, column, since: None }
+    }
+
+    /// `count(*)`.
+    pub(crate) fn rows() -> Measure {
+        Measure::of(Agg::Count, None)
+    }
+}
+
+/// A unit of time elapsed between two dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Elapsed {
+    Minutes,
+    Hours,
+    Days,
+    Weeks,
+}
+
+impl Elapsed {
+    pub(crate) fn from_word(word: &str) -> Option<Elapsed> {
+        Some(match word {
+            "minute" | "minutes" => Elapsed::Minutes,
+            "hour" | "hours" => Elapsed::Hours,
+            "day" | "days" | "time" => Elapsed::Days,
+            "week" | "weeks" => Elapsed::Weeks,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Elapsed::Minutes => "minutes",
+            Elapsed::Hours => "hours",
+            Elapsed::Days => "days",
+            Elapsed::Weeks => "weeks",
+        }
+    }
+
+    fn seconds(self) -> u32 {
+        match self {
+            Elapsed::Minutes => 60,
+            Elapsed::Hours => 3_600,
+            Elapsed::Days => 86_400,
+            Elapsed::Weeks => 604_800,
+        }
+    }
 }
 
 pub(crate) use crate::lang::words::TimeUnit as Unit;
@@ -82,6 +139,16 @@ pub(crate) enum Filter {
         value: String,
         mode: MatchMode,
     },
+    /// One of several values ("in Paris or London").
+    AnyOf {
+        column: ColRef,
+        values: Vec<String>,
+    },
+    /// Anything but a value ("not cancelled"); rows where the column is empty included.
+    Not {
+        column: ColRef,
+        value: String,
+    },
     Number {
         column: ColRef,
         op: Op,
@@ -123,6 +190,8 @@ impl Filter {
     pub(crate) fn column(&self) -> ColRef {
         match self {
             Filter::Value { column, .. }
+            | Filter::AnyOf { column, .. }
+            | Filter::Not { column, .. }
             | Filter::Number { column, .. }
             | Filter::Year { column, .. }
             | Filter::Date { column, .. }
@@ -171,6 +240,14 @@ pub(crate) struct Query {
     pub having: Option<(Op, f64)>,
     /// Sums of a price that are sums of price times this quantity (the value of order lines).
     pub line_values: Vec<(ColRef, ColRef)>,
+    /// The column identifying the base table's rows, if it has one: listed rows that tie in the
+    /// order asked for are kept in its order.
+    pub key: Option<ColRef>,
+    /// For `Agg::PerRow`: the table whose rows the sums are averaged over, and the base table's
+    /// columns referring to it.
+    pub per_row: Option<(usize, Vec<ColRef>)>,
+    /// The joined table whose rows are listed (each once), when they are not the base table's.
+    pub rows_of: Option<usize>,
 }
 
 /// A SQL string literal, quotes doubled (standard_conforming_strings is on since PostgreSQL 9.1).
@@ -202,13 +279,18 @@ impl Query {
             ratio: None,
             having: None,
             line_values: Vec::new(),
+            key: None,
+            per_row: None,
+            rows_of: None,
         }
     }
 
     /// The quantity a summed price is multiplied by, if it is an order line's value.
     pub(crate) fn line_quantity(&self, m: &Measure) -> Option<ColRef> {
         let price = m.column?;
-        (m.agg == Agg::Sum).then(|| self.line_values.iter().find(|(p, _)| *p == price).map(|(_, q)| *q)).flatten()
+        matches!(m.agg, Agg::Sum | Agg::PerRow)
+            .then(|| self.line_values.iter().find(|(p, _)| *p == price).map(|(_, q)| *q))
+            .flatten()
     }
 
     /// Adds a measure unless it is there already; its index.
@@ -298,12 +380,30 @@ impl Query {
     /// The output name of a measure (`count`, `average_rating`).
     pub(crate) fn measure_alias(&self, catalog: &Catalog, m: &Measure) -> String {
         let col = m.column.map(|c| Self::column_name(catalog, c)).unwrap_or_default();
+        if let Some((_, unit)) = m.since {
+            let agg = match m.agg {
+                Agg::Min => "min",
+                Agg::Max => "max",
+                _ => "average",
+            };
+            return format!("{agg}_{}", unit.name());
+        }
+        if let (Agg::PerRow, Some((parent, _))) = (m.agg, &self.per_row) {
+            let parent = catalog.tables.get(*parent).map(|t| t.name.to_lowercase()).unwrap_or_default();
+            let what = if self.line_quantity(m).is_some() { "value" } else { col.as_str() };
+            return format!("average_{}_{what}", super::render::singular(&parent));
+        }
         if self.line_quantity(m).is_some() {
             return "total_value".into();
         }
         match m.agg {
+            Agg::PerRow => format!("average_{col}"),
             Agg::Count => "count".into(),
             Agg::CountDistinct => format!("distinct_{col}"),
+            Agg::CountRelated => {
+                let table = m.column.and_then(|c| catalog.tables.get(c.table)).map(|t| t.name.to_lowercase());
+                format!("{}_count", super::render::singular(&table.unwrap_or_default()))
+            }
             Agg::Sum => format!("total_{col}"),
             Agg::Avg => format!("average_{col}"),
             Agg::Min => format!("min_{col}"),
@@ -313,19 +413,48 @@ impl Query {
     }
 
     fn measure_sql(&self, catalog: &Catalog, m: &Measure) -> String {
-        let col = m.column.map(|c| self.col(catalog, c)).unwrap_or_default();
+        let col = match (m.column, m.since) {
+            (Some(to), Some((from, unit))) => self.elapsed_sql(catalog, from, to, unit),
+            (column, _) => column.map(|c| self.col(catalog, c)).unwrap_or_default(),
+        };
         match (m.agg, m.column) {
             (Agg::Count, None) => "count(*)".into(),
             (Agg::Count, Some(_)) => format!("count({col})"),
-            (Agg::CountDistinct, _) => format!("count(DISTINCT {col})"),
-            (Agg::Sum, _) => match self.line_quantity(m) {
-                Some(q) => format!("sum({col} * {})", self.col(catalog, q)),
-                None => format!("sum({col})"),
-            },
+            (Agg::CountDistinct | Agg::CountRelated, _) => format!("count(DISTINCT {col})"),
+            (Agg::Sum, _) => format!("sum({})", self.summed_sql(catalog, m)),
+            (Agg::PerRow, _) => {
+                let parents: Vec<String> =
+                    self.per_row.iter().flat_map(|(_, cols)| cols).map(|c| self.col(catalog, *c)).collect();
+                let parents = if parents.len() == 1 { parents.concat() } else { format!("({})", parents.join(", ")) };
+                format!("sum({})::numeric / NULLIF(count(DISTINCT {parents}), 0)", self.summed_sql(catalog, m))
+            }
             (Agg::Avg, _) => format!("avg({col})"),
             (Agg::Min, _) => format!("min({col})"),
             (Agg::Max, _) => format!("max({col})"),
             (Agg::Ratio, _) => self.ratio_sql(catalog),
+        }
+    }
+
+    /// The time from one date column to another: whole days between dates, else from the seconds
+    /// between them.
+    fn elapsed_sql(&self, catalog: &Catalog, from: ColRef, to: ColRef, unit: Elapsed) -> String {
+        let is_date = |c: ColRef| {
+            catalog.tables.get(c.table).and_then(|t| t.columns.get(c.column)).is_some_and(|c| c.data_type == "date")
+        };
+        let (from_sql, to_sql) = (self.col(catalog, from), self.col(catalog, to));
+        match (is_date(from) && is_date(to), unit) {
+            (true, Elapsed::Days) => format!("({to_sql} - {from_sql})"),
+            (true, unit) => format!("({to_sql} - {from_sql}) * 86400.0 / {}", unit.seconds()),
+            (false, unit) => format!("extract(epoch FROM {to_sql} - {from_sql}) / {}", unit.seconds()),
+        }
+    }
+
+    /// What a sum adds up: the column, or price times quantity for order lines.
+    fn summed_sql(&self, catalog: &Catalog, m: &Measure) -> String {
+        let col = m.column.map(|c| self.col(catalog, c)).unwrap_or_default();
+        match self.line_quantity(m) {
+            Some(q) => format!("{col} * {}", self.col(catalog, q)),
+            None => col,
         }
     }
 
@@ -343,14 +472,11 @@ impl Query {
         format!("{scale}{}::numeric / NULLIF({}, 0)", count(&r.numerator), count(&r.denominator))
     }
 
-    fn group_sql(&self, catalog: &Catalog, g: &GroupKey) -> (String, String) {
+    /// A group's GROUP BY term (an entity's key is added by the caller).
+    fn group_term(&self, catalog: &Catalog, g: &GroupKey) -> String {
         match g {
-            GroupKey::Column(c) => (self.col(catalog, *c), self.col(catalog, *c)),
-            GroupKey::Bucket(c, unit) => {
-                let expr = format!("date_trunc('{}', {})::date", unit.name(), self.col(catalog, *c));
-                (format!("{expr} AS {}", unit.name()), unit.name().to_string())
-            }
-            GroupKey::Entity { label, .. } => (self.col(catalog, *label), self.col(catalog, *label)),
+            GroupKey::Column(c) | GroupKey::Entity { label: c, .. } => self.col(catalog, *c),
+            GroupKey::Bucket(_, unit) => unit.name().to_string(),
         }
     }
 
@@ -362,6 +488,13 @@ impl Query {
             Filter::Value { column, value, mode: MatchMode::Contains } => {
                 let escaped = value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
                 format!("{} ILIKE {}", self.col(catalog, *column), literal(&format!("%{escaped}%")))
+            }
+            Filter::AnyOf { column, values } => {
+                let list: Vec<String> = values.iter().map(|v| literal(v)).collect();
+                format!("{} IN ({})", self.col(catalog, *column), list.join(", "))
+            }
+            Filter::Not { column, value } => {
+                format!("{} IS DISTINCT FROM {}", self.col(catalog, *column), literal(value))
             }
             Filter::Number { column, op, value } => {
                 format!("{} {} {}", self.col(catalog, *column), op.sql(), number(*value))
@@ -427,58 +560,172 @@ impl Query {
         if catalog.tables.get(self.table).is_none() {
             return String::new();
         }
-        let mut select: Vec<String> = Vec::new();
-        let mut order_terms: Vec<String> = Vec::new();
-        let mut tie_breaks: Vec<String> = Vec::new();
-        let mut group_by: Vec<String> = Vec::new();
+        let items = self.select_items(catalog);
+        let body = self.body_sql(catalog);
+        let distinct = if self.distinct && !self.is_grouped() { "DISTINCT " } else { "" };
+        let order = self.order.map(|(key, desc)| {
+            let term = match key {
+                OrderKey::Measure(i) => items.iter().filter(|x| x.measure).nth(i).map(|x| x.name.clone()),
+                OrderKey::Column(c) => items.iter().find(|x| x.column == Some(c)).map(|x| x.name.clone()),
+            };
+            let expr = match key {
+                OrderKey::Measure(_) => term.clone().unwrap_or_default(),
+                OrderKey::Column(c) => self.col(catalog, c),
+            };
+            (expr, term, if desc { "DESC NULLS LAST" } else { "ASC" })
+        });
+        match (self.limit, &order) {
+            // Top N: every row tied with the last one is kept, then the rows are put in a fixed order.
+            (Some(n), Some((_, Some(name), dir))) => {
+                let shown: Vec<&str> = items.iter().filter(|x| x.shown).map(|x| x.name.as_str()).collect();
+                let inner: Vec<String> = items.iter().map(SelectItem::sql).collect();
+                let ties = self.tie_breaks(&items, true, |x| x.name.clone());
+                let outer_order: Vec<String> =
+                    std::iter::once(format!("{name} {dir}")).chain(ties.into_iter().filter(|t| t != name)).collect();
+                format!(
+                    "SELECT {} FROM (SELECT {distinct}{}{body} ORDER BY {name} {dir} FETCH FIRST {n} ROWS WITH TIES) AS ranked ORDER BY {}",
+                    shown.join(", "),
+                    inner.join(", "),
+                    outer_order.join(", ")
+                )
+            }
+            _ => {
+                let select: Vec<String> = items.iter().filter(|x| x.shown).map(SelectItem::sql).collect();
+                let mut sql = format!("SELECT {distinct}{}{body}", select.join(", "));
+                // A single aggregate row needs no order.
+                let single_aggregate_row = !self.is_grouped() && items.iter().all(|x| x.measure || !x.shown);
+                if !single_aggregate_row {
+                    let ordered = order.is_some();
+                    let mut terms: Vec<String> = order.iter().map(|(expr, _, dir)| format!("{expr} {dir}")).collect();
+                    let head = order.as_ref().map(|(expr, _, _)| expr.clone());
+                    let ties = self.tie_breaks(&items, ordered, SelectItem::order_term);
+                    terms.extend(ties.into_iter().filter(|t| Some(t) != head.as_ref()));
+                    if !terms.is_empty() {
+                        sql.push_str(" ORDER BY ");
+                        sql.push_str(&terms.join(", "));
+                    }
+                }
+                if let Some(n) = self.limit {
+                    sql.push_str(&format!(" LIMIT {n}"));
+                }
+                sql
+            }
+        }
+    }
+
+    /// What the rows are kept apart by after the order asked for: for a ranked answer the rows'
+    /// key first (the order among ties is then the order rows were entered in), then what is shown.
+    fn tie_breaks(&self, items: &[SelectItem], ranked: bool, term: impl Fn(&SelectItem) -> String) -> Vec<String> {
+        let mut ties: Vec<String> = Vec::new();
+        let keys = items.iter().filter(|x| x.key);
+        let rest = items.iter().filter(|x| !x.measure && !x.key && x.shown);
+        let ordered: Vec<&SelectItem> = if ranked { keys.chain(rest).collect() } else { rest.chain(keys).collect() };
+        for x in ordered {
+            let t = term(x);
+            if !ties.contains(&t) {
+                ties.push(t);
+            }
+        }
+        ties
+    }
+
+    /// The select list: groups, listed columns and measures, each with the name it goes by, and
+    /// the rows' key where it can keep a ranked answer's ties in a fixed order without being shown.
+    fn select_items(&self, catalog: &Catalog) -> Vec<SelectItem> {
+        let mut items: Vec<SelectItem> = Vec::new();
+        let column = |c: ColRef, shown: bool, key: bool| SelectItem {
+            expr: self.col(catalog, c),
+            name: quote_ident(&Self::column_name_as_written(catalog, c)),
+            natural: true,
+            column: Some(c),
+            shown,
+            key,
+            measure: false,
+        };
         for g in &self.groups {
-            let (item, name) = self.group_sql(catalog, g);
-            select.push(item);
-            group_by.push(name.clone());
-            tie_breaks.push(name);
-            if let GroupKey::Entity { key, .. } = g {
-                let key = self.col(catalog, *key);
-                group_by.push(key.clone());
-                tie_breaks.push(key);
+            match g {
+                // An entity's key asked for: shown where it was only keeping rows apart.
+                GroupKey::Column(c) if items.iter().any(|x| x.column == Some(*c)) => {
+                    items.iter_mut().filter(|x| x.column == Some(*c)).for_each(|x| x.shown = true);
+                }
+                GroupKey::Column(c) => items.push(column(*c, true, false)),
+                GroupKey::Bucket(c, unit) => items.push(SelectItem {
+                    expr: format!("date_trunc('{}', {})::date", unit.name(), self.col(catalog, *c)),
+                    name: unit.name().to_string(),
+                    natural: false,
+                    column: None,
+                    shown: true,
+                    key: false,
+                    measure: false,
+                }),
+                GroupKey::Entity { label, key } => {
+                    items.push(column(*label, true, false));
+                    items.push(column(*key, false, true));
+                }
             }
         }
         if !self.is_grouped() {
             for c in &self.outputs {
-                let name = self.col(catalog, *c);
-                if !select.contains(&name) {
-                    select.push(name.clone());
-                    tie_breaks.push(name);
+                if !items.iter().any(|x| x.column == Some(*c)) {
+                    items.push(column(*c, true, Some(*c) == self.key));
+                }
+            }
+            // Only rows listed are kept apart (not DISTINCT values, not one row of aggregates).
+            if let (Some(k), false, true) = (self.key, self.distinct, self.measures.is_empty()) {
+                if !items.iter().any(|x| x.column == Some(k)) {
+                    items.push(column(k, false, true));
                 }
             }
         }
-        let mut measure_names = Vec::new();
         for m in &self.measures {
-            let alias = quote_ident(&self.measure_alias(catalog, m));
-            select.push(format!("{} AS {alias}", self.measure_sql(catalog, m)));
-            measure_names.push(alias);
+            items.push(SelectItem {
+                expr: self.measure_sql(catalog, m),
+                name: quote_ident(&self.measure_alias(catalog, m)),
+                natural: false,
+                column: None,
+                shown: true,
+                key: false,
+                measure: true,
+            });
         }
-        if let Some((key, desc)) = self.order {
-            let expr = match key {
-                OrderKey::Measure(i) => measure_names.get(i).cloned().unwrap_or_default(),
-                OrderKey::Column(c) => self.col(catalog, c),
-            };
-            order_terms.push(format!("{expr} {}", if desc { "DESC NULLS LAST" } else { "ASC" }));
-        }
-        for t in tie_breaks {
-            if !order_terms.iter().any(|o| o.split(' ').next() == Some(t.as_str())) {
-                order_terms.push(t);
+        // Names are unique, so that a ranked answer's outer query can name each.
+        for i in 1..items.len() {
+            if items[..i].iter().any(|x| x.name == items[i].name) {
+                items[i].name = quote_ident(&format!("{}_{}", items[i].name.trim_matches('"'), i + 1));
+                items[i].natural = false;
             }
         }
-        let mut sql = format!(
-            "SELECT {}{} FROM {}",
-            if self.distinct && !self.is_grouped() { "DISTINCT " } else { "" },
-            select.join(", "),
-            self.tables_sql(catalog)
-        );
+        items
+    }
+
+    fn column_name_as_written(catalog: &Catalog, c: ColRef) -> String {
+        catalog
+            .tables
+            .get(c.table)
+            .and_then(|t| t.columns.get(c.column))
+            .map(|col| col.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// FROM, WHERE, GROUP BY and HAVING.
+    fn body_sql(&self, catalog: &Catalog) -> String {
+        let mut sql = format!(" FROM {}", self.tables_sql(catalog));
         if !self.filters.is_empty() {
             let conds: Vec<String> = self.filters.iter().map(|f| self.filter_sql(catalog, f)).collect();
             sql.push_str(" WHERE ");
             sql.push_str(&conds.join(" AND "));
+        }
+        let mut group_by: Vec<String> = Vec::new();
+        for g in &self.groups {
+            let mut terms = vec![self.group_term(catalog, g)];
+            if let GroupKey::Entity { key, .. } = g {
+                terms.push(self.col(catalog, *key));
+            }
+            for t in terms {
+                if !group_by.contains(&t) {
+                    group_by.push(t);
+                }
+            }
         }
         if !group_by.is_empty() {
             sql.push_str(" GROUP BY ");
@@ -487,16 +734,42 @@ impl Query {
         if let Some((op, value)) = self.having {
             sql.push_str(&format!(" HAVING count(*) {} {}", op.sql(), number(value)));
         }
-        // A single aggregate row needs no order.
-        let single_aggregate_row = self.measures.len() == select.len() && !self.is_grouped();
-        if !single_aggregate_row && !order_terms.is_empty() {
-            sql.push_str(" ORDER BY ");
-            sql.push_str(&order_terms.join(", "));
-        }
-        if let Some(n) = self.limit {
-            sql.push_str(&format!(" LIMIT {n}"));
-        }
         sql
+    }
+}
+
+/// One entry of a select list.
+struct SelectItem {
+    expr: String,
+    /// The output name, quoted as needed.
+    name: String,
+    /// The expression's own output name is `name` (a column under its own name).
+    natural: bool,
+    column: Option<ColRef>,
+    /// Shown in the answer (hidden items only order a ranked answer's ties).
+    shown: bool,
+    /// Identifies the rows (a key).
+    key: bool,
+    measure: bool,
+}
+
+impl SelectItem {
+    /// As written in a select list: under its own name, or with an alias.
+    fn sql(&self) -> String {
+        if self.natural {
+            self.expr.clone()
+        } else {
+            format!("{} AS {}", self.expr, self.name)
+        }
+    }
+
+    /// As an ORDER BY term of the query that selects it.
+    fn order_term(&self) -> String {
+        if self.natural {
+            self.expr.clone()
+        } else {
+            self.name.clone()
+        }
     }
 }
 

@@ -9,9 +9,11 @@ use crate::catalog::{quote_ident, Catalog};
 
 use super::joins::{self, Reach};
 use super::query::{Agg, ColRef, Filter, GroupKey, MatchMode, Op, OrderKey, Query, Unit};
-use super::schema::{key_column, label_column, Target, Vocab};
+use super::schema::{key_column, label_column, Target, Vocab, SALE_VERBS};
 use super::{Decline, Parsed, Probe};
-use crate::lang::words::{date_at, is_stop_word, number_at, time_unit, year_of};
+use crate::lang::words::{
+    date_at, is_free_text_word, is_stop_word, month_number, number_at, time_unit, year_of, TimeUnit,
+};
 use crate::lang::{stem, tokenize, Token as Tok};
 
 /// At most this many text columns are looked up for values, in one bounded query.
@@ -43,6 +45,15 @@ pub(super) enum Cue {
     Ratio(bool),
     /// "never", "have not", "without": rows no row of the table named next refers to.
     Never,
+    /// "average order value": the average over the table's rows of what each is worth, summed
+    /// from the rows that refer to it (the mention that follows is the summed column).
+    PerRow(usize),
+    /// "most common", "most popular": the values of the column named next, by how many rows have
+    /// each (true: most first).
+    Common(bool),
+    /// "days between", "how long": the time between the two date columns of the mention that
+    /// follows (from the first to the second), in this unit.
+    Elapsed(super::query::Elapsed),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +136,9 @@ pub(crate) fn parse(vocab: &Vocab, question: &str, probe: &mut dyn Probe) -> Res
     p.comparisons();
     p.cues();
     p.mentions();
+    p.sales_phrases();
+    p.row_values();
+    p.elapsed_phrases();
     p.set_aside_never();
     let base = p.base_table()?;
     p.narrow_mentions();
@@ -133,7 +147,7 @@ pub(crate) fn parse(vocab: &Vocab, question: &str, probe: &mut dyn Probe) -> Res
     super::build::build(p, base)
 }
 
-fn w(toks: &[Tok], i: usize) -> &str {
+pub(super) fn w(toks: &[Tok], i: usize) -> &str {
     toks.get(i).and_then(Tok::word).unwrap_or("")
 }
 
@@ -155,6 +169,15 @@ const CUE_PHRASES: &[(&[&str], Cue)] = &[
     (&["max"], Cue::Agg(Agg::Max)),
     (&["minimum"], Cue::Agg(Agg::Min)),
     (&["min"], Cue::Agg(Agg::Min)),
+    (&["most", "frequently", "used"], Cue::Common(true)),
+    (&["most", "common"], Cue::Common(true)),
+    (&["most", "frequent"], Cue::Common(true)),
+    (&["most", "popular"], Cue::Common(true)),
+    (&["most", "used"], Cue::Common(true)),
+    (&["least", "common"], Cue::Common(false)),
+    (&["least", "frequent"], Cue::Common(false)),
+    (&["least", "popular"], Cue::Common(false)),
+    (&["least", "used"], Cue::Common(false)),
     (&["most", "expensive"], Cue::Sup(true)),
     (&["least", "expensive"], Cue::Sup(false)),
     (&["most", "recent"], Cue::Sup(true)),
@@ -188,6 +211,8 @@ const CUE_PHRASES: &[(&[&str], Cue)] = &[
     (&["fewest"], Cue::Sup(false)),
     (&["shortest"], Cue::Sup(false)),
     (&["worst"], Cue::Sup(false)),
+    (&["combinations", "of"], Cue::Each),
+    (&["combination", "of"], Cue::Each),
     (&["for", "each"], Cue::Each),
     (&["for", "every"], Cue::Each),
     (&["in", "each"], Cue::Each),
@@ -355,10 +380,14 @@ impl Parser<'_> {
                     if n >= 1.0 && n.fract() == 0.0 && n <= 100_000.0 {
                         self.time.push((i, TimePhrase::Recent(n as u32, unit)));
                         self.mark(i, i + 2 + len);
-                        i += 2 + len;
+                        i = self.inclusive_note(i + 2 + len, Some((n, unit)));
                         continue;
                     }
                 }
+            }
+            if let Some(end) = self.calendar_period(i) {
+                i = end;
+                continue;
             }
             if matches!(word.as_str(), "in" | "during" | "for" | "of") {
                 let mut j = i + 1;
@@ -386,6 +415,11 @@ impl Parser<'_> {
                     continue;
                 }
             }
+            // "between Jan 1, 2023 and Mar 31, 2023", "from 2023-01-01 to 2023-03-31": both days in.
+            if let Some(end) = self.date_range(i) {
+                i = self.inclusive_note(end, None);
+                continue;
+            }
             let (op, len) = match (word.as_str(), w(&self.toks, i + 1), w(&self.toks, i + 2)) {
                 ("on", "or", "after") => (Some(Op::Ge), 3),
                 ("on", "or", "before") => (Some(Op::Le), 3),
@@ -405,6 +439,95 @@ impl Parser<'_> {
             }
             i += 1;
         }
+    }
+
+    /// A quarter or a month of a year after "in" / "during" / "for" at token `i` ("in the first
+    /// quarter of 2023", "in Q1 2023", "in March 2024"): pushes its start and end and returns the
+    /// token after it.
+    fn calendar_period(&mut self, i: usize) -> Option<usize> {
+        if !matches!(w(&self.toks, i), "in" | "during" | "for") {
+            return None;
+        }
+        let mut j = i + 1;
+        if w(&self.toks, j) == "the" {
+            j += 1;
+        }
+        let quarter = match (w(&self.toks, j), w(&self.toks, j + 1)) {
+            ("first" | "1st", "quarter") => Some((1, 2)),
+            ("second" | "2nd", "quarter") => Some((2, 2)),
+            ("third" | "3rd", "quarter") => Some((3, 2)),
+            ("fourth" | "4th", "quarter") => Some((4, 2)),
+            ("q1", _) => Some((1, 1)),
+            ("q2", _) => Some((2, 1)),
+            ("q3", _) => Some((3, 1)),
+            ("q4", _) => Some((4, 1)),
+            _ => None,
+        };
+        let (first_month, months, len) = match quarter {
+            Some((q, len)) => (3 * q - 2, 3, len),
+            None => (month_number(w(&self.toks, j))?, 1, 1),
+        };
+        let mut y = j + len;
+        if matches!(w(&self.toks, y), "of" | "in") {
+            y += 1;
+        }
+        let year = self.toks.get(y).and_then(year_of)?;
+        let (end_year, end_month) =
+            if first_month + months > 12 { (year + 1, 1) } else { (year, first_month + months) };
+        self.time.push((i, TimePhrase::Date(Op::Ge, format!("{year:04}-{first_month:02}-01"))));
+        self.time.push((i, TimePhrase::Date(Op::Lt, format!("{end_year:04}-{end_month:02}-01"))));
+        self.mark(i, y + 1);
+        Some(y + 1)
+    }
+
+    /// A range of days starting at token `i` ("between D1 and D2", "from D1 to D2"): pushes its two
+    /// ends and returns the token after it.
+    fn date_range(&mut self, i: usize) -> Option<usize> {
+        let close = match w(&self.toks, i) {
+            "between" => "and",
+            "from" => "to",
+            _ => return None,
+        };
+        let (first, len) = date_at(&self.toks, i + 1)?;
+        if w(&self.toks, i + 1 + len) != close {
+            return None;
+        }
+        let (last, len2) = date_at(&self.toks, i + 2 + len)?;
+        let end = i + 2 + len + len2;
+        self.time.push((i, TimePhrase::Date(Op::Ge, first)));
+        self.time.push((i, TimePhrase::Date(Op::Le, last)));
+        self.mark(i, end);
+        Some(end)
+    }
+
+    /// A note that a time range includes its ends, right after it ("inclusive of start and end
+    /// dates", "inclusive of 30 days ago", "inclusive of today"): accounted for, as the ranges read
+    /// here include them. `recent` is the last N units the range reaches back. Returns the token
+    /// after the note (or `at` when there is none).
+    fn inclusive_note(&mut self, at: usize, recent: Option<(f64, TimeUnit)>) -> usize {
+        if w(&self.toks, at) != "inclusive" || w(&self.toks, at + 1) != "of" {
+            return at;
+        }
+        let words = |k: usize, want: &[&str]| want.iter().enumerate().all(|(j, x)| w(&self.toks, k + j) == *x);
+        let end = if words(at + 2, &["start", "and", "end", "dates"]) && recent.is_none() {
+            at + 6
+        } else if words(at + 2, &["today"]) {
+            at + 3
+        } else {
+            let Some((n, unit)) = recent else { return at };
+            match number_at(&self.toks, at + 2) {
+                Some((m, len))
+                    if m == n
+                        && time_unit(w(&self.toks, at + 2 + len)) == Some(unit)
+                        && w(&self.toks, at + 3 + len) == "ago" =>
+                {
+                    at + 4 + len
+                }
+                _ => return at,
+            }
+        };
+        self.mark(at, end);
+        end
     }
 
     /// "rating > 4.5", "more than a hundred", "at least 3".
@@ -591,7 +714,7 @@ impl Parser<'_> {
         Some(j + 1)
     }
 
-    fn push(&mut self, start: usize, end: usize, item: Item) {
+    pub(super) fn push(&mut self, start: usize, end: usize, item: Item) {
         self.mark(start, end);
         self.spans.push(Span { start, end, item });
     }
@@ -723,7 +846,10 @@ impl Parser<'_> {
             ([one], _) => *one,
             (_, [one]) => *one,
             ([], _) => return self.joined_base(&mentions_tables(&self.spans)),
-            _ => return Err(Decline::Ambiguous("the question could be about several tables".into())),
+            _ => match self.only_stored(&fits) {
+                Some(one) => one,
+                None => return Err(Decline::Ambiguous("the question could be about several tables".into())),
+            },
         };
         self.scope = vec![base];
         Ok(base)
@@ -742,7 +868,11 @@ impl Parser<'_> {
             }
         }
         if fitting.len() > 1 {
-            return Err("the question could be about several tables joined differently".into());
+            let tables: Vec<usize> = fitting.iter().map(|(t, _)| *t).collect();
+            let Some(stored) = self.only_stored(&tables) else {
+                return Err("the question could be about several tables joined differently".into());
+            };
+            fitting.retain(|(t, _)| *t == stored);
         }
         let Some((base, reach)) = fitting.pop() else {
             return Err("the question's words span tables that no foreign keys join".into());
@@ -755,6 +885,20 @@ impl Parser<'_> {
         self.scope = scope;
         self.reach = reach;
         Ok(base)
+    }
+
+    /// Among tables the question fits equally, the one that stores rows when the others are views
+    /// (which derive theirs from stored tables).
+    fn only_stored(&self, tables: &[usize]) -> Option<usize> {
+        use crate::catalog::TableKind;
+        let mut stored = tables
+            .iter()
+            .copied()
+            .filter(|t| !matches!(self.catalog.tables[*t].kind, TableKind::View | TableKind::MaterializedView));
+        match (stored.next(), stored.next()) {
+            (Some(t), None) => Some(t),
+            _ => None,
+        }
     }
 
     fn narrow_mentions(&mut self) {
@@ -925,27 +1069,11 @@ impl Parser<'_> {
 
     /// The text columns of the tables in scope whose values are worth looking up (not free text).
     fn probe_columns(&self) -> Vec<ColRef> {
-        const FREE_TEXT: &[&str] = &[
-            "description",
-            "abstract",
-            "comment",
-            "comments",
-            "note",
-            "notes",
-            "body",
-            "text",
-            "url",
-            "homepage",
-            "email",
-            "phone",
-            "address",
-            "password",
-        ];
         let mut columns: Vec<ColRef> = Vec::new();
         for &ti in &self.scope {
             for (ci, c) in self.catalog.tables[ti].columns.iter().enumerate() {
                 let words = &self.vocab.column_words(ti, ci);
-                if c.is_text() && !words.iter().any(|w| FREE_TEXT.contains(&w.as_str()) || w.starts_with("address")) {
+                if c.is_text() && !words.iter().any(|w| is_free_text_word(w)) {
                     columns.push(ColRef { table: ti, column: ci });
                 }
             }
@@ -1007,16 +1135,29 @@ impl Parser<'_> {
                 _ => None,
             })
         };
+        // Words between a column and its value that say no more than that ("the city of Oslo"),
+        // and a negation, which is left for the filter to read ("status other than cancelled").
+        let negation = |i: usize| match (w(&self.toks, i), w(&self.toks, i + 1)) {
+            ("other", "than") | ("is", "not") => Some(2),
+            ("not" | "except" | "excluding", _) => Some(1),
+            _ => None,
+        };
+        // A column grouped by ("per channel except web") stays the group.
+        let grouped = |at: usize| {
+            self.spans.iter().any(|c| c.end == at && matches!(c.item, Item::Cue(Cue::Each) | Item::Cue(Cue::By)))
+        };
         let before = self.spans.iter().position(|s| {
             let adjacent = s.end == start
-                || (s.end + 1 == start && matches!(w(&self.toks, s.end), "of" | "is" | "named" | "called" | "="));
+                || (s.end + 1 == start && matches!(w(&self.toks, s.end), "of" | "is" | "named" | "called" | "="))
+                || (negation(s.end).is_some_and(|len| s.end + len == start) && !grouped(s.start));
             adjacent && matches!(&s.item, Item::Mention { targets, .. } if names_one(targets).is_some())
         });
         match (cols.as_slice(), before) {
             (_, Some(si)) => {
                 let Item::Mention { targets, .. } = &self.spans[si].item else { return Ok(None) };
                 let c = names_one(targets);
-                let (s, e) = (self.spans[si].start, start);
+                let (s, e) = (self.spans[si].start, self.spans[si].end);
+                let e = if negation(e).is_some() { e } else { start };
                 self.spans.remove(si);
                 self.mark(s, e);
                 Ok(c)
@@ -1069,15 +1210,17 @@ impl Parser<'_> {
         }
     }
 
-    /// The mention is a money word ("revenue"): it must name one column among the tables reached.
-    pub(super) fn money_column(&self, items: &[(usize, usize, Item)], k: usize) -> Option<Result<ColRef, Decline>> {
+    /// The mention is a word standing for a sum ("revenue", "units", "best-selling"): it must name
+    /// one column among the tables reached.
+    pub(super) fn summed_column(&self, items: &[(usize, usize, Item)], k: usize) -> Option<Result<ColRef, Decline>> {
         let (start, end, Item::Mention { targets, .. }) = items.get(k)? else { return None };
-        if end - start != 1 || !self.vocab.is_money_word(w(&self.toks, *start)) {
+        let word = w(&self.toks, *start);
+        if end - start != 1 || !(self.vocab.is_summed_word(word) || SALE_VERBS.contains(&word)) {
             return None;
         }
         Some(match targets.as_slice() {
             [Target::Column(ti, ci)] => Ok(ColRef { table: *ti, column: *ci }),
-            _ => Err(Decline::Ambiguous(format!("\"{}\" could mean several amounts", w(&self.toks, *start)))),
+            _ => Err(Decline::Ambiguous(format!("\"{word}\" could mean several columns"))),
         })
     }
 
@@ -1115,7 +1258,12 @@ impl Parser<'_> {
             .filter(|(_, words): &(usize, Vec<usize>)| !words.is_empty())
             .collect();
         if let [(ci, words)] = named_by_word.as_slice() {
-            if words.iter().all(|&i| self.free(i)) {
+            // "orders shipped in 2025", "were shipped in 2025": the event's date, also where the
+            // word was read as a state ("shipped" a status): the state would leave out the rows
+            // that have moved on since ("delivered").
+            let events: Vec<usize> = words.iter().copied().filter(|&i| !self.free(i)).collect();
+            if events.iter().all(|&i| self.is_event_not_state(i)) {
+                self.filters.retain(|(at, f)| !(events.contains(at) && matches!(f, Filter::Value { .. })));
                 for &i in words {
                     self.used[i] = true;
                 }
@@ -1196,7 +1344,7 @@ impl Parser<'_> {
             !matches!(index.raw(w), "at" | "on" | "date" | "time" | "timestamp" | "ts" | "dt")
                 && self.vocab.view.index().stem_of(w.stem) == s
         });
-        in_name || (is_participle(word) && self.vocab.comment_has(base, ci, s))
+        in_name || (self.is_event_verb(i) && self.vocab.comment_has(base, ci, s))
     }
 
     /// A numeric column holding years (`year`), which "in 2021" and "each year" mean first.
@@ -1306,11 +1454,13 @@ impl Parser<'_> {
             if !self.free(i) || is_meaningful(w(&self.toks, i)) {
                 continue;
             }
-            let Some(word) = self.toks[i].word() else { continue };
+            if self.toks[i].word().is_none() {
+                continue;
+            }
             let s = &self.stems[i];
             let described = used_cols.iter().any(|c| self.vocab.comment_has(c.table, c.column, s));
             let event =
-                is_participle(word) && event_columns.iter().any(|c| self.vocab.comment_has(c.table, c.column, s));
+                self.is_event_verb(i) && event_columns.iter().any(|c| self.vocab.comment_has(c.table, c.column, s));
             if described || event {
                 self.used[i] = true;
                 continue;
@@ -1331,6 +1481,28 @@ impl Parser<'_> {
                 self.used[i + 1] = true;
             }
         }
+    }
+
+    /// Word `i` is a value filter's one word that says what happened to the rows ("were shipped",
+    /// "orders shipped") rather than what they are ("shipped orders").
+    fn is_event_not_state(&self, i: usize) -> bool {
+        let one_word_value = self
+            .filters
+            .iter()
+            .any(|(at, f)| *at == i && matches!(f, Filter::Value { value, .. } if !value.trim().contains(' ')));
+        let before_a_noun = self.spans.iter().any(|s| s.start == i + 1 && matches!(s.item, Item::Mention { .. }));
+        one_word_value && is_participle(w(&self.toks, i)) && !before_a_noun
+    }
+
+    /// A verb naming the event a row records: a past participle ("orders placed"), or the plain verb
+    /// after "did" / "do" / "does" ("how many orders did they place").
+    fn is_event_verb(&self, i: usize) -> bool {
+        let word = w(&self.toks, i);
+        is_participle(word)
+            || (0..i)
+                .rev()
+                .take_while(|&j| self.toks[j] != Tok::Break)
+                .any(|j| matches!(w(&self.toks, j), "did" | "do" | "does"))
     }
 
     fn ignorable(&self, i: usize) -> bool {

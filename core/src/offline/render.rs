@@ -26,7 +26,7 @@ pub(crate) fn plural(noun: &str) -> String {
 }
 
 /// A table's name as one of its rows ("categories" -> "category").
-fn singular(noun: &str) -> String {
+pub(crate) fn singular(noun: &str) -> String {
     if let Some(stem) = noun.strip_suffix("ies") {
         format!("{stem}y")
     } else if noun.ends_with("sses") || noun.ends_with("xes") || noun.ends_with("ches") || noun.ends_with("shes") {
@@ -55,13 +55,29 @@ fn ratio_words(vocab: &Vocab, q: &Query, subject: &str, r: &Ratio) -> String {
 
 fn measure_words(vocab: &Vocab, subject: &str, q: &Query, m: &Measure) -> String {
     let col = |c: Option<ColRef>| c.map(|c| vocab.column_label(c.table, c.column)).unwrap_or_default();
+    if let (Some(to), Some((from, unit))) = (m.column, m.since) {
+        let agg = match m.agg {
+            Agg::Min => "shortest",
+            Agg::Max => "longest",
+            _ => "average",
+        };
+        return format!("{agg} number of {} from {} to {}", unit.name(), col(Some(from)), col(Some(to)));
+    }
+    if let (Agg::PerRow, Some((parent, _))) = (m.agg, &q.per_row) {
+        let what = if q.line_quantity(m).is_some() { "value".to_string() } else { col(m.column) };
+        return format!("average {what} per {}", singular(&vocab.table_label(*parent)));
+    }
     if q.line_quantity(m).is_some() {
         return "total value".into();
     }
     match m.agg {
+        Agg::PerRow => format!("average {}", col(m.column)),
         Agg::Ratio => q.ratio.as_ref().map(|r| ratio_words(vocab, q, subject, r)).unwrap_or_default(),
         Agg::Count => format!("number of {subject}"),
         Agg::CountDistinct => format!("number of distinct {}", plural(&col(m.column))),
+        Agg::CountRelated => {
+            format!("number of {}", plural(&m.column.map(|c| vocab.table_label(c.table)).unwrap_or_default()))
+        }
         Agg::Sum => format!("total {}", col(m.column)),
         Agg::Avg => format!("average {}", col(m.column)),
         Agg::Min => format!("lowest {}", col(m.column)),
@@ -83,6 +99,8 @@ fn condition_words(vocab: &Vocab, q: &Query, f: &Filter) -> String {
     match f {
         Filter::Value { column, value, mode: MatchMode::Exact } => format!("{} is {value}", col(column)),
         Filter::Value { column, value, mode: MatchMode::Contains } => format!("{} contains {value}", col(column)),
+        Filter::AnyOf { column, values } => format!("{} is {}", col(column), values.join(" or ")),
+        Filter::Not { column, value } => format!("{} is not {value}", col(column)),
         Filter::Number { column, op, value } => format!("{} {} {}", col(column), op.sql(), number(*value)),
         Filter::Year { column, year, .. } => format!("{} in {year}", col(column)),
         Filter::Date { column, op, date } => format!("{} {} {date}", col(column), op.sql()),
@@ -98,12 +116,18 @@ fn condition_words(vocab: &Vocab, q: &Query, f: &Filter) -> String {
 }
 
 pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTemplate {
-    let subject = plural(&vocab.table_label(q.table));
+    let subject = plural(&vocab.table_label(q.rows_of.unwrap_or(q.table)));
     let measures: Vec<String> = q.measures.iter().map(|m| measure_words(vocab, &subject, q, m)).collect();
     let groups = q
         .groups
         .iter()
         .map(|g| match g {
+            // A column of a joined table's rows grouped by is one of their details: shown, not named.
+            GroupKey::Column(c)
+                if q.groups.iter().any(|g| matches!(g, GroupKey::Entity { label, .. } if label.table == c.table)) =>
+            {
+                String::new()
+            }
             GroupKey::Column(c) => vocab.column_label(c.table, c.column),
             GroupKey::Bucket(_, unit) => unit.name().to_string(),
             GroupKey::Entity { label, .. } => singular(&vocab.table_label(label.table)),
@@ -119,7 +143,7 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
         .collect();
     let kind = if q.is_grouped() {
         AnswerKind::Grouped
-    } else if q.measures == [Measure { agg: Agg::Count, column: None }] {
+    } else if q.measures == [Measure::rows()] {
         AnswerKind::Count
     } else if !q.measures.is_empty() {
         AnswerKind::Aggregate
@@ -146,9 +170,21 @@ pub(crate) fn template(catalog: &Catalog, vocab: &Vocab, q: &Query) -> AnswerTem
             .chain(q.having.map(|(op, v)| format!("the number of {subject} {} {}", op.sql(), number(v))))
             .collect(),
         ranked_by,
+        ranked_column: ranked_column(q),
         limit: q.limit,
         identifiers: identifier_outputs(vocab, q),
         suggestions: suggestions(catalog, vocab, q, &subject, kind),
+    }
+}
+
+/// The result column of the order key: a measure after the groups (one column each), or a listed column.
+fn ranked_column(q: &Query) -> Option<usize> {
+    match q.order?.0 {
+        OrderKey::Measure(m) => Some(q.groups.len() + m),
+        OrderKey::Column(c) if q.is_grouped() => q.groups.iter().position(|g| {
+            matches!(g, GroupKey::Column(x) | GroupKey::Bucket(x, _) | GroupKey::Entity { label: x, .. } if *x == c)
+        }),
+        OrderKey::Column(c) => q.outputs.iter().position(|x| *x == c),
     }
 }
 
@@ -381,20 +417,61 @@ fn grouped_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
         })
         .collect();
     let measures = t.measures.join(", ");
-    let groups = t.groups.join(" and ");
+    let groups = t.groups.iter().filter(|g| !g.is_empty()).cloned().collect::<Vec<_>>().join(" and ");
+    let tied = tied_at_the_cut(t, rs);
     match (&t.ranked_by, t.limit) {
-        (Some((by, desc)), Some(1)) => format!(
-            "The {groups} with the {} {by}{where_} is {}.",
-            if *desc { "highest" } else { "lowest" },
-            items.join(", ")
-        ),
+        (Some((by, desc)), Some(1)) if tied.is_some() => {
+            format!("{} tie for the {} {by}{where_}.", and_list(items, rs.rows.len()), highest(*desc))
+        }
+        (Some((by, desc)), Some(1)) => {
+            format!("The {groups} with the {} {by}{where_} is {}.", highest(*desc), items.join(", "))
+        }
         (Some((by, desc)), Some(n)) => format!(
-            "The {} {n} {} by {by}{where_} are: {}.",
+            "The {} {n} {} by {by}{where_} are: {}{}.",
             if *desc { "top" } else { "bottom" },
-            plural(&groups),
-            named_list(items, rs.rows.len())
+            if groups.contains(" and ") { format!("combinations of {groups}") } else { plural(&groups) },
+            named_list(items, rs.rows.len()),
+            tie_note(tied, rs.rows.len())
         ),
         _ => format!("The {measures} by {groups}{where_}: {}.", named_list(items, rs.rows.len())),
+    }
+}
+
+fn highest(desc: bool) -> &'static str {
+    if desc {
+        "highest"
+    } else {
+        "lowest"
+    }
+}
+
+/// How many rows at the end tie with the last one, when rows past the number asked for came back.
+fn tied_at_the_cut(t: &AnswerTemplate, rs: &ResultSet) -> Option<usize> {
+    let n = usize::try_from(t.limit?).ok()?;
+    let column = t.ranked_column?;
+    if rs.rows.len() <= n {
+        return None;
+    }
+    let last = rs.rows.last()?.get(column)?;
+    Some(rs.rows.iter().rev().take_while(|r| r.get(column) == Some(last)).count())
+}
+
+fn tie_note(tied: Option<usize>, shown: usize) -> String {
+    match tied {
+        Some(k) => format!(" ({k} tie for the last place, so {shown} are listed)"),
+        None => String::new(),
+    }
+}
+
+/// "A, B and C" ("and N more" past the ones named).
+fn and_list(mut items: Vec<String>, total: usize) -> String {
+    if total > items.len() {
+        return named_list(items, total);
+    }
+    match items.pop() {
+        Some(last) if !items.is_empty() => format!("{} and {last}", items.join(", ")),
+        Some(last) => last,
+        None => String::new(),
     }
 }
 
@@ -405,7 +482,10 @@ fn list_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
         .iter()
         .take(MAX_NAMED)
         .map(|row| {
-            let mut shown = row.iter().enumerate().filter(|(i, _)| !t.identifiers.contains(i)).map(|(_, v)| show(v));
+            // Keys are shown only when nothing else is (the question asked for them).
+            let only_keys = row.len() <= t.identifiers.len();
+            let mut shown =
+                row.iter().enumerate().filter(|(i, _)| only_keys || !t.identifiers.contains(i)).map(|(_, v)| show(v));
             let first = shown.next().unwrap_or_default();
             let rest: Vec<String> = shown.collect();
             if rest.is_empty() {
@@ -416,17 +496,20 @@ fn list_answer(t: &AnswerTemplate, rs: &ResultSet, where_: &str) -> String {
         })
         .collect();
     let total = if rs.truncated { format!("more than {}", rs.rows.len()) } else { rs.rows.len().to_string() };
+    let tied = tied_at_the_cut(t, rs);
     match (&t.ranked_by, t.limit) {
-        (Some((by, desc)), Some(1)) => format!(
-            "The one with the {} {by}{where_} is {}.",
-            if *desc { "highest" } else { "lowest" },
-            items.join(", ")
-        ),
+        (Some((by, desc)), Some(1)) if tied.is_some() => {
+            format!("{} tie for the {} {by}{where_}.", and_list(items, rs.rows.len()), highest(*desc))
+        }
+        (Some((by, desc)), Some(1)) => {
+            format!("The one with the {} {by}{where_} is {}.", highest(*desc), items.join(", "))
+        }
         (Some((by, desc)), Some(n)) => format!(
-            "The {} {n} {} by {by}{where_} are: {}.",
+            "The {} {n} {} by {by}{where_} are: {}{}.",
             if *desc { "top" } else { "bottom" },
             t.subject,
-            named_list(items, rs.rows.len())
+            named_list(items, rs.rows.len()),
+            tie_note(tied, rs.rows.len())
         ),
         _ => {
             let noun = if rs.rows.len() == 1 && !rs.truncated { singular(&t.subject) } else { t.subject.clone() };

@@ -1,6 +1,7 @@
 //! What the question's words can name among the tables and columns the caller may read: the
 //! schema index's terms seen through the caller's view, plus money words ("revenue", "sales")
-//! standing for the amount columns when the schema does not use the word itself.
+//! standing for the amount columns and quantity words ("units") standing for the quantity columns
+//! when the schema does not use the word itself.
 
 use std::cell::OnceCell;
 
@@ -19,6 +20,14 @@ const MONEY_WORDS: &[&str] = &[
     "revenue", "revenues", "sales", "income", "money", "spent", "spend", "spending", "earned", "earnings", "turnover",
     "takings",
 ];
+
+/// Question words that mean a number of units (of what order lines hold).
+const QUANTITY_WORDS: &[&str] = &["units", "quantity", "quantities", "qty"];
+/// Words of a column name that say it holds a number of units.
+const QUANTITY_COLUMN_WORDS: &[&str] = &["quantity", "qty", "units"];
+/// Verbs of selling: "best-selling", "units sold". They say what a quantity or an amount counts,
+/// never which rows count.
+pub(crate) const SALE_VERBS: &[&str] = &["sold", "selling", "sells", "sell"];
 
 pub(crate) struct Vocab<'v, 'a> {
     pub(crate) view: &'v View<'a>,
@@ -46,20 +55,23 @@ impl<'v, 'a> Vocab<'v, 'a> {
             .collect()
     }
 
-    /// What the stems of a run of question words name, if anything.
+    /// What the stems of a run of question words name, if anything. A quantity word ("units")
+    /// also stands for every quantity column, named so or not.
     pub(crate) fn lookup(&self, stems: &[&str]) -> Option<Vec<Target>> {
         let k: String = stems.concat();
-        let found = self.targets(&k);
-        if !found.is_empty() {
-            return Some(found);
-        }
+        let mut found = self.targets(&k);
         if let [one] = stems {
             if self.is_money_stem(one) {
-                let money = self.money_columns();
-                return (!money.is_empty()).then_some(money);
+                found = self.money_columns();
+            } else if QUANTITY_WORDS.iter().any(|w| stem(w) == *one) {
+                for t in self.quantity_columns() {
+                    if !found.contains(&t) {
+                        found.push(t);
+                    }
+                }
             }
         }
-        None
+        (!found.is_empty()).then_some(found)
     }
 
     /// A schema term one edit away from a single (long) question word.
@@ -74,6 +86,32 @@ impl<'v, 'a> Vocab<'v, 'a> {
             return None;
         }
         Some(self.targets(first))
+    }
+
+    /// Whether a question word stands for a sum: money the schema does not name itself, or units.
+    pub(crate) fn is_summed_word(&self, word: &str) -> bool {
+        let s = stem(word);
+        self.is_money_stem(&s) || QUANTITY_WORDS.iter().any(|w| stem(w) == s)
+    }
+
+    /// The numeric columns that hold numbers of units (`quantity`, `qty`, `units`), other than keys.
+    pub(crate) fn quantity_columns(&self) -> Vec<Target> {
+        let mut out = Vec::new();
+        for t in 0..self.catalog().tables.len() {
+            for (c, col) in self.view.columns(t) {
+                let words = self.view.column_words(t, c);
+                let numeric = self.catalog().tables[t].columns.get(c).is_some_and(|x| x.is_numeric());
+                if numeric
+                    && !col.key_like
+                    && !col.holds_money
+                    && words.iter().any(|w| QUANTITY_COLUMN_WORDS.contains(w))
+                    && !words.iter().any(|w| matches!(*w, "id" | "price" | "cost"))
+                {
+                    out.push(Target::Column(t, c));
+                }
+            }
+        }
+        out
     }
 
     fn is_money_stem(&self, s: &str) -> bool {

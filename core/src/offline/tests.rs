@@ -105,6 +105,7 @@ impl Probe for FakeProbe {
             ],
             rows,
             truncated: false,
+            private: vec![],
         })
     }
 }
@@ -153,11 +154,13 @@ fn grouped_and_ranked() {
     );
     assert_eq!(
         sql_of("Which city has the most restaurants?", &mut p),
-        "SELECT city_name, count(*) AS count FROM public.restaurant GROUP BY city_name ORDER BY count DESC NULLS LAST, city_name LIMIT 1"
+        "SELECT city_name, count FROM (SELECT city_name, count(*) AS count FROM public.restaurant GROUP BY city_name \
+         ORDER BY count DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) AS ranked ORDER BY count DESC NULLS LAST, city_name"
     );
     assert_eq!(
         sql_of("top 3 restaurants by rating", &mut p),
-        "SELECT name, id, rating FROM public.restaurant ORDER BY rating DESC NULLS LAST, name, id LIMIT 3"
+        "SELECT name, id, rating FROM (SELECT name, id, rating FROM public.restaurant \
+         ORDER BY rating DESC NULLS LAST FETCH FIRST 3 ROWS WITH TIES) AS ranked ORDER BY rating DESC NULLS LAST, id, name"
     );
     assert_eq!(
         sql_of("Total number of restaurants serving each type of food", &mut p),
@@ -188,7 +191,7 @@ fn lists_with_filters_and_units_from_comments() {
     let mut p = restaurants_probe();
     assert_eq!(
         sql_of("What are the names of restaurants with a rating above 4.5?", &mut p),
-        "SELECT name FROM public.restaurant WHERE rating > 4.5 ORDER BY name"
+        "SELECT name FROM public.restaurant WHERE rating > 4.5 ORDER BY name, id"
     );
     assert_eq!(
         sql_of("Which lakes have the largest areas in square kilometers, ordered from largest to smallest?", &mut p),
@@ -225,7 +228,7 @@ fn answers_in_words_with_suggestions_that_plan() {
     let Decision::Answer(plan_) = plan(&shop(), "How many restaurants are there in San Francisco?", &mut p) else {
         panic!()
     };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(42)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(42)]], truncated: false, private: vec![] };
     let (answer, suggestions) = render_answer(&plan_, &rs);
     assert_eq!(answer, "There are 42 restaurants where city name is San Francisco.");
     assert!((2..=3).contains(&suggestions.len()), "{suggestions:?}");
@@ -241,10 +244,11 @@ fn answers_in_words_with_suggestions_that_plan() {
         columns: vec![],
         rows: vec![vec![json!("Pasta House"), json!(1), json!(4.7)], vec![json!("Sushi Bar"), json!(3), json!(4.25)]],
         truncated: false,
+        private: vec![],
     };
     assert_eq!(render_answer(&top, &rs).0, "The top 2 restaurants by rating are: Pasta House (4.7), Sushi Bar (4.25).");
     let Decision::Answer(avg) = plan(&shop(), "average amount of orders", &mut p) else { panic!() };
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1234.5678)]], truncated: false, private: vec![] };
     assert_eq!(render_answer(&avg, &rs).0, "For orders, the average amount is 1,234.57.");
 }
 
@@ -344,7 +348,7 @@ fn groups_by_a_table_two_foreign_keys_away() {
          JOIN public.products ON products.product_id = reviews.product_id \
          JOIN public.categories ON categories.category_id = products.category_id \
          GROUP BY categories.name, categories.category_id \
-         ORDER BY average_rating DESC NULLS LAST, categories.name, categories.category_id"
+         ORDER BY average_rating DESC NULLS LAST, categories.category_id, categories.name"
     );
 }
 
@@ -352,12 +356,12 @@ fn groups_by_a_table_two_foreign_keys_away() {
 fn ranks_the_rows_of_a_referenced_table() {
     assert_eq!(
         joined_sql(&joined_shop(), "top 5 customers by number of orders"),
-        "SELECT customers.full_name, count(*) AS count FROM public.orders \
-         JOIN public.customers ON customers.customer_id = orders.customer_id \
-         GROUP BY customers.full_name, customers.customer_id \
-         ORDER BY count DESC NULLS LAST, customers.full_name, customers.customer_id LIMIT 5"
+        "SELECT full_name, count FROM (SELECT customers.full_name, customers.customer_id, count(*) AS count \
+         FROM public.orders JOIN public.customers ON customers.customer_id = orders.customer_id \
+         GROUP BY customers.full_name, customers.customer_id ORDER BY count DESC NULLS LAST FETCH FIRST 5 ROWS WITH TIES) \
+         AS ranked ORDER BY count DESC NULLS LAST, customer_id, full_name"
     );
-    assert!(joined_sql(&joined_shop(), "Which customer has the most orders?").ends_with("LIMIT 1"));
+    assert!(joined_sql(&joined_shop(), "Which customer has the most orders?").contains("FETCH FIRST 1 ROWS WITH TIES"));
 }
 
 #[test]
@@ -372,7 +376,7 @@ fn filters_on_a_joined_tables_values() {
          WHERE customers.city = 'London'"
     );
     assert_eq!(p.tables, vec!["public.orders".to_string(), "public.customers".to_string()]);
-    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(7)]], truncated: false };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(7)]], truncated: false, private: vec![] };
     assert_eq!(render_answer(&p, &rs).0, "There are 7 orders where customer city is London.");
     // A related table named with no role in the question.
     assert!(joined_declines(&catalog, "how many orders from customers"));
@@ -383,11 +387,13 @@ fn money_words_sum_the_one_amount_reached() {
     let catalog = joined_shop();
     assert_eq!(
         joined_sql(&catalog, "top 3 customers by revenue"),
-        "SELECT customers.full_name, sum(payments.amount) AS total_amount FROM public.payments \
+        "SELECT full_name, total_amount FROM (SELECT customers.full_name, customers.customer_id, \
+         sum(payments.amount) AS total_amount FROM public.payments \
          JOIN public.orders ON orders.order_id = payments.order_id \
          JOIN public.customers ON customers.customer_id = orders.customer_id \
          GROUP BY customers.full_name, customers.customer_id \
-         ORDER BY total_amount DESC NULLS LAST, customers.full_name, customers.customer_id LIMIT 3"
+         ORDER BY total_amount DESC NULLS LAST FETCH FIRST 3 ROWS WITH TIES) AS ranked \
+         ORDER BY total_amount DESC NULLS LAST, customer_id, full_name"
     );
     assert_eq!(
         joined_sql(&catalog, "sales per payment method"),
@@ -582,7 +588,9 @@ fn superlative_adjectives_name_their_column() {
     catalog.tables[1].columns.push(col("unit_price", "numeric", 'N'));
     assert_eq!(
         joined_sql(&catalog, "What is the most expensive product?"),
-        "SELECT name, product_id, unit_price FROM public.products ORDER BY unit_price DESC NULLS LAST, name, product_id LIMIT 1"
+        "SELECT name, product_id, unit_price FROM (SELECT name, product_id, unit_price FROM public.products \
+         ORDER BY unit_price DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) AS ranked \
+         ORDER BY unit_price DESC NULLS LAST, product_id, name"
     );
     catalog.tables[1].columns.push(col("added_on", "date", 'D'));
     assert!(joined_sql(&catalog, "the newest product").contains("ORDER BY added_on DESC NULLS LAST"));
@@ -623,12 +631,355 @@ fn revenue_of_order_lines_is_price_times_quantity() {
     assert!(joined_sql(&catalog, "revenue per payment method").contains("sum(amount)"));
     assert_eq!(
         joined_sql(&catalog, "top 3 categories by revenue in 2024"),
-        "SELECT categories.name, sum(order_items.unit_price * order_items.quantity) AS total_value \
+        "SELECT name, total_value FROM (SELECT categories.name, categories.category_id, \
+         sum(order_items.unit_price * order_items.quantity) AS total_value \
          FROM public.order_items JOIN public.products ON products.product_id = order_items.product_id \
          JOIN public.categories ON categories.category_id = products.category_id \
          JOIN public.orders ON orders.order_id = order_items.order_id \
          WHERE orders.ordered_at >= DATE '2024-01-01' AND orders.ordered_at < DATE '2025-01-01' \
          GROUP BY categories.name, categories.category_id \
-         ORDER BY total_value DESC NULLS LAST, categories.name, categories.category_id LIMIT 3"
+         ORDER BY total_value DESC NULLS LAST FETCH FIRST 3 ROWS WITH TIES) AS ranked \
+         ORDER BY total_value DESC NULLS LAST, category_id, name"
     );
+}
+
+#[test]
+fn ties_at_the_cut_are_kept_and_said() {
+    let mut p = restaurants_probe();
+    let Decision::Answer(one) = plan(&shop(), "Which city has the most restaurants?", &mut p) else { panic!() };
+    assert!(one.sql.contains("FETCH FIRST 1 ROWS WITH TIES"), "{}", one.sql);
+    let rs = |rows: Vec<Vec<serde_json::Value>>| ResultSet { columns: vec![], rows, truncated: false, private: vec![] };
+    let three = rs(vec![vec![json!("Los Angeles"), json!(3)], vec![json!("New York"), json!(3)]]);
+    assert_eq!(
+        render_answer(&one, &three).0,
+        "Los Angeles (3) and New York (3) tie for the highest number of restaurants."
+    );
+    assert_eq!(
+        render_answer(&one, &rs(vec![vec![json!("Miami"), json!(4)]])).0,
+        "The city name with the highest number of restaurants is Miami (4)."
+    );
+    let Decision::Answer(top) = plan(&shop(), "top 2 restaurants by rating", &mut p) else { panic!() };
+    let rows = rs(vec![
+        vec![json!("Pasta House"), json!(1), json!(4.7)],
+        vec![json!("Sushi Bar"), json!(3), json!(4.5)],
+        vec![json!("Taco Stand"), json!(7), json!(4.5)],
+    ]);
+    assert_eq!(
+        render_answer(&top, &rows).0,
+        "The top 2 restaurants by rating are: Pasta House (4.7), Sushi Bar (4.5), Taco Stand (4.5) \
+         (2 tie for the last place, so 3 are listed)."
+    );
+}
+
+#[test]
+fn keys_asked_for_are_shown() {
+    let catalog = joined_shop();
+    let Decision::Answer(p) = plan(&catalog, "distinct customer ids of orders", &mut shop_probe()) else {
+        panic!("declined")
+    };
+    let rs =
+        ResultSet { columns: vec![], rows: vec![vec![json!(4)], vec![json!(9)]], truncated: false, private: vec![] };
+    let answer = render_answer(&p, &rs).0;
+    assert!(answer.ends_with(": 4, 9."), "{answer}");
+}
+
+/// The joined shop with order lines (price and quantity) referencing orders and products.
+fn shop_with_lines() -> Catalog {
+    let mut catalog = joined_shop();
+    // At most one payment per order.
+    catalog.tables[4].columns[1].unique = true;
+    catalog.tables.push(keyed(
+        "order_items",
+        "order_item_id",
+        vec![
+            col("order_item_id", "integer", 'N'),
+            col("order_id", "integer", 'N'),
+            col("product_id", "integer", 'N'),
+            col("quantity", "integer", 'N'),
+            col("unit_price", "numeric(10,2)", 'N'),
+        ],
+        vec![fk("order_id", "orders", "order_id"), fk("product_id", "products", "product_id")],
+    ));
+    catalog
+}
+
+#[test]
+fn best_selling_ranks_by_units_sold() {
+    let catalog = shop_with_lines();
+    let three = joined_sql(&catalog, "What are the 3 best-selling products?");
+    assert_eq!(
+        three,
+        "SELECT name, total_quantity FROM (SELECT products.name, products.product_id, \
+         sum(order_items.quantity) AS total_quantity FROM public.order_items \
+         JOIN public.products ON products.product_id = order_items.product_id \
+         GROUP BY products.name, products.product_id ORDER BY total_quantity DESC NULLS LAST \
+         FETCH FIRST 3 ROWS WITH TIES) AS ranked ORDER BY total_quantity DESC NULLS LAST, product_id, name"
+    );
+    assert_eq!(joined_sql(&catalog, "top 3 selling products"), three);
+    assert_eq!(joined_sql(&catalog, "What are the 3 best-selling products by units sold?"), three);
+    let one = joined_sql(&catalog, "Which product sold the most units?");
+    assert!(one.contains("sum(order_items.quantity)") && one.contains("FETCH FIRST 1 ROWS"), "{one}");
+    let worst = joined_sql(&catalog, "the worst-selling product category");
+    assert!(worst.contains("JOIN public.categories") && worst.contains("total_quantity ASC"), "{worst}");
+    assert_eq!(
+        joined_sql(&catalog, "How many units were sold in 2024?"),
+        "SELECT sum(order_items.quantity) AS total_quantity FROM public.order_items \
+         JOIN public.orders ON orders.order_id = order_items.order_id \
+         WHERE orders.ordered_at >= DATE '2024-01-01' AND orders.ordered_at < DATE '2025-01-01'"
+    );
+    let revenue = joined_sql(&catalog, "Which product category brought in the most revenue?");
+    assert!(revenue.contains("sum(order_items.unit_price * order_items.quantity)"), "{revenue}");
+    // Nothing holds units: nothing is invented; a verb of selling alone says nothing.
+    assert!(joined_declines(&joined_shop(), "What are the 3 best-selling products?"));
+    assert!(joined_declines(&catalog, "Which products were sold?"));
+    assert!(joined_declines(&catalog, "Which category brought in the most orders?"));
+}
+
+#[test]
+fn a_stored_table_is_preferred_to_a_view_of_it() {
+    let mut catalog = shop_with_lines();
+    let mut totals = table(
+        "order_totals",
+        vec![
+            col("order_id", "integer", 'N'),
+            col("ordered_at", "date", 'D'),
+            col("units", "integer", 'N'),
+            col("total", "numeric", 'N'),
+        ],
+    );
+    totals.kind = crate::catalog::TableKind::View;
+    catalog.tables.push(totals);
+    let sql = joined_sql(&catalog, "How many units were sold in 2024?");
+    assert!(sql.starts_with("SELECT sum(order_items.quantity)"), "{sql}");
+    catalog.tables.last_mut().unwrap().kind = crate::catalog::TableKind::Table;
+    assert!(joined_declines(&catalog, "How many units were sold in 2024?"));
+}
+
+#[test]
+fn average_order_value_is_per_order() {
+    let catalog = shop_with_lines();
+    let value = "SELECT sum(unit_price * quantity)::numeric / NULLIF(count(DISTINCT order_id), 0) \
+                 AS average_order_value FROM public.order_items";
+    assert_eq!(joined_sql(&catalog, "What is the average order value?"), value);
+    assert_eq!(joined_sql(&catalog, "average value of an order"), value);
+    assert_eq!(joined_sql(&catalog, "What is the average revenue per order?"), value);
+    let per_status = joined_sql(&catalog, "average order value per status in 2024");
+    assert!(per_status.starts_with("SELECT orders.status, sum(order_items.unit_price"), "{per_status}");
+    assert!(per_status.contains("WHERE orders.ordered_at >= DATE '2024-01-01'"), "{per_status}");
+    let Decision::Answer(p) = plan(&catalog, "What is the average order value?", &mut shop_probe()) else { panic!() };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(131.856)]], truncated: false, private: vec![] };
+    assert_eq!(render_answer(&p, &rs).0, "For order items, the average value per order is 131.86.");
+    // An order's own amount is its value.
+    let mut own = joined_shop();
+    own.tables[3].columns.push(col("total_amount", "numeric", 'N'));
+    assert_eq!(
+        joined_sql(&own, "What is the average order value?"),
+        "SELECT avg(total_amount) AS average_total_amount FROM public.orders"
+    );
+    // One payment per order is not a part of it; two kinds of parts leave the value unclear.
+    let mut payments_only = joined_shop();
+    payments_only.tables[4].columns[1].unique = true;
+    assert!(joined_declines(&payments_only, "What is the average order value?"));
+    let mut two = shop_with_lines();
+    two.tables[4].columns[1].unique = false;
+    assert!(joined_declines(&two, "What is the average order value?"));
+}
+
+#[test]
+fn time_between_two_dates() {
+    let mut catalog = joined_shop();
+    let orders = &mut catalog.tables[3];
+    orders.columns[3].data_type = "timestamp with time zone".into();
+    orders.columns.push(col("shipped_at", "timestamp with time zone", 'D'));
+    orders.columns.push(col("delivered_at", "timestamp with time zone", 'D'));
+    let days = "SELECT avg(extract(epoch FROM shipped_at - ordered_at) / 86400) AS average_days FROM public.orders";
+    assert_eq!(joined_sql(&catalog, "What is the average number of days between order and shipment?"), days);
+    assert_eq!(joined_sql(&catalog, "average days from ordering to shipping"), days);
+    assert_eq!(joined_sql(&catalog, "How long does shipping take on average?"), days);
+    assert_eq!(
+        joined_sql(&catalog, "average hours between shipment and delivery for business customers"),
+        "SELECT avg(extract(epoch FROM orders.delivered_at - orders.shipped_at) / 3600) AS average_hours \
+         FROM public.orders JOIN public.customers ON customers.customer_id = orders.customer_id \
+         WHERE customers.segment = 'business'"
+    );
+    let per_status = joined_sql(&catalog, "longest time between order and delivery per status");
+    assert!(
+        per_status.contains("max(extract(epoch FROM delivered_at - ordered_at) / 86400) AS max_days"),
+        "{per_status}"
+    );
+    let Decision::Answer(p) = plan(&catalog, "average days between order and shipment", &mut shop_probe()) else {
+        panic!()
+    };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!(1.298)]], truncated: false, private: vec![] };
+    assert_eq!(
+        render_answer(&p, &rs).0,
+        "For orders, the average number of days from ordered at to shipped at is 1.3."
+    );
+    // Dates: whole days.
+    catalog.tables[3].columns[3].data_type = "date".into();
+    catalog.tables[3].columns[4].data_type = "date".into();
+    assert!(joined_sql(&catalog, "average days between order and shipment").contains("avg((shipped_at - ordered_at))"));
+    // An event no date column records, a sum of times, or times without an average are not read.
+    assert!(joined_declines(&catalog, "average days between order and payment"));
+    assert!(joined_declines(&catalog, "total days between order and shipment"));
+    assert!(joined_declines(&catalog, "How long does shipping take?"));
+}
+
+#[test]
+fn events_states_and_values() {
+    let mut catalog = joined_shop();
+    catalog.tables[3].columns.push(col("shipped_at", "date", 'D'));
+    catalog.tables[3].columns[3].comment = Some("When the order was placed".into());
+    let probe =
+        || FakeProbe::new(&[("status", "shipped"), ("city", "London"), ("city", "Paris"), ("segment", "business")]);
+    let sql = |q: &str, p: &mut FakeProbe| match plan(&catalog, q, p) {
+        Decision::Answer(plan) => plan.sql,
+        Decision::Decline(r) => panic!("declined {q:?}: {r}"),
+    };
+    // "were shipped in 2025": when they were shipped, whatever their status now.
+    assert_eq!(
+        sql("How many orders were shipped in 2025?", &mut probe()),
+        "SELECT count(*) AS count FROM public.orders WHERE shipped_at >= DATE '2025-01-01' AND shipped_at < DATE '2026-01-01'"
+    );
+    // "shipped orders": orders whose status is shipped.
+    assert!(sql("How many shipped orders are there?", &mut probe()).contains("status = 'shipped'"));
+    // The plain verb after "did" names the event too.
+    assert!(sql("How many orders did business customers place in 2024?", &mut probe())
+        .contains("customers.segment = 'business' AND orders.ordered_at >= DATE '2024-01-01'"));
+    // Two values of one column never both hold.
+    let Decision::Decline(why) = plan(&catalog, "How many customers are in Paris and London?", &mut probe()) else {
+        panic!("answered")
+    };
+    assert!(why.to_string().contains("\"Paris\" and \"London\" are both values of city"), "{why}");
+}
+
+#[test]
+fn most_common_values_and_highest_rated_rows() {
+    let catalog = joined_shop();
+    assert_eq!(
+        joined_sql(&catalog, "What is the most common payment method?"),
+        "SELECT method, count FROM (SELECT method, count(*) AS count FROM public.payments GROUP BY method \
+         ORDER BY count DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) AS ranked ORDER BY count DESC NULLS LAST, method"
+    );
+    assert!(joined_sql(&catalog, "the least common order statuses").ends_with("ORDER BY count ASC, status"));
+    assert!(joined_sql(&catalog, "What is the most common status of orders?").contains("FETCH FIRST 1 ROWS"));
+    // A table's rows are popular among what, is unclear.
+    assert!(joined_declines(&catalog, "What is the most popular product?"));
+    assert_eq!(
+        joined_sql(&catalog, "What is the highest rated product?"),
+        "SELECT name, average_rating FROM (SELECT products.name, products.product_id, avg(reviews.rating) AS average_rating \
+         FROM public.reviews JOIN public.products ON products.product_id = reviews.product_id \
+         GROUP BY products.name, products.product_id ORDER BY average_rating DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) \
+         AS ranked ORDER BY average_rating DESC NULLS LAST, product_id, name"
+    );
+    assert!(joined_sql(&catalog, "the 3 lowest rated products").contains("ORDER BY average_rating ASC FETCH FIRST 3"));
+}
+
+#[test]
+fn ranges_of_days_and_notes_that_they_include_their_ends() {
+    let mut p = restaurants_probe();
+    let range = "SELECT count(*) AS count FROM public.orders WHERE created_at >= DATE '2023-01-01' \
+                 AND created_at < DATE '2023-03-31' + 1";
+    assert_eq!(sql_of("How many orders between Jan 1, 2023 and Mar 31, 2023?", &mut p), range);
+    assert_eq!(
+        sql_of("How many orders from 2023-01-01 to 2023-03-31 (inclusive of start and end dates)?", &mut p),
+        range
+    );
+    assert!(sql_of("total amount of orders in the past 30 days, inclusive of 30 days ago", &mut p)
+        .ends_with("WHERE created_at >= CURRENT_DATE - INTERVAL '30 day'"));
+    assert!(declines("total amount of orders in the past 30 days, inclusive of 7 days ago"));
+    assert!(declines("total amount of orders in the past 30 days, exclusive of today"));
+}
+
+#[test]
+fn counting_a_joined_tables_rows_counts_each_once() {
+    let mut catalog = joined_shop();
+    catalog.tables[3].columns[1].comment = Some("Customer who placed the order".into());
+    assert_eq!(
+        joined_sql(&catalog, "How many customers placed orders per status?"),
+        "SELECT orders.status, count(DISTINCT customers.customer_id) AS customer_count FROM public.orders \
+         JOIN public.customers ON customers.customer_id = orders.customer_id GROUP BY orders.status \
+         ORDER BY customer_count DESC NULLS LAST, orders.status"
+    );
+}
+
+#[test]
+fn details_of_the_ranked_rows_are_theirs() {
+    let mut catalog = joined_shop();
+    catalog.tables[3].columns[1].comment = Some("Customer who placed the order".into());
+    let sql = joined_sql(&catalog, "Which customer placed the most orders? Return the id, city and number of orders.");
+    assert_eq!(
+        sql,
+        "SELECT full_name, customer_id, city, count FROM (SELECT customers.full_name, customers.customer_id, \
+         customers.city, count(*) AS count FROM public.orders \
+         JOIN public.customers ON customers.customer_id = orders.customer_id \
+         GROUP BY customers.full_name, customers.customer_id, customers.city \
+         ORDER BY count DESC NULLS LAST FETCH FIRST 1 ROWS WITH TIES) AS ranked \
+         ORDER BY count DESC NULLS LAST, customer_id, full_name, city"
+    );
+    let Decision::Answer(p) =
+        plan(&catalog, "Which customer placed the most orders? Return the id.", &mut shop_probe())
+    else {
+        panic!()
+    };
+    let rs = ResultSet {
+        columns: vec![],
+        rows: vec![vec![json!("Ann"), json!(7), json!(12)]],
+        truncated: false,
+        private: vec![],
+    };
+    assert_eq!(render_answer(&p, &rs).0, "The customer with the highest number of orders is Ann / 7 (12).");
+}
+
+#[test]
+fn quarters_months_and_combinations() {
+    let mut p = restaurants_probe();
+    let q1 = "SELECT count(*) AS count FROM public.orders WHERE created_at >= DATE '2023-01-01' \
+              AND created_at < DATE '2023-04-01'";
+    assert_eq!(sql_of("How many orders in the first quarter of 2023?", &mut p), q1);
+    assert_eq!(sql_of("How many orders in Q1 2023?", &mut p), q1);
+    assert!(sql_of("How many orders in the 4th quarter of 2023?", &mut p)
+        .ends_with("created_at >= DATE '2023-10-01' AND created_at < DATE '2024-01-01'"));
+    assert!(sql_of("total amount of orders in March 2024", &mut p)
+        .ends_with("created_at >= DATE '2024-03-01' AND created_at < DATE '2024-04-01'"));
+    assert!(declines("How many orders in March?"));
+    let pairs = sql_of("top 3 combinations of city and food type by number of restaurants", &mut p);
+    assert!(pairs.contains("GROUP BY city_name, food_type") && pairs.contains("FETCH FIRST 3 ROWS"), "{pairs}");
+}
+
+#[test]
+fn either_values_anything_but_a_value_and_rows_referred_to() {
+    let mut catalog = joined_shop();
+    catalog.tables[3].columns[1].comment = Some("Customer who placed the order".into());
+    let probe = || FakeProbe::new(&[("city", "London"), ("city", "Paris"), ("city", "Oslo"), ("status", "cancelled")]);
+    let sql = |q: &str| match plan(&catalog, q, &mut probe()) {
+        Decision::Answer(plan) => plan.sql,
+        Decision::Decline(r) => panic!("declined {q:?}: {r}"),
+    };
+    let declines = |q: &str| matches!(plan(&catalog, q, &mut probe()), Decision::Decline(_));
+    assert_eq!(
+        sql("How many customers are in Paris or London?"),
+        "SELECT count(*) AS count FROM public.customers WHERE city IN ('Paris', 'London')"
+    );
+    assert!(sql("How many customers are in Paris, Oslo or London?").ends_with("city IN ('Paris', 'Oslo', 'London')"));
+    assert!(declines("How many customers are in Paris, Oslo and London?"));
+    assert!(declines("How many customers are in Paris London?"));
+    assert_eq!(
+        sql("How many orders were not cancelled?"),
+        "SELECT count(*) AS count FROM public.orders WHERE status IS DISTINCT FROM 'cancelled'"
+    );
+    assert!(sql("number of orders with a status other than cancelled").ends_with("status IS DISTINCT FROM 'cancelled'"));
+    assert!(sql("How many customers are not in London?").ends_with("city IS DISTINCT FROM 'London'"));
+    assert!(sql("number of orders per status except cancelled")
+        .contains("WHERE status IS DISTINCT FROM 'cancelled' GROUP BY status"));
+    assert_eq!(
+        sql("Which customers placed orders in 2024?"),
+        "SELECT DISTINCT customers.full_name, customers.customer_id FROM public.orders \
+         JOIN public.customers ON customers.customer_id = orders.customer_id \
+         WHERE orders.ordered_at >= DATE '2024-01-01' AND orders.ordered_at < DATE '2025-01-01' \
+         ORDER BY customers.full_name, customers.customer_id"
+    );
+    let Decision::Answer(p) = plan(&catalog, "Which customers placed orders in 2024?", &mut probe()) else { panic!() };
+    let rs = ResultSet { columns: vec![], rows: vec![vec![json!("Ann"), json!(1)]], truncated: false, private: vec![] };
+    assert_eq!(render_answer(&p, &rs).0, "Found 1 customer where ordered at in 2024: Ann.");
 }

@@ -19,7 +19,8 @@ pub struct Explanation {
     pub engine: EngineChoice,
     pub offline: OfflineView,
     pub ranking: RankingView,
-    /// Teaching material chosen for the prompt (none until teaching exists).
+    /// Teaching chosen for the prompt: worked examples (`#id: question`), definitions (their
+    /// terms, `(always)` for standing instructions) and the value hints' lines.
     pub examples: Vec<String>,
     pub definitions: Vec<String>,
     pub value_hints: Vec<String>,
@@ -78,6 +79,8 @@ pub struct PromptSize {
     pub history_and_framing: usize,
     pub summary: usize,
     pub question: usize,
+    /// Worked examples, definitions and value hints.
+    pub teaching: usize,
     pub total: usize,
     /// A summary of older turns is written first (one more model call), so the prompt and its
     /// cache key are only known after it.
@@ -114,21 +117,43 @@ pub fn explain(req: &Request, opts: &Options, probe: &mut dyn Probe) -> Explanat
     };
     let view = View::new(req.catalog, req.index);
     let offline = if offline_first { offline_view(req, &view, probe) } else { not_tried() };
-    let engine = engine_choice(opts.engine, offline_first, req.history.is_empty(), &offline);
+    let mut engine = engine_choice(opts.engine, offline_first, req.history.is_empty(), &offline);
+    let t = req.teaching;
+    if let Some(i) = t.verified(&t.usable(req.catalog), req.question) {
+        engine.would_use = "verified";
+        engine.why = format!(
+            "the question is taught example #{} asked again: its SQL runs as you, with no SQL-generation call",
+            t.examples[i].id
+        );
+    }
     let ranking = rank::rank(&view, req.question, opts.schema_budget_tokens);
-    let schema = rank::render_schema(req.catalog, &ranking.selected);
+    let context = crate::pipeline::sql_context(&view, req, opts, probe);
     let summary_call_first = !req.unsummarized.is_empty();
-    let messages = prompt::generate_sql_messages(req.question, &schema, req.history, req.summary);
-    let prompt = prompt_size(req, &schema, &messages, summary_call_first);
+    let messages =
+        prompt::generate_sql_messages(req.question, &context.schema, &context.taught, req.history, req.summary);
+    let mut prompt = prompt_size(req, &context.schema, &messages, summary_call_first);
+    let taught = &context.taught;
+    prompt.teaching = estimate_tokens(&taught.examples.join("\n\n"))
+        + estimate_tokens(&taught.definitions.join("\n"))
+        + estimate_tokens(&taught.value_hints);
+    prompt.history_and_framing = prompt.history_and_framing.saturating_sub(prompt.teaching);
     let key = (!summary_call_first).then(|| crate::cache_key(&opts.cache_scope, &messages));
     Explanation {
         question: req.question.to_string(),
         engine,
         offline,
         ranking: ranking_view(req, &ranking),
-        examples: vec![],
-        definitions: vec![],
-        value_hints: vec![],
+        examples: context
+            .examples
+            .iter()
+            .map(|&i| format!("#{}: {}", t.examples[i].id, t.examples[i].question))
+            .collect(),
+        definitions: context
+            .definitions
+            .iter()
+            .map(|&i| t.definitions[i].term.clone().unwrap_or_else(|| "(always)".into()))
+            .collect(),
+        value_hints: taught.value_hints.lines().map(str::to_string).filter(|l| !l.is_empty()).collect(),
         prompt,
         cache: CacheView { lookup: "unknown", key },
     }
@@ -249,6 +274,7 @@ fn prompt_size(
         history_and_framing,
         summary,
         question,
+        teaching: 0,
         total: instructions + user,
         summary_call_first,
     }
@@ -300,7 +326,15 @@ mod tests {
     }
 
     fn request<'a>(c: &'a Catalog, q: &'a str, history: &'a [Turn]) -> Request<'a> {
-        Request { question: q, catalog: c, index: None, history, summary: None, unsummarized: &[] }
+        Request {
+            question: q,
+            catalog: c,
+            index: None,
+            history,
+            summary: None,
+            unsummarized: &[],
+            teaching: &crate::teach::NOTHING_TAUGHT,
+        }
     }
 
     #[test]
@@ -362,6 +396,7 @@ mod tests {
             history: &old,
             summary: None,
             unsummarized: &old,
+            teaching: &crate::teach::NOTHING_TAUGHT,
         };
         let e = explain(&req, &Options::default(), &mut NoData);
         assert!(e.prompt.summary_call_first);

@@ -31,7 +31,22 @@ SELECT answer, rows FROM sqlchat.ask_full('Compare the total amount of orders in
 -- A short follow-up in a session is read against the previous question.
 SELECT answer FROM sqlchat.ask_full('How many orders were placed in 2024?', 'regress-offline');
 SELECT answer, sql FROM sqlchat.ask_full('and in 2023?', 'regress-offline');
+-- A follow-up of a follow-up.
+SELECT answer FROM sqlchat.ask_full('and in 2022?', 'regress-offline');
 SELECT sqlchat.forget('regress-offline');
+-- Rows that tie with the last one asked for are kept; the most common value of a column.
+SELECT answer, rows FROM sqlchat.ask_full('top 2 cities by number of customers');
+SELECT answer, rows FROM sqlchat.ask_full('What is the most common status of orders?');
+-- An order is worth its own amount; units sold are summed from its lines.
+CREATE TABLE store.order_lines (
+    id int PRIMARY KEY,
+    order_id int NOT NULL REFERENCES store.orders(id),
+    quantity int NOT NULL,
+    unit_price numeric(10,2) NOT NULL
+);
+INSERT INTO store.order_lines VALUES (1, 1, 2, 5.00), (2, 2, 1, 20.00), (3, 4, 3, 10.00), (4, 4, 1, 12.00), (5, 5, 1, 7.25);
+SELECT answer, sql, rows FROM sqlchat.ask_full('What is the average order value?');
+SELECT answer, rows FROM sqlchat.ask_full('How many units were sold in 2024?');
 -- Declines say why; only those about the data point to an LLM gateway.
 SELECT answer, sql IS NULL AS nothing_ran FROM sqlchat.ask_full('Why do customers in Rome cancel more often?');
 SELECT answer, sql IS NULL AS nothing_ran FROM sqlchat.ask_full('What is the weather in Berlin?');

@@ -3,15 +3,19 @@
 //! ("share of cancelled orders"), and joined tables that only say where a value is.
 
 use super::Build;
-use crate::offline::query::{ColRef, Filter, GroupKey, Ratio, Unit};
+use crate::offline::query::{ColRef, Filter, GroupKey, MatchMode, Ratio, Unit};
 use crate::offline::read::TimePhrase;
 use crate::offline::Decline;
 
 impl Build<'_> {
     pub(super) fn filters(&mut self) -> Result<(), Decline> {
         let mut filters = self.comparison_filters()?;
+        // Time first: the date an event word names takes the place of a value it was read as.
+        let time = self.time_filters()?;
+        self.negated_values();
+        self.either_values();
         filters.append(&mut self.p.filters);
-        filters.extend(self.time_filters()?);
+        filters.extend(time);
         filters.extend(std::mem::take(&mut self.anti).into_iter().map(|f| (usize::MAX, f)));
         filters.sort_by_key(|(pos, _)| *pos);
         if let Some((cue, percent)) = self.ratio_cue {
@@ -22,6 +26,7 @@ impl Build<'_> {
             return Err("a ratio separator without a ratio".into());
         }
         self.q.filters = filters.into_iter().map(|(_, f)| f).collect();
+        self.one_value_per_column()?;
         // A joined table named next to a value is where the value is; named otherwise, its role
         // is unclear.
         let filtered_tables: Vec<usize> = self
@@ -33,6 +38,83 @@ impl Build<'_> {
             .collect();
         if self.context_entities.iter().any(|t| !filtered_tables.contains(t)) {
             return Err("the question names a related table without saying how it is used".into());
+        }
+        Ok(())
+    }
+
+    /// "not cancelled", "other than London", "except Paris": anything but the value that follows.
+    fn negated_values(&mut self) {
+        for k in 0..self.p.filters.len() {
+            let (start, Filter::Value { column, value, mode: MatchMode::Exact }) = &self.p.filters[k] else { continue };
+            let (start, column, value) = (*start, *column, value.clone());
+            let before = |j: usize| start.checked_sub(j).filter(|&i| self.p.free(i)).map(|i| self.p.word(i));
+            let len = match (before(2), before(1)) {
+                (Some("not"), Some("in")) | (Some("other"), Some("than")) | (Some("is"), Some("not")) => 2,
+                (_, Some("not" | "except" | "excluding")) => 1,
+                _ => continue,
+            };
+            self.p.mark(start - len, start);
+            self.p.filters[k].1 = Filter::Not { column, value };
+        }
+    }
+
+    /// "in Paris or London", "in Paris, Berlin or London": values of one column listed with "or"
+    /// before the last are either.
+    fn either_values(&mut self) {
+        let exact = |f: &Filter| match f {
+            Filter::Value { column, value, mode: MatchMode::Exact } => Some((*column, value.clone())),
+            _ => None,
+        };
+        self.p.filters.sort_by_key(|(at, _)| *at);
+        let mut k = 0;
+        while k < self.p.filters.len() {
+            let Some((column, first)) = exact(&self.p.filters[k].1) else {
+                k += 1;
+                continue;
+            };
+            // Words between two values nothing claimed: none (a comma) or "or" before the last.
+            let mut values = vec![first];
+            let mut m = k;
+            let mut or_at = None;
+            while let Some((at, next)) = self.p.filters.get(m + 1).and_then(|(at, f)| Some((*at, exact(f)?))) {
+                let gap: Vec<usize> = (self.p.filters[m].0..at).filter(|&i| self.p.free(i)).collect();
+                match gap.as_slice() {
+                    [] if next.0 == column && or_at.is_none() => {}
+                    [i] if next.0 == column && self.p.word(*i) == "or" && or_at.is_none() => or_at = Some(*i),
+                    _ => break,
+                }
+                values.push(next.1);
+                m += 1;
+            }
+            // Only a list that "or" closes (side by side before it): "or" is in its last gap.
+            if let Some(i) = or_at {
+                self.p.mark(i, i + 1);
+                self.p.filters[k].1 = Filter::AnyOf { column, values };
+                self.p.filters.drain(k + 1..=m);
+            }
+            k += 1;
+        }
+    }
+
+    /// Two values of one column ("customers in Paris and London") cannot both hold: the question
+    /// means either, or each, which the offline engine does not build.
+    fn one_value_per_column(&self) -> Result<(), Decline> {
+        let named = |f: &Filter| match f {
+            Filter::Value { column, value, .. } | Filter::Not { column, value } => Some((*column, value.clone())),
+            Filter::AnyOf { column, values } => Some((*column, values.join(" or "))),
+            _ => None,
+        };
+        for (i, a) in self.q.filters.iter().enumerate() {
+            for b in &self.q.filters[i + 1..] {
+                if let (Some((column, x)), Some((other, y))) = (named(a), named(b)) {
+                    if column == other && x != y {
+                        return Err(Decline::Ambiguous(format!(
+                            "\"{x}\" and \"{y}\" are both values of {}: ask about each, or about either, in a question of its own",
+                            self.p.vocab.column_label(column.table, column.column)
+                        )));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -119,6 +201,17 @@ impl Build<'_> {
     /// Columns named outside any cue are shown with the rows, unless a filter claimed them.
     pub(super) fn outputs(&mut self) {
         let time_columns: Vec<ColRef> = self.q.filters.iter().filter(|f| f.is_time()).map(Filter::column).collect();
+        // "Return the id" where no column goes by that name: the key of the rows the question is
+        // about (a joined table's rows it ranks, else its own).
+        let focus = self.subject.entity.unwrap_or(self.base);
+        if let Some(key) = self.p.vocab.view.key_column(focus) {
+            for i in 0..self.p.toks.len() {
+                if self.p.free(i) && matches!(self.p.word(i), "id" | "ids") {
+                    self.p.mark(i, i + 1);
+                    self.loose.push((i + 1, ColRef { table: focus, column: key }));
+                }
+            }
+        }
         let loose = std::mem::take(&mut self.loose);
         for (_, c) in loose {
             let claimed = time_columns.contains(&c) && self.p.is_temporal(c);

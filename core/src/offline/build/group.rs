@@ -3,7 +3,7 @@
 
 use super::Build;
 use crate::lang::words::{is_bucket_adjective, time_unit, TimeUnit};
-use crate::offline::query::{GroupKey, OrderKey};
+use crate::offline::query::{GroupKey, Measure, OrderKey};
 use crate::offline::read::{Cue, Item};
 use crate::offline::Decline;
 
@@ -13,9 +13,9 @@ impl Build<'_> {
     pub(super) fn group(&mut self, k: usize, by: bool) -> Result<usize, Decline> {
         match self.items.get(k + 1).map(|x| x.2.clone()) {
             Some(Item::Mention { targets, .. }) => {
-                if let (true, Some(c)) = (by, self.money[k + 1].filter(|c| c.table == self.base)) {
+                if let (true, Some(c)) = (by, self.summed[k + 1].filter(|c| c.table == self.base)) {
                     // "top 5 customers by revenue"
-                    let m = self.money_measure(c);
+                    let m = self.sum_measure(c);
                     self.q.order = Some((OrderKey::Measure(m), true));
                     return Ok(k + 2);
                 }
@@ -53,6 +53,25 @@ impl Build<'_> {
             }
             _ => self.bucket(k),
         }
+    }
+
+    /// "the most common payment method": the column's values by how many rows have each.
+    pub(super) fn common(&mut self, k: usize, desc: bool) -> Result<usize, Decline> {
+        let Some((targets, plural)) = self.mention_at(k + 1) else {
+            return Err("\"most common\" is not followed by what is counted".into());
+        };
+        let Some(c) = self.p.column_of(self.base, &targets) else {
+            return Err("\"most common\" or \"most popular\" rows of a table: among what is unclear".into());
+        };
+        if self.subject.column.is_some() || self.subject.entity.is_some() {
+            return Err("two things whose rows are counted".into());
+        }
+        self.subject.column = Some((c, self.items[k + 1].1));
+        self.subject.plural = plural;
+        self.named_columns.push(c);
+        let m = self.q.push_measure(Measure::rows());
+        self.q.order = Some((OrderKey::Measure(m), desc));
+        Ok(k + 2)
     }
 
     /// "by X and Y": the second group right after "and".

@@ -10,7 +10,7 @@ mod never;
 mod order;
 mod shape;
 
-use super::query::{ColRef, Query};
+use super::query::{ColRef, OrderKey, Query};
 use super::read::{Cue, Item, Parser};
 use super::schema::Target;
 use super::{Decline, Parsed};
@@ -42,8 +42,8 @@ pub(super) struct Build<'a> {
     p: Parser<'a>,
     base: usize,
     items: Vec<(usize, usize, Item)>,
-    /// Money words among the items: the one amount column each stands for.
-    money: Vec<Option<ColRef>>,
+    /// Words standing for a sum among the items (money, units): the one column each stands for.
+    summed: Vec<Option<ColRef>>,
     q: Query,
     subject: Subject,
     order: OrderWords,
@@ -63,13 +63,15 @@ pub(super) struct Build<'a> {
 pub(super) fn build(mut p: Parser<'_>, base: usize) -> Result<Parsed, Decline> {
     p.spans.sort_by_key(|s| s.start);
     let items: Vec<(usize, usize, Item)> = p.spans.iter().map(|s| (s.start, s.end, s.item.clone())).collect();
-    let money = (0..items.len()).map(|k| p.money_column(&items, k).transpose()).collect::<Result<_, _>>()?;
+    let summed = (0..items.len()).map(|k| p.summed_column(&items, k).transpose()).collect::<Result<_, _>>()?;
+    let mut q = Query::new(base);
+    q.key = p.vocab.view.key_column(base).map(|column| ColRef { table: base, column });
     let mut b = Build {
         p,
         base,
         items,
-        money,
-        q: Query::new(base),
+        summed,
+        q,
         subject: Subject { plural: true, ..Subject::default() },
         order: OrderWords::default(),
         context_entities: Vec::new(),
@@ -97,6 +99,11 @@ impl Build<'_> {
         while k < self.items.len() {
             k = match self.items[k].2.clone() {
                 Item::Cue(Cue::Count) => self.count(k)?,
+                Item::Cue(Cue::PerRow(table)) => self.per_row(k, table)?,
+                Item::Cue(Cue::Common(desc)) => self.common(k, desc)?,
+                Item::Cue(Cue::Elapsed(_)) => {
+                    return Err("a time between two dates is read only as an average, shortest or longest".into())
+                }
                 Item::Cue(Cue::Agg(agg)) => self.aggregate(k, agg)?,
                 Item::Cue(Cue::Sup(desc)) => self.superlative(k, desc)?,
                 Item::Cue(Cue::Top(desc, n)) => {
@@ -143,27 +150,45 @@ impl Build<'_> {
         targets.contains(&Target::Table(self.base))
     }
 
-    /// A table or column named outside any cue: the subject, a joined table giving context, a
-    /// money word's sum, or a column shown with the rows.
+    /// A table or column named outside any cue: the subject, a joined table giving context, the
+    /// sum a money or quantity word stands for, or a column shown with the rows.
     fn mention(&mut self, k: usize) -> Result<usize, Decline> {
         let (_, end, _) = self.items[k];
         let (targets, plural) = self.mention_at(k).expect("a mention");
-        let col = self.p.column_of(self.base, &targets);
+        // Once a joined table's rows are what the question ranks, its columns are theirs ("Return
+        // the id and name" of the customers).
+        let of_entity = self.subject.entity.and_then(|t| {
+            targets.iter().find_map(|x| match x {
+                Target::Column(ti, ci) if *ti == t => Some(ColRef { table: t, column: *ci }),
+                _ => None,
+            })
+        });
+        let col = of_entity.or_else(|| self.p.column_of(self.base, &targets));
         let is_table = self.names_base(&targets);
         let entity = if col.is_none() && !is_table { self.p.entity_of(self.base, &targets) } else { None };
         let nothing_yet = self.subject.column.is_none()
             && self.subject.table.is_none()
             && self.q.measures.is_empty()
             && self.loose.is_empty();
-        if let Some(c) = self.money[k] {
+        // Only a measure the rows are ranked by may come before them ("the 3 best-selling products").
+        let ranked_only = self.subject.column.is_none()
+            && self.subject.table.is_none()
+            && self.loose.is_empty()
+            && self.q.groups.is_empty()
+            && matches!(self.q.order, Some((OrderKey::Measure(_), _)));
+        if let Some(c) = self.summed[k] {
             // "revenue per month": a sum.
             if c.table != self.base {
                 return Err("an amount on a joined table would be counted once per row".into());
             }
-            self.money_measure(c);
+            let m = self.sum_measure(c);
             self.named_columns.push(c);
+            if let Some((_, _, Item::Cue(Cue::Top(desc, _)))) = k.checked_sub(1).map(|j| &self.items[j]) {
+                // "the top 5 selling products": ranked by it.
+                self.q.order = Some((OrderKey::Measure(m), *desc));
+            }
         } else if let Some(t) = entity {
-            if self.subject.entity.is_none() && nothing_yet {
+            if self.subject.entity.is_none() && (nothing_yet || ranked_only) {
                 self.subject.entity = Some(t);
                 self.subject.plural = plural;
             } else {
@@ -171,7 +196,10 @@ impl Build<'_> {
             }
         } else if is_table && self.subject.table.is_none() {
             self.subject.table = Some((self.items[k].0, plural));
-            self.subject.plural = plural;
+            // "the most common status of orders" asks for one status, whatever the table's number.
+            if self.subject.column.is_none() && self.subject.entity.is_none() {
+                self.subject.plural = plural;
+            }
         } else if let Some(c) = col {
             self.column_ends.push((end, c));
             self.named_columns.push(c);
@@ -189,6 +217,7 @@ impl Build<'_> {
 
     /// Every meaningful word is accounted for, or the question declines naming the first that is not.
     fn everything_explained(&mut self) -> Result<(), Decline> {
+        self.explain_sales_verbs();
         let used: Vec<ColRef> = self.named_columns.clone();
         self.p.explain_by_comments(&self.q, &used);
         match self.p.first_unexplained() {

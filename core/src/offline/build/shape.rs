@@ -14,10 +14,10 @@ impl Build<'_> {
         let label = self.p.vocab.view.label_column(self.base).map(|column| ColRef { table: self.base, column });
         self.settle_order(label)?;
         if let Some(t) = self.subject.entity {
-            // "top 5 customers by number of orders": the joined table's rows are the groups.
-            if self.q.measures.is_empty() {
-                return Err("a related table's rows listed without a measure".into());
+            if self.q.measures.is_empty() && self.q.groups.is_empty() {
+                return self.related_rows(t);
             }
+            // "top 5 customers by number of orders": the joined table's rows are the groups.
             let g = self.p.entity_group(t)?;
             if !self.q.groups.contains(&g) {
                 self.q.groups.insert(0, g);
@@ -39,9 +39,36 @@ impl Build<'_> {
         Ok(())
     }
 
+    /// "Which customers placed orders in 2025?": the joined table's rows the base table's rows
+    /// (as filtered) refer to, each once.
+    fn related_rows(&mut self, t: usize) -> Result<(), Decline> {
+        let GroupKey::Entity { label, key } = self.p.entity_group(t)? else {
+            return Err("a related table's rows without a name and a key to list them by".into());
+        };
+        let mut outputs = vec![label, key];
+        for c in &self.q.outputs {
+            if c.table != t {
+                return Err("a column next to a related table's rows that is not theirs".into());
+            }
+            if !outputs.contains(c) {
+                outputs.push(*c);
+            }
+        }
+        if let Some((OrderKey::Column(c), _)) = self.q.order {
+            if !outputs.contains(&c) {
+                return Err("a related table's rows ordered by what they do not show".into());
+            }
+        }
+        self.q.outputs = outputs;
+        self.q.distinct = true;
+        self.q.key = Some(key);
+        self.q.rows_of = Some(t);
+        Ok(())
+    }
+
     fn ratio_shape(&mut self) -> Result<(), Decline> {
         let q = &mut self.q;
-        if q.measures.iter().any(|m| *m != Measure { agg: Agg::Count, column: None })
+        if q.measures.iter().any(|m| *m != Measure::rows())
             || q.order.is_some()
             || self.order.top.is_some()
             || self.subject.table.is_none()
@@ -49,7 +76,7 @@ impl Build<'_> {
         {
             return Err("a ratio of counts mixed with other measures or an order".into());
         }
-        q.measures = vec![Measure { agg: Agg::Ratio, column: None }];
+        q.measures = vec![Measure::of(Agg::Ratio, None)];
         Ok(())
     }
 
@@ -63,6 +90,15 @@ impl Build<'_> {
                 q.groups.insert(0, GroupKey::Column(c));
             }
         }
+        // Columns of the ranked table's rows are shown with them (one value per row).
+        let entity = self.subject.entity;
+        for c in q.outputs.clone() {
+            let shown_already = q.groups.iter().any(|g| matches!(g, GroupKey::Entity { label, .. } if *label == c));
+            if Some(c.table) == entity && !shown_already && !q.groups.contains(&GroupKey::Column(c)) {
+                q.groups.push(GroupKey::Column(c));
+            }
+        }
+        q.outputs.retain(|c| !q.groups.iter().any(|g| matches!(g, GroupKey::Entity { label, .. } if label == c)));
         // Columns asked for again ("Return the status and number of ...") must be groups.
         if q.outputs.iter().any(|c| !q.groups.contains(&GroupKey::Column(*c))) {
             return Err("the question asks for a column next to an aggregate that is not grouped".into());
@@ -72,7 +108,7 @@ impl Build<'_> {
             if self.subject.table.is_none() || !q.outputs.is_empty() {
                 return Err("a grouping without what to count or aggregate".into());
             }
-            q.measures.push(Measure { agg: Agg::Count, column: None });
+            q.measures.push(Measure::rows());
         }
         if q.groups.is_empty() {
             if q.order.is_some() || q.limit.is_some() {
