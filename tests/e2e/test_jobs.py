@@ -531,6 +531,7 @@ def test_a_cancel_left_uncommitted_holds_up_no_job(jc, gw, conns, idle):
     gw.rule(purpose=GEN, contains="slowly", content=COUNT, delay_ms=800)
     gw.rule(purpose=GEN, content=COUNT)
     conn, holder = conns(), conns()
+    conn.execute("SET sqlchat.enable_cache = off")  # the running job must wait for the gateway
     pause(jc)
     queued = conn.execute("SELECT sqlchat.submit('how many customers, queued?')").fetchone()[0]
     holder.autocommit = False
