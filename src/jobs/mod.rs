@@ -12,7 +12,8 @@
 //!   `result`, the job each worker runs, and the cancels asked for running jobs. After a commit,
 //!   `submit` wakes an idle worker of its database and the launcher; `cancel_job` signals the
 //!   worker running the job (it never locks a running job's row, so that a transaction left open
-//!   holds up no worker); a rolled-back `cancel_job` of a queued job wakes a worker again.
+//!   holds up no worker); a `cancel_job` rolled back (to a savepoint, too) never stops a running
+//!   job, and wakes a worker again for a queued one.
 //! - the launcher (launcher.rs) starts per-database workers on demand, at most
 //!   `sqlchat.max_workers`, and visits every database after the server starts.
 //! - a worker (worker.rs) is connected to one database where the extension is installed (a
@@ -67,6 +68,7 @@ pub fn init() {
     unsafe {
         PREV_OBJECT_ACCESS_HOOK = pg_sys::object_access_hook;
         pg_sys::object_access_hook = Some(object_access_hook);
+        pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
     }
 }
 
@@ -146,11 +148,11 @@ pub fn cancel(id: i64) -> bool {
     match job::cancel(id, &Viewer::current()) {
         None => raise(Error::JobNotFound { job: id }),
         Some(Cancel::Queued) => {
-            after_commit(|p| p.ended.push(id));
+            after_commit(|p| p.ended.push(Noted::now(id)));
             true
         }
         Some(Cancel::Running) => {
-            after_commit(|p| p.cancels.push(id));
+            after_commit(|p| p.cancels.push(Noted::now(id)));
             true
         }
         Some(Cancel::Ended) => false,
@@ -189,10 +191,23 @@ struct Pending {
     /// Jobs this transaction submitted: `result` does not wait for them.
     submitted: Vec<i64>,
     /// Running jobs to interrupt.
-    cancels: Vec<i64>,
+    cancels: Vec<Noted>,
     /// Jobs that ended (cancelled while queued): wake their waiters; on abort, they are queued
     /// again and a worker is woken for them.
-    ended: Vec<i64>,
+    ended: Vec<Noted>,
+}
+
+/// A job a cancel was asked for, with the subtransaction that asked: rolled back to a savepoint
+/// before it, the cancel never happened.
+struct Noted {
+    job: i64,
+    subxact: pg_sys::SubTransactionId,
+}
+
+impl Noted {
+    fn now(job: i64) -> Noted {
+        Noted { job, subxact: unsafe { pg_sys::GetCurrentSubTransactionId() } }
+    }
 }
 
 thread_local! {
@@ -205,6 +220,8 @@ fn after_commit(note: impl FnOnce(&mut Pending)) {
         if p.is_none() {
             register_xact_callback(PgXactCallbackEvent::Commit, on_commit);
             register_xact_callback(PgXactCallbackEvent::Abort, on_abort);
+            // A prepared transaction ends in another session: its news is not this session's.
+            register_xact_callback(PgXactCallbackEvent::Prepare, || drop(PENDING.with(|p| p.borrow_mut().take())));
         }
         note(p.get_or_insert_with(Pending::default));
     });
@@ -218,15 +235,43 @@ fn on_commit() {
     if p.queued > 0 {
         shmem::jobs_queued(unsafe { pg_sys::MyDatabaseId }, p.queued);
     }
-    p.cancels.into_iter().for_each(shmem::cancel_running);
-    p.ended.into_iter().for_each(shmem::job_ended);
+    p.cancels.into_iter().for_each(|c| shmem::cancel_running(c.job));
+    p.ended.into_iter().for_each(|c| shmem::job_ended(c.job));
 }
 
 fn on_abort() {
     let Some(p) = PENDING.with(|p| p.borrow_mut().take()) else { return };
-    if gucs::preloaded() && !p.ended.is_empty() {
-        shmem::jobs_queued(unsafe { pg_sys::MyDatabaseId }, p.ended.len() as u32);
+    requeued(p.ended.len());
+}
+
+/// A queued job whose cancel is rolled back is queued again: a worker is woken for it.
+fn requeued(count: usize) {
+    if gucs::preloaded() && count > 0 {
+        shmem::jobs_queued(unsafe { pg_sys::MyDatabaseId }, count as u32);
     }
+}
+
+/// A subtransaction rolled back takes the cancels asked in it (or in any subtransaction begun
+/// since, all of them its children) with it.
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subxact_event(
+    event: pg_sys::SubXactEvent::Type,
+    aborted: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event != pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        return;
+    }
+    let requeued_jobs = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let Some(p) = p.as_mut() else { return 0 };
+        p.cancels.retain(|c| c.subxact < aborted);
+        let before = p.ended.len();
+        p.ended.retain(|c| c.subxact < aborted);
+        before - p.ended.len()
+    });
+    requeued(requeued_jobs);
 }
 
 fn submitted_here(id: i64) -> bool {

@@ -96,7 +96,8 @@ struct Worker {
     token: i64,
     schedule: Schedule,
     /// The last claim found queued jobs it could not take: a `cancel_job` holds their rows in a
-    /// transaction still open (or rolled back to a savepoint since, which wakes nobody).
+    /// transaction still open. Its rollback wakes a worker, but that of a prepared transaction,
+    /// ended from another session, wakes nobody: a worker looks again later.
     locked_jobs: bool,
 }
 

@@ -556,6 +556,34 @@ def test_a_cancel_left_uncommitted_holds_up_no_job(jc, gw, conns, idle):
     print(f"\nthe job whose cancel was rolled back ran {time.monotonic() - started:.2f} s after the rollback")
 
 
+def test_a_cancel_rolled_back_to_a_savepoint_never_happened(jc, gw, conns, idle):
+    gw.rule(purpose=GEN, contains="slowly", content=COUNT, delay_ms=800)
+    gw.rule(purpose=GEN, content=COUNT)
+    conn, holder = conns(), conns()
+    conn.execute("SET sqlchat.enable_cache = off")
+    pause(jc)
+    queued = conn.execute("SELECT sqlchat.submit('how many customers, queued then kept?')").fetchone()[0]
+    holder.autocommit = False
+    try:
+        holder.execute("SAVEPOINT s")
+        assert holder.execute("SELECT sqlchat.cancel_job(%s)", (queued,)).fetchone()[0] is True
+        holder.execute("ROLLBACK TO SAVEPOINT s")
+        pause(jc, False)
+        # Its row is no longer locked, and the transaction is still open: it runs.
+        assert wait_state(conn, queued, {"done"}, timeout=5) == "done"
+        running = conn.execute("SELECT sqlchat.submit('how many customers, slowly kept?')").fetchone()[0]
+        wait_state(conn, running, {"running"})
+        holder.execute("SAVEPOINT s")
+        assert holder.execute("SELECT sqlchat.cancel_job(%s)", (running,)).fetchone()[0] is True
+        holder.execute("ROLLBACK TO SAVEPOINT s")
+        holder.commit()
+        assert wait_state(conn, running, {"done", "failed", "cancelled"}) == "done", raised(
+            conn, "SELECT sqlchat.result(%s)", (running,))
+    finally:
+        holder.rollback()
+        holder.autocommit = True
+
+
 def test_submit_needs_the_library_preloaded(gateway):
     if not harness.library_installed():
         pytest.skip("sqlchat is not installed")
