@@ -8,7 +8,8 @@
 #   make demo      the demo on a cluster of its own (tools/demo.sh)
 #   make eval      evaluation on the public question sets (results/eval.md); EVAL_FLAGS=--quick for a smoke run;
 #                  then teaching on the defog databases (results/eval_teach.json, tools/eval_teach.py)
-#   make bench     benchmarks of the optimised build (results/bench.md, results/faults.json, results/jobs.json);
+#   make bench     benchmarks of the optimised build (results/bench.md, results/faults.json, results/jobs.json,
+#                  results/ops_bench.json);
 #                  BENCH_FLAGS=--quick for a smoke run
 # eval and bench read the public data from $SQLCHAT_EVAL_DIR (default ../shared/eval) and need the
 # extension installed (make install) and the Python packages in tests/requirements.txt.
@@ -40,6 +41,7 @@ bench:
 	$(PYTHON) tools/bench.py $(BENCH_FLAGS)
 	$(PYTHON) tools/bench_faults.py $(BENCH_FLAGS)
 	$(PYTHON) tools/bench_jobs.py $(BENCH_FLAGS)
+	$(PYTHON) tools/bench_ops.py $(BENCH_FLAGS)
 
 help:
 	@sed -n '/^[^#]/q; s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))

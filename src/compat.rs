@@ -16,6 +16,8 @@
 //! - installing a signal handler: PostgreSQL 18 calls the backend's `pqsignal` `pqsignal_be`;
 //! - the columns a relation is read for: PostgreSQL 16 moved `RangeTblEntry.selectedCols` (and
 //!   `requiredPerms`) to the query's `RTEPermissionInfo` list too;
+//! - the wait event shown while waiting for the gateway: PostgreSQL 17 lets an extension name its
+//!   own (`SqlchatGateway`); before, it is the generic `Extension`;
 //! - the `pg_has_role` privilege that SET ROLE needs: PostgreSQL 16 added `SET` (a membership
 //!   granted WITH SET FALSE does not allow SET ROLE); 15 has `MEMBER` only.
 
@@ -128,5 +130,19 @@ pub fn set_signal_handler(signal: i32, handler: pg_sys::pqsigfunc) {
     #[cfg(feature = "pg18")]
     unsafe {
         pg_sys::pqsignal_be(signal, handler);
+    }
+}
+
+/// The wait event a backend reports (pg_stat_activity.wait_event) while it waits for the gateway.
+pub fn gateway_wait_event() -> u32 {
+    #[cfg(any(feature = "pg15", feature = "pg16"))]
+    {
+        pg_sys::PG_WAIT_EXTENSION
+    }
+    #[cfg(any(feature = "pg17", feature = "pg18"))]
+    {
+        // Registered once per backend; PostgreSQL keeps the name in shared memory.
+        static EVENT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        *EVENT.get_or_init(|| unsafe { pg_sys::WaitEventExtensionNew(c"SqlchatGateway".as_ptr()) })
     }
 }

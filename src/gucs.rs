@@ -78,6 +78,11 @@ static TRACK_STATS: GucSetting<bool> = GucSetting::<bool>::new(true);
 static LOG_MIN_DURATION_MS: GucSetting<i32> = GucSetting::<i32>::new(-1);
 static LOG_QUESTIONS: GucSetting<LogQuestions> = GucSetting::<LogQuestions>::new(LogQuestions::On);
 static PROGRESS: GucSetting<bool> = GucSetting::<bool>::new(false);
+// the interaction log (sqlchat.log)
+static LOG_ASKS: GucSetting<bool> = GucSetting::<bool>::new(true);
+static AUDITOR_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static LOG_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(30 * 86_400);
+static LOG_BUFFER_KB: GucSetting<i32> = GucSetting::<i32>::new(1024);
 
 fn init_ops() {
     GucRegistry::define_bool_guc(
@@ -107,12 +112,55 @@ fn init_ops() {
         GucFlags::default(),
     );
     GucRegistry::define_bool_guc(
+        c"sqlchat.log_asks",
+        c"Write a row for every ask to sqlchat.log, through a background worker (kept when the caller's transaction rolls back).",
+        c"Needs sqlchat in shared_preload_libraries. sqlchat.log_questions applies to the question kept.",
+        &LOG_ASKS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"sqlchat.auditor_role",
+        c"Members of this role read every row of sqlchat.log; other roles read their own.",
+        c"Superusers always read every row.",
+        &AUDITOR_ROLE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"sqlchat.log_retention",
+        c"How long rows of sqlchat.log are kept before a background worker removes them (0: kept until removed by hand).",
+        c"",
+        &LOG_RETENTION,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    // Read at server start only; PostgreSQL refuses to define it once the server runs.
+    if preloaded() {
+        define_log_buffer();
+    }
+    GucRegistry::define_bool_guc(
         c"sqlchat.progress",
         c"Send a NOTICE at each step of an ask (tables chosen, waiting for the model, running the SQL...) with its time.",
         c"",
         &PROGRESS,
         GucContext::Userset,
         GucFlags::default(),
+    );
+}
+
+fn define_log_buffer() {
+    GucRegistry::define_int_guc(
+        c"sqlchat.log_buffer",
+        c"Shared memory holding sqlchat.log rows until the background worker writes them; a row that does not fit is dropped and counted.",
+        c"Set at server start.",
+        &LOG_BUFFER_KB,
+        64,
+        1024 * 1024,
+        GucContext::Postmaster,
+        GucFlags::UNIT_KB,
     );
 }
 
@@ -136,6 +184,24 @@ pub fn log_questions() -> sqlchat_core::ops::record::QuestionText {
 
 pub fn progress() -> bool {
     PROGRESS.get()
+}
+
+pub fn log_asks() -> bool {
+    LOG_ASKS.get()
+}
+
+/// The role whose members read all of sqlchat.log, if one is named.
+pub fn auditor_role() -> Option<String> {
+    string(&AUDITOR_ROLE)
+}
+
+/// 0: rows are kept for ever.
+pub fn log_retention_s() -> i64 {
+    i64::from(LOG_RETENTION.get().max(0))
+}
+
+pub fn log_buffer_bytes() -> usize {
+    LOG_BUFFER_KB.get().max(64) as usize * 1024
 }
 // --- end of operations ---
 

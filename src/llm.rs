@@ -300,7 +300,7 @@ fn sleep_interruptibly(pause: Duration) {
                 pg_sys::MyLatch,
                 (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
                 left.as_millis().clamp(1, i32::MAX as u128) as std::ffi::c_long,
-                pg_sys::PG_WAIT_EXTENSION,
+                crate::compat::gateway_wait_event(),
             );
             pg_sys::ResetLatch(pg_sys::MyLatch);
         }
@@ -370,7 +370,7 @@ fn call_once(target: &Target, purpose: Purpose, body: &Arc<Vec<u8>>) -> Attempt 
                     as i32,
                 fd,
                 wait_ms.as_millis().clamp(1, 1000) as std::ffi::c_long,
-                pg_sys::PG_WAIT_EXTENSION,
+                crate::compat::gateway_wait_event(),
             );
             pg_sys::ResetLatch(pg_sys::MyLatch);
             rc

@@ -52,7 +52,8 @@ pub struct Column {
     pub not_null: bool,
     #[serde(default)]
     pub default: Option<String>,
-    /// Columns of the same table the default or generation expression reads.
+    /// Columns of the same table the default or generation expression reads. Always serialized:
+    /// catalog snapshots use bincode, which cannot tell a skipped field from the next one.
     #[serde(default)]
     pub default_refs: Vec<String>,
     #[serde(default)]
@@ -277,6 +278,16 @@ fn is_reserved_keyword(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_field_of_a_column_is_serialized_whatever_its_value() {
+        // Catalog snapshots are bincode: a field left out would shift every field after it.
+        let json = serde_json::to_value(Column::new("id", "integer", 'N')).unwrap();
+        let fields = ["name", "data_type", "category", "not_null", "default", "default_refs", "comment"];
+        for field in fields.into_iter().chain(["enum_labels", "unique"]) {
+            assert!(json.get(field).is_some(), "{field} missing from {json}");
+        }
+    }
 
     #[test]
     fn quoting_follows_postgres() {

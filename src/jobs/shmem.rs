@@ -205,6 +205,21 @@ pub fn visit_at(database: pg_sys::Oid, at: i64) {
     set_latch(launcher);
 }
 
+/// Work was handed over for `database` in shared memory (see `jobs::maintenance`): an idle
+/// worker there is woken; while any worker is there (starting, or busy with a job) nothing more
+/// is needed; with none, a visit is due now, and the launcher starts one.
+pub fn wake_for_work(database: pg_sys::Oid, now: i64) {
+    let r = REGISTRY.share();
+    let idle = r.slots.iter().find(|s| s.state == SlotState::Idle && s.database == database).map(|s| s.latch);
+    let any = r.slots.iter().any(|s| s.state != SlotState::Free && s.database == database);
+    drop(r);
+    match idle {
+        Some(latch) => set_latch(latch),
+        None if !any => visit_at(database, now),
+        None => {}
+    }
+}
+
 /// After a commit that asked to cancel a running job: the worker running it gets SIGUSR2, and its
 /// handler cancels the job if it is still the one it runs.
 pub fn cancel_running(job: i64) {

@@ -108,18 +108,22 @@ impl Worker {
             // sqlchat is not installed here (a visit after the server started), or schema
             // sqlchat is not the extension's.
             shmem::set_queued(self.database, 0);
+            maintenance::abandon(self.database);
             shmem::leave(self.slot, self.database, true);
             return;
         }
         self.recover();
-        self.schedule.run(true);
-        let mut ran_a_job = false;
+        // Work handed over (log rows) counts as a job: the worker then stays for more.
+        let mut ran_a_job = self.schedule.run(true);
         let mut last_work = Instant::now();
         loop {
             unsafe { pg_sys::ResetLatch(pg_sys::MyLatch) };
             check_for_interrupts!();
             reload_settings();
-            self.maintain();
+            if self.maintain() {
+                ran_a_job = true;
+                last_work = Instant::now();
+            }
             while !self.over_limit() {
                 let Some(claimed) = self.claim() else { break };
                 self.run_job(claimed);
@@ -149,13 +153,14 @@ impl Worker {
     }
 
     /// A requested visit (jobs of a worker that stopped, work handed to a maintenance task): the
-    /// recovery and every task; else the tasks that are due.
-    fn maintain(&mut self) {
+    /// recovery and every task; else the tasks that are due or have work waiting. Returns
+    /// whether work handed over in shared memory was done.
+    fn maintain(&mut self) -> bool {
         if shmem::take_visit(self.database, now()) {
             self.recover();
-            self.schedule.run(true);
+            self.schedule.run(true)
         } else {
-            self.schedule.run(false);
+            self.schedule.run(false)
         }
     }
 
@@ -175,7 +180,12 @@ impl Worker {
         if let Some(due) = due {
             maintenance::request_visit(self.database, due);
         }
-        shmem::leave(self.slot, self.database, yielding)
+        let left = shmem::leave(self.slot, self.database, yielding);
+        // Work handed over while this worker still held its slot woke no other: a visit.
+        if left && maintenance::work_waiting(self.database) {
+            maintenance::request_visit(self.database, Duration::ZERO);
+        }
+        left
     }
 
     fn recover(&self) {

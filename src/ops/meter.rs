@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 /// One ask in progress.
 pub struct Meter {
     pub started: Instant,
+    /// The same moment as a TimestampTz, for the interaction log.
+    pub started_at: i64,
     /// Counters of this ask alone (requests, tokens, times), added to the shared ones at the end.
     pub counters: Counters,
     pub record: AskRecord,
@@ -23,8 +25,12 @@ thread_local! {
 
 pub fn begin() {
     CURRENT.with(|c| {
-        *c.borrow_mut() =
-            Some(Meter { started: Instant::now(), counters: Counters::default(), record: AskRecord::default() })
+        *c.borrow_mut() = Some(Meter {
+            started: Instant::now(),
+            started_at: unsafe { pgrx::pg_sys::GetCurrentTimestamp() },
+            counters: Counters::default(),
+            record: AskRecord::default(),
+        })
     });
 }
 

@@ -1,7 +1,8 @@
 //! Operations: statistics and Prometheus metrics in shared memory, per-role quotas, progress
-//! NOTICEs, the slow log and `explain`. The SQL functions call `observe_ask` around every ask;
+//! NOTICEs, the slow log, the interaction log (`sqlchat.log`) and `explain`. The SQL functions call `observe_ask` around every ask;
 //! the gateway client and the host report each request and statement to `meter`.
 
+pub mod log;
 pub mod meter;
 pub mod progress;
 pub mod quota;
@@ -28,8 +29,8 @@ pub fn init() {
 
 /// Runs one ask (`run`) under observation: the quota is checked before anything else (so a
 /// refused ask makes no gateway call), and when it ends, answered or not, its figures go to the
-/// statistics and the quota, and a slow one to the server log. An ERROR is recorded, then
-/// raised again unchanged.
+/// statistics and the quota, a slow one to the server log, and its row to the interaction log.
+/// An ERROR is recorded, then raised again unchanged.
 pub fn observe_ask(question: Option<&str>, session_id: Option<&str>, run: impl FnOnce() -> Outcome) -> Outcome {
     let caller = Caller::current();
     warn_once_without_shared_memory();
@@ -69,6 +70,9 @@ fn finish(caller: &Caller, question: Option<&str>, session_id: Option<&str>, end
 
     let r = &mut m.record;
     r.total_ms = meter::ms(total);
+    r.role = caller.name.clone();
+    r.session = session_id.map(str::to_string);
+    r.question = question.and_then(|q| gucs::log_questions().apply(q));
     match ended {
         Ok(out) => {
             r.engine = Some(out.engine.to_string());
@@ -84,13 +88,11 @@ fn finish(caller: &Caller, question: Option<&str>, session_id: Option<&str>, end
     }
     let threshold = gucs::log_min_duration_ms();
     if threshold >= 0 && r.total_ms >= threshold as f64 {
-        r.role = caller.name.clone();
-        r.session = session_id.map(str::to_string);
-        r.question = question.and_then(|q| gucs::log_questions().apply(q));
         let line = crate::error::secrets().scrub(&r.slow_log_line());
         ErrorReport::new(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, format!("sqlchat slow ask: {line}"), "sqlchat")
             .report(PgLogLevel::LOG_SERVER_ONLY);
     }
+    log::hand_over(caller, m.started_at, m.record);
 }
 
 thread_local! {
@@ -98,12 +100,12 @@ thread_local! {
 }
 
 /// Once per session: without preloading there is no shared memory, so asks are not counted.
-fn warn_once_without_shared_memory() {
+pub(crate) fn warn_once_without_shared_memory() {
     if shmem::available() || WARNED.with(|w| w.replace(true)) {
         return;
     }
     pgrx::notice!(
-        "sqlchat: statistics and quotas are off in this session: sqlchat is not in shared_preload_libraries \
-         (add it in postgresql.conf and restart the server)"
+        "sqlchat: statistics, quotas and the interaction log (sqlchat.log) are off in this session: sqlchat is \
+         not in shared_preload_libraries (add it in postgresql.conf and restart the server)"
     );
 }

@@ -1,5 +1,5 @@
 //! sqlchat's shared memory: statistics per database and role, and quota usage, in one fixed-size
-//! block behind one LWLock. Requested from `shmem_request_hook` (PostgreSQL 15) when the library
+//! block behind one LWLock; and the interaction log's ring (`ops::log`) behind a second one. Requested from `shmem_request_hook` (PostgreSQL 15) when the library
 //! is preloaded; saved to `pg_stat/sqlchat.stat` when the server shuts down cleanly and read back
 //! at the next start (after a crash the counters start from zero, as PostgreSQL's own statistics
 //! do).
@@ -19,7 +19,7 @@ pub const QUOTA_SLOTS: usize = 1024;
 const NAME: &CStr = c"sqlchat";
 const FILE: &CStr = c"pg_stat/sqlchat.stat";
 const FILE_TMP: &CStr = c"pg_stat/sqlchat.stat.tmp";
-const MAGIC: u64 = 0x5351_4c43_4841_5401; // "SQLCHAT" and a format version
+const MAGIC: u64 = 0x5351_4c43_4841_5402; // "SQLCHAT" and a format version
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -77,7 +77,8 @@ unsafe extern "C-unwind" fn request() {
             prev();
         }
         pg_sys::RequestAddinShmemSpace(std::mem::size_of::<State>());
-        pg_sys::RequestNamedLWLockTranche(NAME.as_ptr(), 1);
+        pg_sys::RequestAddinShmemSpace(super::log::shmem_size());
+        pg_sys::RequestNamedLWLockTranche(NAME.as_ptr(), 2);
     }
 }
 
@@ -96,8 +97,10 @@ unsafe extern "C-unwind" fn startup() {
             load(state);
             (*state).magic = MAGIC;
         }
-        LOCK = &raw mut (*pg_sys::GetNamedLWLockTranche(NAME.as_ptr())).lock;
+        let locks = pg_sys::GetNamedLWLockTranche(NAME.as_ptr());
+        LOCK = &raw mut (*locks).lock;
         STATE = state;
+        super::log::shmem_startup(&raw mut (*locks.add(1)).lock);
         pg_sys::LWLockRelease(init_lock);
         if !pg_sys::IsUnderPostmaster {
             pg_sys::on_shmem_exit(Some(save), pg_sys::Datum::from(0usize));
@@ -213,6 +216,7 @@ unsafe extern "C-unwind" fn save(code: i32, _arg: pg_sys::Datum) {
         if code != 0 || STATE.is_null() {
             return;
         }
+        super::log::save_ring();
         let (Some(tmp), Some(path)) = (data_path(FILE_TMP), data_path(FILE)) else { return };
         let bytes = std::slice::from_raw_parts(STATE.cast::<u8>(), std::mem::size_of::<State>());
         if std::fs::write(&tmp, bytes).is_ok() {

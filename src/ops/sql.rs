@@ -95,6 +95,7 @@ type StatsRow = (
     name!(total_ms, f64),
     name!(latency_ms_histogram, JsonB),
     name!(stats_reset, Option<TimestampWithTimeZone>),
+    name!(log_records_dropped, i64),
 );
 
 /// The statistics per database and role, as the `sqlchat.stats` view shows them.
@@ -125,6 +126,7 @@ fn stats_snapshot() -> TableIterator<
         name!(total_ms, f64),
         name!(latency_ms_histogram, JsonB),
         name!(stats_reset, Option<TimestampWithTimeZone>),
+        name!(log_records_dropped, i64),
     ),
 > {
     require_shared_memory("sqlchat.stats");
@@ -162,6 +164,7 @@ fn stats_snapshot() -> TableIterator<
                 ms(c.ask_us),
                 JsonB(Value::Object(histogram)),
                 reset,
+                c.log_dropped as i64,
             )
         })
         .collect();

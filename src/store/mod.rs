@@ -1,10 +1,11 @@
-//! The extension's own tables (memory, cache and background jobs): the only code that writes them. Every access
-//! runs as the extension's owner (the tables are granted to no one), inside a subtransaction, on
-//! rows stamped with the caller's role name, and only once the tables are known to be the
-//! extension's; generated SQL never runs here.
+//! The extension's own tables (memory, cache, background jobs, the interaction log): the only
+//! code that writes them. Every access runs as the extension's owner (the tables are granted to no
+//! one), inside a subtransaction, on rows stamped with the caller's role name, and only once the
+//! tables are known to be the extension's; generated SQL never runs here.
 
 pub mod cache;
 pub mod job;
+pub mod log;
 pub mod memory;
 
 use crate::gucs;
@@ -58,7 +59,7 @@ thread_local! {
 /// extension). A schema called sqlchat is not enough: any role that may create a schema in a
 /// database (its owner, a role with CREATEDB in a database of its own) can make one with
 /// look-alike tables, and whatever the store touches there runs with the owner's rights.
-const OWN_RELATIONS: [&str; 9] = [
+const OWN_RELATIONS: [&str; 10] = [
     "sqlchat.turn",
     "sqlchat.session_summary",
     "sqlchat.cache",
@@ -68,6 +69,7 @@ const OWN_RELATIONS: [&str; 9] = [
     "sqlchat.definition",
     "sqlchat.private_column",
     "sqlchat.feedback",
+    "sqlchat.log",
 ];
 const OWN_TYPES: [&str; 1] = ["sqlchat.answer"];
 

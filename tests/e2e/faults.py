@@ -84,8 +84,9 @@ def wait_pending(gw, n=1, timeout=10):
     return gw.wait_for(lambda rs: len([r for r in rs if r["path"].endswith("chat/completions")]) >= n, timeout=timeout)
 
 
-def wait_backend_state(admin, pid, wanted="active", wait_event="Extension", timeout=10):
+def wait_backend_state(admin, pid, wanted="active", timeout=10):
     """Waits until the backend sleeps in sqlchat's latch wait."""
+    wait_event = harness.gateway_wait_event(admin)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         row = admin.execute("SELECT state, wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()

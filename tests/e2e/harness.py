@@ -282,6 +282,13 @@ class Cluster:
             time.sleep(0.05)
 
 
+def gateway_wait_event(conn):
+    """The wait event a backend shows while sqlchat waits for the gateway: its own name where
+    PostgreSQL lets extensions name one (17 and later), else PostgreSQL's generic one."""
+    version = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()[0]
+    return "SqlchatGateway" if version >= 170000 else "Extension"
+
+
 def create_extension(cluster, dbname):
     try:
         with cluster.connect(dbname) as conn:

@@ -11,7 +11,8 @@ import harness
 
 DOC = harness.REPO / "docs" / "settings.md"
 GUCS = harness.REPO / "src" / "gucs.rs"
-WHO = {"user": "anyone", "superuser": "superuser", "sighup": "server configuration only"}
+WHO = {"user": "anyone", "superuser": "superuser", "sighup": "server configuration only",
+       "postmaster": "server start"}
 
 
 def doc_rows():
@@ -40,9 +41,10 @@ def session(cluster):
         yield conn
 
 
-# PostgreSQL's time units, largest first: SHOW prints a value in the largest that divides it.
+# PostgreSQL's time and memory units, largest first: SHOW prints a value in the largest that divides it.
 TIME_UNITS = {"ms": [("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000), ("ms", 1)],
-              "s": [("d", 86_400), ("h", 3600), ("min", 60), ("s", 1)]}
+              "s": [("d", 86_400), ("h", 3600), ("min", 60), ("s", 1)],
+              "kB": [("TB", 1024 ** 3), ("GB", 1024 ** 2), ("MB", 1024), ("kB", 1)]}
 
 
 def shown_as_postgres_would(value, unit):

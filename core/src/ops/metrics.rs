@@ -81,6 +81,16 @@ pub fn render(series: &[Series]) -> String {
             }
         },
     );
+    family(
+        "sqlchat_log_records_dropped_total",
+        "counter",
+        "Asks whose row never reached sqlchat.log (the hand-over buffer was full, or the worker could not write it).",
+        &mut |o| {
+            for s in series {
+                let _ = writeln!(o, "sqlchat_log_records_dropped_total{{{}}} {}", labels(s), s.counters.log_dropped);
+            }
+        },
+    );
     for (name, help, pick) in [
         (
             "sqlchat_gateway_seconds_total",
@@ -142,6 +152,7 @@ mod tests {
         c.add_request(Purpose::GenerateSql, 2_000, Some(Tokens { prompt: 300, completion: 20, estimated: false }));
         c.add_ask(&Ending::Answered { engine: "llm".into(), from_cache: false }, 7_000);
         c.add_ask(&Ending::Failed { sqlstate: "53400".into() }, 90_000_000);
+        c.add_log_dropped(3);
         c
     }
 
@@ -163,6 +174,7 @@ mod tests {
         assert!(text.contains("sqlchat_errors_total{datname=\"shop\",rolname=\"ann\",class=\"53\"} 1\n"));
         assert!(text.contains("purpose=\"generate_sql\"} 1\n"));
         assert!(text.contains("kind=\"prompt\",source=\"gateway\"} 300\n"));
+        assert!(text.contains("sqlchat_log_records_dropped_total{datname=\"shop\",rolname=\"ann\"} 3\n"));
         // Every sample line belongs to a family declared above it.
         let mut declared = Vec::new();
         for line in text.lines() {

@@ -44,6 +44,8 @@ pub struct Counters {
     pub ask_us: u64,
     /// Asks per latency bucket (`LATENCY_BOUNDS_MS`, then the rest); not cumulative.
     pub latency: [u64; 14],
+    /// Interaction log rows lost: the ring was full, or the worker could not write them.
+    pub log_dropped: u64,
 }
 
 /// Token counts of one reply, and whether they were estimated.
@@ -115,6 +117,7 @@ impl Counters {
         self.gateway_us = self.gateway_us.saturating_add(other.gateway_us);
         self.sql_us = self.sql_us.saturating_add(other.sql_us);
         self.ask_us = self.ask_us.saturating_add(other.ask_us);
+        self.log_dropped = self.log_dropped.saturating_add(other.log_dropped);
         add(&mut self.answers, &other.answers);
         add(&mut self.errors, &other.errors);
         add(&mut self.llm_requests, &other.llm_requests);
@@ -127,6 +130,11 @@ impl Counters {
             .saturating_add(self.completion_tokens)
             .saturating_add(self.prompt_tokens_estimated)
             .saturating_add(self.completion_tokens_estimated)
+    }
+
+    /// Interaction log rows that never reached `sqlchat.log`.
+    pub fn add_log_dropped(&mut self, rows: u64) {
+        bump(&mut self.log_dropped, rows);
     }
 
     pub fn errors_total(&self) -> u64 {
@@ -201,6 +209,7 @@ mod tests {
         ask.add_request(Purpose::Summarize, 10, Some(Tokens { prompt: 3, completion: 2, estimated: true }));
         ask.add_sql(7);
         ask.add_ask(&Ending::Failed { sqlstate: "08001".into() }, 20_000);
+        ask.add_log_dropped(1);
         let mut total = Counters { asks: 4, ..Counters::default() };
         total.merge(&ask);
         total.merge(&ask);
@@ -210,6 +219,7 @@ mod tests {
         assert_eq!((total.gateway_us, total.sql_us, total.ask_us), (20, 14, 40_000));
         assert_eq!(total.errors[error_slot("08001")], 2);
         assert_eq!(total.latency[latency_slot(20_000)], 2);
+        assert_eq!(total.log_dropped, 2);
     }
 
     #[test]

@@ -4,7 +4,7 @@ SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args, p.provolati
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'sqlchat' ORDER BY 1, 2;
 -- The tables are granted to no one but their owner, the views to PUBLIC (the owner's own
--- privileges vary by version).
+-- privileges vary by version); sqlchat.log to PUBLIC for SELECT, under row-level security.
 SELECT c.relname, c.relkind,
        (SELECT count(*) FROM aclexplode(c.relacl) a WHERE a.grantee <> c.relowner) AS granted_to_others
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -86,6 +86,16 @@ ROLLBACK;
 SET ROLE sqlchat_plain;
 SELECT count(*) FROM sqlchat.jobs;
 SELECT * FROM sqlchat.job;
+RESET ROLE;
+
+-- The interaction log: each role reads its own rows; only the worker writes.
+SELECT c.relrowsecurity, p.polname, p.polcmd FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid
+WHERE c.oid = 'sqlchat.log'::regclass;
+SET ROLE sqlchat_plain;
+SELECT count(*) FROM sqlchat.log WHERE role_name <> current_user;
+DELETE FROM sqlchat.log;
+SET sqlchat.log_asks = off;
+SET sqlchat.auditor_role = 'sqlchat_plain';
 RESET ROLE;
 
 DROP TABLE items;
