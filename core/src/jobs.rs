@@ -261,7 +261,9 @@ pub fn plan_starts(demand: &[DatabaseDemand], workers: usize, max_workers: usize
 
 /// Whether a worker that just finished a job ends to give its slot to another database: every
 /// slot is taken and a database with queued jobs has no worker at all. Databases then take turns
-/// job by job rather than one of them waiting for another's queue to drain.
+/// job by job rather than one of them waiting for another's queue to drain. A worker with nothing
+/// to do asks the same with "another database has jobs waiting" (it gives up nothing by leaving),
+/// so that an idle worker never keeps a database's jobs waiting for its idle timeout.
 pub fn should_yield(workers: usize, max_workers: usize, another_database_starved: bool) -> bool {
     another_database_starved && workers >= max_workers
 }

@@ -180,12 +180,16 @@ pub fn jobs_queued(database: pg_sys::Oid, count: u32) {
         Some(d) => d.queued = d.queued.saturating_add(count),
         None => r.overflow = true,
     }
-    let idle = r.slots.iter().find(|s| s.state == SlotState::Idle && s.database == database).map(|s| s.latch);
+    let idle = |s: &&Slot| s.state == SlotState::Idle;
+    // An idle worker of the database takes them; without one, idle workers elsewhere are woken
+    // to give way (`should_give_way`) when every slot is taken.
+    let wake: Vec<*mut pg_sys::Latch> = match r.slots.iter().filter(idle).find(|s| s.database == database) {
+        Some(s) => vec![s.latch],
+        None => r.slots.iter().filter(idle).map(|s| s.latch).collect(),
+    };
     let launcher = r.launcher;
     drop(r);
-    if let Some(latch) = idle {
-        set_latch(latch);
-    }
+    wake.into_iter().for_each(set_latch);
     set_latch(launcher);
 }
 
@@ -532,6 +536,16 @@ pub fn should_yield(max_workers: usize, database: pg_sys::Oid) -> bool {
             && !r.slots.iter().any(|s| s.state != SlotState::Free && s.database == d.database)
     });
     sqlchat_core::jobs::should_yield(r.workers(), max_workers, starved)
+}
+
+/// A worker with nothing queued in its database: whether it should end so that jobs waiting in
+/// another database get its slot (every slot is taken).
+pub fn should_give_way(max_workers: usize, database: pg_sys::Oid) -> bool {
+    let r = REGISTRY.share();
+    let queued = |d: &Demand| d.database != pg_sys::InvalidOid && d.queued > 0;
+    let own = r.demand.iter().any(|d| d.database == database && queued(d));
+    let others = r.demand.iter().any(|d| d.database != database && queued(d));
+    !own && sqlchat_core::jobs::should_yield(r.workers(), max_workers, others)
 }
 
 /// A worker leaves its slot before it ends: when yielding, at once; else unless jobs were queued

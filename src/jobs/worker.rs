@@ -136,7 +136,7 @@ impl Worker {
                 }
                 self.maintain();
             }
-            if self.over_limit() {
+            if self.over_limit() || shmem::should_give_way(gucs::max_workers(), self.database) {
                 self.end(true);
                 return;
             }
