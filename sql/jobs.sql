@@ -5,14 +5,17 @@
 -- see all. Jobs are not dumped: they are transient, and removed sqlchat.job_retention after they end.
 CREATE TABLE sqlchat.job (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    role_oid         oid NOT NULL,
+    role_oid         oid NOT NULL,      -- the role it runs as (current_user at submit)
     role_name        name NOT NULL,
+    login_oid        oid NOT NULL,      -- the session user at submit: it must still be able to log in
+    login_name       name NOT NULL,     -- (and SET ROLE to the role, when via_set_role) for the job to run
+    via_set_role     boolean NOT NULL,  -- the role was chosen with SET ROLE, not by a SECURITY DEFINER function
     question         text NOT NULL,
     session_id       text,
     settings         jsonb,             -- the submitting session's settings; cleared when the job ends
     state            text NOT NULL DEFAULT 'queued'
                      CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running', 'done', 'failed', 'cancelled'])),
-    cancel_requested boolean NOT NULL DEFAULT false,
+    queue_round      bigint NOT NULL,   -- jobs are taken by round, then id: one job per role per round
     runs             int NOT NULL DEFAULT 0,  -- runs started (a job whose worker stopped runs again once)
     worker           bigint,            -- the token of the worker running it
     worker_pid       int,
@@ -25,7 +28,8 @@ CREATE TABLE sqlchat.job (
     detail           text,
     hint             text
 );
-CREATE INDEX job_queued_idx ON sqlchat.job (id) WHERE state OPERATOR(pg_catalog.=) 'queued';
+CREATE INDEX job_queued_idx ON sqlchat.job (queue_round, id) WHERE state OPERATOR(pg_catalog.=) 'queued';
+CREATE INDEX job_role_queued_idx ON sqlchat.job (role_oid, queue_round) WHERE state OPERATOR(pg_catalog.=) 'queued';
 CREATE INDEX job_running_idx ON sqlchat.job (worker) WHERE state OPERATOR(pg_catalog.=) 'running';
 CREATE INDEX job_finished_idx ON sqlchat.job (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX job_role_idx ON sqlchat.job (role_oid, id);

@@ -175,12 +175,15 @@ CREATE TABLE sqlchat.job (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     role_oid         oid NOT NULL,
     role_name        name NOT NULL,
+    login_oid        oid NOT NULL,
+    login_name       name NOT NULL,
+    via_set_role     boolean NOT NULL,
     question         text NOT NULL,
     session_id       text,
     settings         jsonb,
     state            text NOT NULL DEFAULT 'queued'
                      CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running', 'done', 'failed', 'cancelled'])),
-    cancel_requested boolean NOT NULL DEFAULT false,
+    queue_round      bigint NOT NULL,
     runs             int NOT NULL DEFAULT 0,
     worker           bigint,
     worker_pid       int,
@@ -193,7 +196,8 @@ CREATE TABLE sqlchat.job (
     detail           text,
     hint             text
 );
-CREATE INDEX job_queued_idx ON sqlchat.job (id) WHERE state OPERATOR(pg_catalog.=) 'queued';
+CREATE INDEX job_queued_idx ON sqlchat.job (queue_round, id) WHERE state OPERATOR(pg_catalog.=) 'queued';
+CREATE INDEX job_role_queued_idx ON sqlchat.job (role_oid, queue_round) WHERE state OPERATOR(pg_catalog.=) 'queued';
 CREATE INDEX job_running_idx ON sqlchat.job (worker) WHERE state OPERATOR(pg_catalog.=) 'running';
 CREATE INDEX job_finished_idx ON sqlchat.job (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX job_role_idx ON sqlchat.job (role_oid, id);

@@ -17,7 +17,9 @@
 //! - the columns a relation is read for: PostgreSQL 16 moved `RangeTblEntry.selectedCols` (and
 //!   `requiredPerms`) to the query's `RTEPermissionInfo` list too;
 //! - the wait event shown while waiting for the gateway: PostgreSQL 17 lets an extension name its
-//!   own (`SqlchatGateway`); before, it is the generic `Extension`.
+//!   own (`SqlchatGateway`); before, it is the generic `Extension`;
+//! - the `pg_has_role` privilege that SET ROLE needs: PostgreSQL 16 added `SET` (a membership
+//!   granted WITH SET FALSE does not allow SET ROLE); 15 has `MEMBER` only.
 
 use pgrx::pg_sys;
 
@@ -26,6 +28,12 @@ use pgrx::pg_sys;
 pub const USER_TIMEOUT: i32 = 12;
 #[cfg(any(feature = "pg17", feature = "pg18"))]
 pub const USER_TIMEOUT: i32 = 13;
+
+/// The `pg_has_role` privilege that says whether a role may `SET ROLE` to another.
+#[cfg(feature = "pg15")]
+pub const SET_ROLE_PRIVILEGE: &str = "MEMBER";
+#[cfg(not(feature = "pg15"))]
+pub const SET_ROLE_PRIVILEGE: &str = "SET";
 
 /// This backend's local transaction id: changes with every top-level transaction.
 pub fn local_transaction_id() -> pg_sys::LocalTransactionId {

@@ -242,6 +242,7 @@ pub fn examples_budget_tokens() -> usize {
 // ---- background asks (src/jobs/) ----
 static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
 static JOB_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+static MAX_QUEUED_JOBS: GucSetting<i32> = GucSetting::<i32>::new(100);
 static WORKER_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(10);
 
 /// Whether the library was loaded by shared_preload_libraries, so that the `sqlchat.*` settings
@@ -535,6 +536,16 @@ fn init_jobs() {
         GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
+        c"sqlchat.max_queued_jobs",
+        c"Most jobs one role may have queued in a database; sqlchat.submit refuses more (53400).",
+        c"Queued jobs are taken one role after another, so a long queue delays other roles little.",
+        &MAX_QUEUED_JOBS,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
         c"sqlchat.worker_idle_timeout",
         c"How long a background worker waits for more jobs before it ends.",
         c"",
@@ -548,6 +559,10 @@ fn init_jobs() {
 
 pub fn max_workers() -> usize {
     MAX_WORKERS.get().max(0) as usize
+}
+
+pub fn max_queued_jobs() -> i64 {
+    MAX_QUEUED_JOBS.get().max(1) as i64
 }
 
 pub fn job_retention_s() -> i64 {

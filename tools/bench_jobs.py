@@ -11,6 +11,8 @@ private cluster. Never fails on figures (shared, noisy machine: medians and rati
               is cancelled by then
   restart     20 jobs queued, the server restarted (fast shutdown, start): how many end done, how many
               are lost, and how long after the restart began the last one ended
+  fairness    one role queues 40 jobs (2 workers, 200 ms per gateway call), then another role submits
+              one: how long that one job waits to end, against one job's time and the flood's
 
 Writes $SQLCHAT_RESULTS_DIR/jobs.json (default ./results) and prints it.
 
@@ -99,6 +101,9 @@ class Bench:
     def submit_latency(self, count):
         self.workers(0)
         with self.connect() as conn:
+            # All of them stay queued: the cap on one role's queue must allow them (each submit
+            # counts the role's queued jobs up to the cap).
+            conn.execute("SELECT set_config('sqlchat.max_queued_jobs', %s, false)", (str(count + 20),))
             for _ in range(20):  # warm the backend
                 conn.execute("SELECT sqlchat.submit('warm-up')")
             times = []
@@ -170,6 +175,36 @@ class Bench:
         return {"queued": queued, "done": done, "lost": queued - done, "restart_s": round(restarted, 2),
                 "all_done_after_s": round(took, 2)}
 
+    def fairness(self, flood=40):
+        self.gw.reset()
+        self.gw.rule(purpose=GEN, content=COUNT, delay_ms=LATENCY_MS)
+        self.workers(2)
+        with self.cluster.connect(self.db) as admin:
+            for role in ("bench_flood", "bench_lone"):
+                admin.execute(f"DROP ROLE IF EXISTS {role}")
+                admin.execute(f"CREATE ROLE {role} LOGIN")
+                admin.execute(f"GRANT SELECT ON customers TO {role}")
+        with self.cluster.connect(self.db, user="bench_flood") as flooder, \
+                self.cluster.connect(self.db, user="bench_lone") as lone:
+            for conn in (flooder, lone):
+                conn.execute("SET sqlchat.enable_cache = off")
+            started = time.monotonic()
+            ids = [flooder.execute("SELECT sqlchat.submit(%s)", (f"how many customers? (flood {i})",)).fetchone()[0]
+                   for i in range(flood)]
+            asked = time.monotonic()
+            job = lone.execute("SELECT sqlchat.submit('how many customers? (alone)')").fetchone()[0]
+            lone.execute("SELECT sqlchat.result(%s, 120000)", (job,))
+            lone_s = time.monotonic() - asked
+        with self.connect() as conn:
+            self.wait_done(conn, ids[0], ids[-1])
+            flood_s = time.monotonic() - started
+            one = conn.execute("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM "
+                                  "finished_at - started_at)) FROM sqlchat.job WHERE id BETWEEN %s AND %s",
+                                  (ids[0], ids[-1])).fetchone()[0]
+        return {"flood_jobs": flood, "workers": 2, "lone_job_wait_s": round(lone_s, 2),
+                "one_job_s_median": round(float(one), 2), "flood_all_done_s": round(flood_s, 2),
+                "lone_wait_in_jobs": round(lone_s / float(one), 1)}
+
     def cluster_restart(self):
         c = self.cluster
         subprocess.run(["bash", str(harness.CLUSTER_SCRIPT), "stop", str(c.dir)], check=True, capture_output=True)
@@ -202,6 +237,7 @@ def main():
         figures["submit"] = bench.submit_latency(200 if args.quick else 1000)
         figures["notify_after_job_end"] = bench.notify_latency(reps)
         figures["cancel_running_to_cancelled"] = bench.cancel_latency(reps)
+        figures["fairness"] = bench.fairness()
         figures["restart"] = bench.restart()
     finally:
         cluster.stop()

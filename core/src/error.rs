@@ -74,6 +74,14 @@ pub enum Error {
     JobInterrupted { job: i64 },
     #[error("role {role} that submitted job {job} no longer exists")]
     JobRoleGone { job: i64, role: String },
+    #[error("job {job} cannot run: role {role} that submitted it is not permitted to log in")]
+    JobLoginRefused { job: i64, role: String },
+    #[error("job {job} cannot run: role {role} that submitted it has no CONNECT privilege on database {database}")]
+    JobConnectRefused { job: i64, role: String, database: String },
+    #[error("job {job} cannot run: role {login} that submitted it may no longer SET ROLE {role}")]
+    JobSetRoleRefused { job: i64, login: String, role: String },
+    #[error("role {role} has {limit} jobs queued, the most sqlchat.max_queued_jobs allows")]
+    JobQueueFull { role: String, limit: i64 },
     // ---- teaching (teach, define, set_private, feedback) ----
     #[error("cannot {what} {place}")]
     TeachReadOnly { what: String, place: &'static str },
@@ -212,6 +220,9 @@ impl Error {
             Error::JobNotFound { .. } | Error::JobRoleGone { .. } => "42704",
             Error::JobCancelled { .. } => "57014",
             Error::JobInterrupted { .. } => "57P01",
+            Error::JobLoginRefused { .. } => "28000",
+            Error::JobConnectRefused { .. } | Error::JobSetRoleRefused { .. } => "42501",
+            Error::JobQueueFull { .. } => "53400",
             Error::TeachReadOnly { .. } => "25006",
             Error::TeachNotFound { .. } => "22023",
             Error::TaughtSql { sqlstate, .. } => sqlstate.as_str(),
@@ -293,6 +304,8 @@ impl Error {
             Error::JobCancelled { .. } => "It was stopped with sqlchat.cancel_job; submit the question again for an answer.",
             Error::JobInterrupted { .. } => "Submit the question again. To stop a job, use sqlchat.cancel_job.",
             Error::JobRoleGone { .. } => "A job runs as the role that submitted it; that role was dropped or renamed before the job ran.",
+            Error::JobLoginRefused { .. } | Error::JobConnectRefused { .. } | Error::JobSetRoleRefused { .. } => "A job runs only while its session user could still log in to the database and become the job's role; a superuser can restore the privilege and the question be submitted again.",
+            Error::JobQueueFull { .. } => "Wait for queued jobs to run (sqlchat.jobs shows them) or cancel some with sqlchat.cancel_job; a superuser can raise sqlchat.max_queued_jobs.",
             Error::TeachReadOnly { .. } => "Teach, define, mark columns private and give feedback on the primary, in a read-write transaction; asks still use what is taught on standbys.",
             Error::TeachNotFound { what: "turn", .. } => "sqlchat.history(session_id) lists your turns with their ids; teachers see submitted feedback in sqlchat.feedback_queue.",
             Error::TeachNotFound { what: "definition", .. } => "sqlchat.definitions lists the definitions with their ids.",

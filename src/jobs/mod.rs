@@ -4,15 +4,23 @@
 //!
 //! How it is shaped (the library must be in shared_preload_libraries):
 //! - `sqlchat.job` (store/job.rs) is the truth: a job is queued by the committed INSERT of
-//!   `submit` and survives restarts; workers claim the oldest with `FOR UPDATE SKIP LOCKED`.
-//! - shared memory (shmem.rs) holds hints only: worker slots, per-database demand, backends
-//!   waiting in `result`, the job each worker runs. After a commit, `submit` wakes an idle worker
-//!   of its database and the launcher; `cancel_job` signals the worker running the job.
+//!   `submit` and survives restarts; workers claim the next with `FOR UPDATE SKIP LOCKED`, one
+//!   role after another (a role's job goes one round after its last queued one), so that one
+//!   role's many jobs do not hold up another's. A role has at most `sqlchat.max_queued_jobs`
+//!   queued, and each submit counts as an ask against its quota.
+//! - shared memory (shmem.rs) holds hints: worker slots, per-database demand, backends waiting in
+//!   `result`, the job each worker runs, and the cancels asked for running jobs. After a commit,
+//!   `submit` wakes an idle worker of its database and the launcher; `cancel_job` signals the
+//!   worker running the job (it never locks a running job's row, so that a transaction left open
+//!   holds up no worker); a `cancel_job` rolled back (to a savepoint, too) never stops a running
+//!   job, and wakes a worker again for a queued one.
 //! - the launcher (launcher.rs) starts per-database workers on demand, at most
 //!   `sqlchat.max_workers`, and visits every database after the server starts.
-//! - a worker (worker.rs) is connected to one database; it runs jobs one at a time, each in a
-//!   transaction of its own as the submitting role with the settings captured at submit
-//!   (settings.rs), and ends when idle for `sqlchat.worker_idle_timeout`.
+//! - a worker (worker.rs) is connected to one database where the extension is installed (a
+//!   schema called sqlchat that is not the extension's is never read); it runs jobs one at a time,
+//!   each in a transaction of its own as the submitting role, while that role's session user could
+//!   still log in and become it, with the settings captured at submit set again with the rights
+//!   they were set with (settings.rs), and ends when idle for `sqlchat.worker_idle_timeout`.
 //! - a job whose worker stopped while it ran (restart, crash, pg_terminate_backend) is found by
 //!   the next worker in its database (its worker token is no live worker's) and queued again
 //!   once, then failed.
@@ -32,7 +40,7 @@ mod worker;
 
 use crate::error::{raise, raise_stored, OrRaise};
 use crate::gucs;
-use crate::store::job::{self, Answer, Cancel, StatusRow, Viewer};
+use crate::store::job::{self, Answer, Cancel, NewJob, Queued, StatusRow, Viewer};
 use crate::store::Caller;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, register_xact_callback, PgXactCallbackEvent};
@@ -60,10 +68,13 @@ pub fn init() {
     unsafe {
         PREV_OBJECT_ACCESS_HOOK = pg_sys::object_access_hook;
         pg_sys::object_access_hook = Some(object_access_hook);
+        pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
     }
 }
 
-/// Queues a question; the job's id. The job is taken once the transaction commits.
+/// Queues a question; the job's id. The job is taken once the transaction commits. Refused when
+/// the role has `sqlchat.max_queued_jobs` jobs queued, or is over its quota (the submit counts as
+/// the job's ask).
 pub fn submit(question: Option<&str>, session_id: Option<&str>) -> i64 {
     if !gucs::preloaded() {
         raise(Error::NotPreloaded { what: "sqlchat.submit".into() });
@@ -72,10 +83,26 @@ pub fn submit(question: Option<&str>, session_id: Option<&str>) -> i64 {
     pipeline::validate_question(question).or_raise();
     let session_id = pipeline::validate_session_id(session_id).or_raise();
     let question = question.unwrap_or_default();
-    let id =
-        job::insert(&Caller::current(), question, session_id, settings::capture().to_json()).unwrap_or_else(|| {
-            raise(Error::Internal { detail: "the job could not be queued (see the server log)".into() })
-        });
+    let role = Caller::current();
+    let login = Caller::session();
+    let new = NewJob {
+        role: &role,
+        login: &login,
+        // A SECURITY DEFINER function chose the role: no SET ROLE to check again when it runs.
+        via_set_role: role.oid != login.oid && !unsafe { pg_sys::InLocalUserIdChange() },
+        question,
+        session_id,
+        settings: settings::capture().to_json(),
+    };
+    let max_queued = gucs::max_queued_jobs();
+    let id = match job::queue(&new, max_queued) {
+        Some(Queued::Job(id)) => id,
+        Some(Queued::Full) => raise(Error::JobQueueFull { role: role.name, limit: max_queued }),
+        None => raise(Error::Internal { detail: "the job could not be queued (see the server log)".into() }),
+    };
+    // Counted once queued, so that a refused submit counts nothing; refused, the ERROR takes the
+    // job away with the caller's transaction (or its savepoint).
+    crate::ops::quota::admit_ask().or_raise();
     after_commit(|p| {
         p.queued += 1;
         p.submitted.push(id);
@@ -116,17 +143,17 @@ pub fn status(id: Option<i64>) -> Vec<StatusRow> {
 }
 
 /// Cancels a job: a queued one never runs, a running one is interrupted once this transaction
-/// commits. False when it had already ended.
+/// commits (unless it ends first). False when it had already ended.
 pub fn cancel(id: i64) -> bool {
     ensure_writable("cancel a job");
     match job::cancel(id, &Viewer::current()) {
         None => raise(Error::JobNotFound { job: id }),
         Some(Cancel::Queued) => {
-            after_commit(|p| p.ended.push(id));
+            after_commit(|p| p.ended.push(Noted::now(id)));
             true
         }
         Some(Cancel::Running) => {
-            after_commit(|p| p.cancels.push(id));
+            after_commit(|p| p.cancels.push(Noted::now(id)));
             true
         }
         Some(Cancel::Ended) => false,
@@ -165,9 +192,23 @@ struct Pending {
     /// Jobs this transaction submitted: `result` does not wait for them.
     submitted: Vec<i64>,
     /// Running jobs to interrupt.
-    cancels: Vec<i64>,
-    /// Jobs that ended (cancelled while queued): wake their waiters.
-    ended: Vec<i64>,
+    cancels: Vec<Noted>,
+    /// Jobs that ended (cancelled while queued): wake their waiters; on abort, they are queued
+    /// again and a worker is woken for them.
+    ended: Vec<Noted>,
+}
+
+/// A job a cancel was asked for, with the subtransaction that asked: rolled back to a savepoint
+/// before it, the cancel never happened.
+struct Noted {
+    job: i64,
+    subxact: pg_sys::SubTransactionId,
+}
+
+impl Noted {
+    fn now(job: i64) -> Noted {
+        Noted { job, subxact: unsafe { pg_sys::GetCurrentSubTransactionId() } }
+    }
 }
 
 thread_local! {
@@ -179,7 +220,9 @@ fn after_commit(note: impl FnOnce(&mut Pending)) {
         let mut p = p.borrow_mut();
         if p.is_none() {
             register_xact_callback(PgXactCallbackEvent::Commit, on_commit);
-            register_xact_callback(PgXactCallbackEvent::Abort, || drop(PENDING.with(|p| p.borrow_mut().take())));
+            register_xact_callback(PgXactCallbackEvent::Abort, on_abort);
+            // A prepared transaction ends in another session: its news is not this session's.
+            register_xact_callback(PgXactCallbackEvent::Prepare, || drop(PENDING.with(|p| p.borrow_mut().take())));
         }
         note(p.get_or_insert_with(Pending::default));
     });
@@ -193,8 +236,43 @@ fn on_commit() {
     if p.queued > 0 {
         shmem::jobs_queued(unsafe { pg_sys::MyDatabaseId }, p.queued);
     }
-    p.cancels.into_iter().for_each(shmem::cancel_running);
-    p.ended.into_iter().for_each(shmem::job_ended);
+    p.cancels.into_iter().for_each(|c| shmem::cancel_running(c.job));
+    p.ended.into_iter().for_each(|c| shmem::job_ended(c.job));
+}
+
+fn on_abort() {
+    let Some(p) = PENDING.with(|p| p.borrow_mut().take()) else { return };
+    requeued(p.ended.len());
+}
+
+/// A queued job whose cancel is rolled back is queued again: a worker is woken for it.
+fn requeued(count: usize) {
+    if gucs::preloaded() && count > 0 {
+        shmem::jobs_queued(unsafe { pg_sys::MyDatabaseId }, count as u32);
+    }
+}
+
+/// A subtransaction rolled back takes the cancels asked in it (or in any subtransaction begun
+/// since, all of them its children) with it.
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subxact_event(
+    event: pg_sys::SubXactEvent::Type,
+    aborted: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event != pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        return;
+    }
+    let requeued_jobs = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let Some(p) = p.as_mut() else { return 0 };
+        p.cancels.retain(|c| c.subxact < aborted);
+        let before = p.ended.len();
+        p.ended.retain(|c| c.subxact < aborted);
+        before - p.ended.len()
+    });
+    requeued(requeued_jobs);
 }
 
 fn submitted_here(id: i64) -> bool {

@@ -1,11 +1,13 @@
 //! The settings a job runs with: every setting the submitting session could change, captured at
 //! submit with its value there (what `ask_full` would have seen: `ALTER ROLE/DATABASE ... SET`
-//! values from login, `SET`s, custom settings that policies read), applied in the worker for the
-//! job's duration only.
+//! values from login, `SET`s, custom settings that policies read) and with who set it, applied in
+//! the worker for the job's duration only, with the rights it was set with: a value a role set
+//! itself is set again as if that role ran `SET`, so that a superuser-only setting (or a
+//! placeholder that becomes one when its library loads) never takes a value no superuser chose.
 
 use crate::compat;
 use pgrx::pg_sys;
-use sqlchat_core::jobs::{travels, SettingContext, Snapshot};
+use sqlchat_core::jobs::{travels, Setting, SettingContext, Snapshot};
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 
@@ -26,11 +28,22 @@ pub fn capture() -> Snapshot {
                 continue;
             }
             if let Some(value) = value_of(var, name) {
-                values.push((name_text.to_string(), value));
+                values.push(Setting {
+                    name: name_text.to_string(),
+                    value,
+                    superuser_set: set_by_superuser((*var).scontext),
+                    set_by: (*var).srole.to_u32(),
+                });
             }
         }
     }
     Snapshot(values)
+}
+
+/// Whether a value set in `scontext` came from a source only a superuser controls; PostgreSQL's
+/// own test (set_config_option refuses superuser-only settings in the other two contexts).
+fn set_by_superuser(scontext: pg_sys::GucContext::Type) -> bool {
+    !matches!(scontext, pg_sys::GucContext::PGC_USERSET | pg_sys::GucContext::PGC_BACKEND)
 }
 
 /// A setting's value as text that reads back exactly: integers in their base unit, reals in full
@@ -46,31 +59,40 @@ unsafe fn value_of(var: *mut pg_sys::config_generic, name: &CStr) -> Option<Stri
 
 /// Applies a job's settings at a new GUC nest level and returns it; `restore` undoes them all. A
 /// setting the worker cannot take (a library's setting that is no longer defined, a value that
-/// is no longer valid) is skipped, as the server log says at DEBUG1. Custom settings the worker
-/// has and the session had not (from the worker's own role settings, say) are empty for the job:
-/// a policy reading one must not see a value the submitting role never had.
-pub fn apply(snapshot: &Snapshot) -> i32 {
+/// is no longer valid, a superuser-only setting the role set itself) is skipped, as the server log
+/// says at DEBUG1. Custom settings the worker has and the session had not (from the worker's own
+/// role settings, say) are empty for the job, set as `role` would set them: a policy reading one
+/// must not see a value the submitting role never had.
+pub fn apply(snapshot: &Snapshot, role: pg_sys::Oid) -> i32 {
     let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
-    for (name, value) in &snapshot.0 {
-        set(name, value);
+    for setting in &snapshot.0 {
+        set(&setting.name, &setting.value, setting.context(), pg_sys::Oid::from(setting.set_by));
     }
-    let captured: HashSet<String> = snapshot.0.iter().map(|(name, _)| name.to_ascii_lowercase()).collect();
+    let captured: HashSet<String> = snapshot.0.iter().map(|s| s.name.to_ascii_lowercase()).collect();
     for name in custom_settings() {
         if !captured.contains(&name.to_ascii_lowercase()) {
-            set(&name, "");
+            set(&name, "", SettingContext::User, role);
         }
     }
     nest_level
 }
 
-fn set(name: &str, value: &str) {
+/// Sets a value as `set_by` would with `SET` (`User`), or as a superuser-set source would
+/// (`Superuser`); the value stays with those rights, so that a placeholder's library loading later
+/// in the job checks them again, as PostgreSQL does.
+fn set(name: &str, value: &str, context: SettingContext, set_by: pg_sys::Oid) {
     let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else { return };
+    let context = match context {
+        SettingContext::Superuser => pg_sys::GucContext::PGC_SUSET,
+        SettingContext::User | SettingContext::Fixed => pg_sys::GucContext::PGC_USERSET,
+    };
     unsafe {
-        pg_sys::set_config_option(
+        pg_sys::set_config_option_ext(
             name.as_ptr(),
             value.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
+            context,
             pg_sys::GucSource::PGC_S_SESSION,
+            set_by,
             pg_sys::GucAction::GUC_ACTION_SAVE,
             true,
             pg_sys::DEBUG1 as i32,
@@ -110,7 +132,7 @@ mod tests {
         Spi::run("SET sqlchat.summary_temperature = 0.123456789").unwrap();
         Spi::run("SET app.tenant = 'captured'").unwrap();
         let snapshot = capture();
-        let value = |name: &str| snapshot.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let value = |name: &str| snapshot.0.iter().find(|s| s.name == name).map(|s| s.value.clone());
         assert_eq!(value("statement_timeout").as_deref(), Some("1500"), "base unit, reads back exactly");
         assert_eq!(value("sqlchat.summary_temperature").as_deref(), Some("0.123456789"), "full precision");
         for connection_or_transaction in ["application_name", "client_encoding", "transaction_isolation", "role"] {
@@ -121,7 +143,7 @@ mod tests {
         Spi::run("RESET statement_timeout").unwrap();
         Spi::run("RESET sqlchat.summary_temperature").unwrap();
         Spi::run("SET app.tenant = 'later'").unwrap();
-        let nest_level = apply(&snapshot);
+        let nest_level = apply(&snapshot, unsafe { pg_sys::GetUserId() });
         assert_eq!(setting("TimeZone").as_deref(), Some("Asia/Tokyo"));
         assert_eq!(setting("statement_timeout").as_deref(), Some("1500ms"));
         assert_eq!(crate::gucs::summary_temperature(), 0.123456789, "SHOW would round it to six digits");
@@ -135,9 +157,45 @@ mod tests {
     fn custom_settings_the_session_had_not_are_empty_for_the_job() {
         let snapshot = capture();
         Spi::run("SET app.worker_only = 'the worker role''s value'").unwrap();
-        let nest_level = apply(&snapshot);
+        let nest_level = apply(&snapshot, unsafe { pg_sys::GetUserId() });
         assert_eq!(setting("app.worker_only").as_deref(), Some(""));
         restore(nest_level);
         assert_eq!(setting("app.worker_only").as_deref(), Some("the worker role's value"));
+    }
+
+    #[pg_test]
+    fn a_value_a_role_set_itself_is_set_again_with_that_roles_rights() {
+        Spi::run("CREATE ROLE sqlchat_settings_plain").unwrap();
+        let plain = Spi::get_one::<pg_sys::Oid>("SELECT 'sqlchat_settings_plain'::regrole::oid").unwrap().unwrap();
+        Spi::run("SET ROLE sqlchat_settings_plain").unwrap();
+        Spi::run("SET app.chosen_by_role = 'x'").unwrap();
+        let snapshot = capture();
+        Spi::run("RESET ROLE").unwrap();
+        let chosen = snapshot.0.iter().find(|s| s.name == "app.chosen_by_role").unwrap();
+        assert!(!chosen.superuser_set);
+        assert_eq!(chosen.set_by, plain.to_u32());
+        let send_rows = setting("sqlchat.send_rows");
+        let rls_bypass = setting("sqlchat.rls_bypass");
+        let forged = Snapshot(vec![
+            // A superuser-only setting with a value the role chose (as a placeholder carries it
+            // until its library loads): refused, as PostgreSQL refuses the role's own SET.
+            Setting {
+                name: "sqlchat.send_rows".into(),
+                value: "none".into(),
+                superuser_set: false,
+                set_by: plain.to_u32(),
+            },
+            Setting {
+                name: "sqlchat.rls_bypass".into(),
+                value: "refuse".into(),
+                superuser_set: true,
+                set_by: pg_sys::BOOTSTRAP_SUPERUSERID,
+            },
+        ]);
+        let nest_level = apply(&forged, plain);
+        assert_eq!(setting("sqlchat.send_rows"), send_rows, "a role's own value of a superuser-only setting");
+        assert_eq!(setting("sqlchat.rls_bypass").as_deref(), Some("refuse"), "a superuser's value");
+        restore(nest_level);
+        assert_eq!(setting("sqlchat.rls_bypass"), rls_bypass);
     }
 }

@@ -1,8 +1,10 @@
 //! What the launcher, the workers and the backends share in shared memory: one slot per worker,
 //! the demand of each database (jobs nobody took yet, visits due), the backends waiting for a
 //! job's end, and the job each worker runs with any cancel asked for it (read by the worker's
-//! signal handler, so kept in atomics outside the lock). Hints only: the tables are the truth,
-//! and everything here is rebuilt when the server restarts.
+//! signal handler, so kept in atomics outside the lock). Hints only, except for the cancel of a
+//! running job, which lives here alone (so that no user's transaction ever holds a lock on a
+//! running job's row): a server restart forgets it, and a job interrupted by the restart runs
+//! again. Everything else is rebuilt from the tables when the server restarts.
 
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, pg_sys, PGRXSharedMemory, PgAtomic, PgLwLock};
@@ -72,6 +74,17 @@ struct Waiter {
 
 const FREE_WAITER: Waiter = Waiter { pid: 0, job: 0, latch: std::ptr::null_mut() };
 
+/// A job whose worker stopped after a cancel was asked for it: the next worker in its database
+/// ends it cancelled instead of queueing it again.
+#[derive(Clone, Copy)]
+struct StoppedCancel {
+    /// InvalidOid: a free entry.
+    database: pg_sys::Oid,
+    job: i64,
+}
+
+const FREE_STOPPED_CANCEL: StoppedCancel = StoppedCancel { database: pg_sys::InvalidOid, job: 0 };
+
 pub struct Registry {
     launcher: *mut pg_sys::Latch,
     next_token: i64,
@@ -82,6 +95,7 @@ pub struct Registry {
     slots: [Slot; MAX_WORKERS],
     demand: [Demand; MAX_DATABASES],
     waiters: [Waiter; MAX_WAITERS],
+    stopped_cancels: [StoppedCancel; MAX_WORKERS],
 }
 
 unsafe impl PGRXSharedMemory for Registry {}
@@ -110,6 +124,7 @@ pub fn init() {
             slots: [FREE_SLOT; MAX_WORKERS],
             demand: [FREE_DEMAND; MAX_DATABASES],
             waiters: [FREE_WAITER; MAX_WAITERS],
+            stopped_cancels: [FREE_STOPPED_CANCEL; MAX_WORKERS],
         }
     );
     pg_shmem_init!(
@@ -165,12 +180,16 @@ pub fn jobs_queued(database: pg_sys::Oid, count: u32) {
         Some(d) => d.queued = d.queued.saturating_add(count),
         None => r.overflow = true,
     }
-    let idle = r.slots.iter().find(|s| s.state == SlotState::Idle && s.database == database).map(|s| s.latch);
+    let idle = |s: &&Slot| s.state == SlotState::Idle;
+    // An idle worker of the database takes them; without one, idle workers elsewhere are woken
+    // to give way (`should_give_way`) when every slot is taken.
+    let wake: Vec<*mut pg_sys::Latch> = match r.slots.iter().filter(idle).find(|s| s.database == database) {
+        Some(s) => vec![s.latch],
+        None => r.slots.iter().filter(idle).map(|s| s.latch).collect(),
+    };
     let launcher = r.launcher;
     drop(r);
-    if let Some(latch) = idle {
-        set_latch(latch);
-    }
+    wake.into_iter().for_each(set_latch);
     set_latch(launcher);
 }
 
@@ -365,6 +384,9 @@ pub fn forget_database(database: pg_sys::Oid) {
     if let Some(d) = r.demand.iter_mut().find(|d| d.database == database) {
         *d = FREE_DEMAND;
     }
+    for c in r.stopped_cancels.iter_mut().filter(|c| c.database == database) {
+        *c = FREE_STOPPED_CANCEL;
+    }
 }
 
 /// The database a slot was reserved for.
@@ -400,14 +422,21 @@ pub fn worker_attach(slot: usize, database: pg_sys::Oid) -> Option<i64> {
 /// a visit due there, so that the job is queued again (or failed) soon.
 pub fn worker_detach(slot: usize, failed: bool, now: i64) {
     let running = RUNNING.get();
-    let had_job = running.job[slot].swap(0, Ordering::SeqCst) != 0;
-    running.cancel[slot].store(0, Ordering::SeqCst);
+    let job = running.job[slot].swap(0, Ordering::SeqCst);
+    let had_job = job != 0;
+    let cancel_asked = had_job && running.cancel[slot].swap(0, Ordering::SeqCst) == job;
     let mut r = REGISTRY.exclusive();
     if r.slots[slot].pid != unsafe { pg_sys::MyProcPid } {
         return;
     }
     let database = r.slots[slot].database;
     r.free_slot(slot);
+    if cancel_asked {
+        // No room: the job is queued again, as if the cancel had come after the worker stopped.
+        if let Some(free) = r.stopped_cancels.iter_mut().find(|c| c.database == pg_sys::InvalidOid) {
+            *free = StoppedCancel { database, job };
+        }
+    }
     if let Some(d) = r.demand_of(database) {
         if failed {
             d.failures += 1;
@@ -474,6 +503,19 @@ pub fn take_visit(database: pg_sys::Oid, now: i64) -> bool {
     due
 }
 
+/// Jobs of `database` whose worker stopped after a cancel was asked for them.
+pub fn stopped_cancels(database: pg_sys::Oid) -> Vec<i64> {
+    REGISTRY.share().stopped_cancels.iter().filter(|c| c.database == database).map(|c| c.job).collect()
+}
+
+/// Forgets `jobs` of `database`, given by `stopped_cancels` to a recovery that has run.
+pub fn forget_stopped_cancels(database: pg_sys::Oid, jobs: &[i64]) {
+    let mut r = REGISTRY.exclusive();
+    for c in r.stopped_cancels.iter_mut().filter(|c| c.database == database && jobs.contains(&c.job)) {
+        *c = FREE_STOPPED_CANCEL;
+    }
+}
+
 /// Tokens of the workers alive now, whatever their database.
 pub fn live_tokens() -> Vec<i64> {
     REGISTRY.share().slots.iter().filter(|s| s.state != SlotState::Free && s.token != 0).map(|s| s.token).collect()
@@ -494,6 +536,16 @@ pub fn should_yield(max_workers: usize, database: pg_sys::Oid) -> bool {
             && !r.slots.iter().any(|s| s.state != SlotState::Free && s.database == d.database)
     });
     sqlchat_core::jobs::should_yield(r.workers(), max_workers, starved)
+}
+
+/// A worker with nothing queued in its database: whether it should end so that jobs waiting in
+/// another database get its slot (every slot is taken).
+pub fn should_give_way(max_workers: usize, database: pg_sys::Oid) -> bool {
+    let r = REGISTRY.share();
+    let queued = |d: &Demand| d.database != pg_sys::InvalidOid && d.queued > 0;
+    let own = r.demand.iter().any(|d| d.database == database && queued(d));
+    let others = r.demand.iter().any(|d| d.database != database && queued(d));
+    !own && sqlchat_core::jobs::should_yield(r.workers(), max_workers, others)
 }
 
 /// A worker leaves its slot before it ends: when yielding, at once; else unless jobs were queued

@@ -1,10 +1,14 @@
 //! A database's worker: started by the launcher, connected to one database as the bootstrap
-//! superuser, it queues again or fails the jobs of workers that are gone, runs the maintenance
-//! tasks, then takes queued jobs one at a time, oldest first, until none is left; it ends at once
-//! when it ran none, else after `sqlchat.worker_idle_timeout` without work.
+//! superuser, it does nothing unless the extension is installed there with its own job table (a
+//! look-alike schema sqlchat is ignored); it queues again or fails the jobs of workers that are
+//! gone, runs the maintenance tasks, then takes queued jobs one at a time, one role after another
+//! (`sqlchat_core::jobs::queue_round`), until none is left; it ends at once when it ran none, else
+//! after `sqlchat.worker_idle_timeout` without work.
 //!
-//! A job runs in one transaction: the role that submitted it becomes the session's user, the
-//! settings captured at submit apply, `statement_timeout` runs from the job's start, and
+//! A job runs in one transaction, only while its session user could still log in to the database
+//! and become the job's role: the role that submitted it becomes the session's user, the settings
+//! captured at submit apply with the rights they were set with, `statement_timeout` runs from the
+//! job's start, and
 //! `api::answer` (what `sqlchat.ask_full` runs) is called in a subtransaction; its answer or its
 //! ERROR is recorded in the same transaction, so memory written by the ask is kept exactly when
 //! it would have been by `ask_full`. Then the identity and settings are the worker's again.
@@ -19,13 +23,15 @@ use crate::store::job::{self, Answer, Claimed, StoredError};
 use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use sqlchat_core::jobs::{should_exit, Snapshot};
+use sqlchat_core::jobs::{role_refusal, should_exit, JobRoles, RoleCheck, Snapshot};
 use std::ffi::{c_int, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Jobs still queued are counted up to this after each claim (the launcher needs no more).
 const COUNT_QUEUED_UP_TO: i64 = shmem::MAX_WORKERS as i64 * 2;
+/// When queued jobs could not be taken (their rows locked), a worker looks again this much later.
+const LOCKED_JOBS_RETRY: Duration = Duration::from_secs(5);
 
 extern "C" {
     fn enable_timeout_after(id: c_int, delay_ms: c_int);
@@ -81,7 +87,7 @@ pub extern "C-unwind" fn sqlchat_worker_main(arg: pg_sys::Datum) {
     if let Ok(name) = CString::new("sqlchat worker") {
         unsafe { pg_sys::pgstat_report_appname(name.as_ptr()) };
     }
-    Worker { slot, database, token, schedule: Schedule::new() }.run();
+    Worker { slot, database, token, schedule: Schedule::new(), locked_jobs: false }.run();
 }
 
 struct Worker {
@@ -89,13 +95,18 @@ struct Worker {
     database: pg_sys::Oid,
     token: i64,
     schedule: Schedule,
+    /// The last claim found queued jobs it could not take: a `cancel_job` holds their rows in a
+    /// transaction still open. Its rollback wakes a worker, but that of a prepared transaction,
+    /// ended from another session, wakes nobody: a worker looks again later.
+    locked_jobs: bool,
 }
 
 impl Worker {
     fn run(&mut self) {
         shmem::take_visit(self.database, now());
-        if !in_transaction(job::table_exists) {
-            // sqlchat is not installed here (a visit after the server started).
+        if !in_transaction(job::installed) {
+            // sqlchat is not installed here (a visit after the server started), or schema
+            // sqlchat is not the extension's.
             shmem::set_queued(self.database, 0);
             maintenance::abandon(self.database);
             shmem::leave(self.slot, self.database, true);
@@ -125,7 +136,7 @@ impl Worker {
                 }
                 self.maintain();
             }
-            if self.over_limit() {
+            if self.over_limit() || shmem::should_give_way(gucs::max_workers(), self.database) {
                 self.end(true);
                 return;
             }
@@ -162,8 +173,12 @@ impl Worker {
     /// tasks are due next; false when jobs arrived meanwhile and the worker stays.
     fn end(&mut self, yielding: bool) -> bool {
         self.schedule.run(true);
-        if let Some(due) = self.schedule.next_due() {
-            maintenance::request_visit(self.database, due.saturating_duration_since(Instant::now()));
+        let mut due = self.schedule.next_due().map(|due| due.saturating_duration_since(Instant::now()));
+        if self.locked_jobs {
+            due = Some(due.map_or(LOCKED_JOBS_RETRY, |d| d.min(LOCKED_JOBS_RETRY)));
+        }
+        if let Some(due) = due {
+            maintenance::request_visit(self.database, due);
         }
         let left = shmem::leave(self.slot, self.database, yielding);
         // Work handed over while this worker still held its slot woke no other: a visit.
@@ -174,19 +189,27 @@ impl Worker {
     }
 
     fn recover(&self) {
-        let ended = in_transaction(|| job::recover(&shmem::live_tokens()));
+        let cancels = shmem::stopped_cancels(self.database);
+        let ended = in_transaction(|| job::recover(&shmem::live_tokens(), &cancels));
+        shmem::forget_stopped_cancels(self.database, &cancels);
         ended.into_iter().for_each(shmem::job_ended);
     }
 
-    /// The oldest queued job, now marked running by this worker; None when none is queued.
-    fn claim(&self) -> Option<Claimed> {
+    /// The next queued job, now marked running by this worker; None when none can be taken.
+    fn claim(&mut self) -> Option<Claimed> {
         in_transaction(|| {
             let (claimed, remaining) = job::claim(self.token, COUNT_QUEUED_UP_TO)?;
-            if let Some(c) = &claimed {
+            self.locked_jobs = claimed.is_none() && remaining > 0;
+            match &claimed {
                 // Before the claim commits: a cancel_job that sees the job running finds it here.
-                shmem::set_busy(self.slot, c.id);
+                Some(c) => {
+                    shmem::set_busy(self.slot, c.id);
+                    shmem::set_queued(self.database, remaining);
+                }
+                // Those counted are locked by a cancel_job whose transaction is still open: if it
+                // rolls back, its abort says they are queued again.
+                None => shmem::set_queued(self.database, 0),
             }
-            shmem::set_queued(self.database, remaining);
             claimed
         })
     }
@@ -195,10 +218,10 @@ impl Worker {
         report_activity(Some(&format!("sqlchat job {}", claimed.id)));
         let ended = in_transaction(|| {
             let result = execute(&claimed);
-            shmem::job_done(self.slot);
+            let cancel_asked = shmem::job_done(self.slot);
             // A cancel or timeout that arrived after the job's own work ended has nothing left to stop.
             unsafe { pg_sys::QueryCancelPending = 0 };
-            job::finish(claimed.id, self.token, result)
+            job::finish(claimed.id, self.token, result, cancel_asked)
         });
         match ended {
             Some(_) => shmem::job_ended(claimed.id),
@@ -212,24 +235,29 @@ impl Worker {
 }
 
 /// Runs a claimed job as the role that submitted it, with its settings: the answer, or the ERROR
-/// as the role would have seen it from `ask_full`.
+/// as the role would have seen it from `ask_full`. The ask was counted against the role's quota
+/// when it was submitted.
 fn execute(claimed: &Claimed) -> Result<Answer, StoredError> {
-    let role = claimed.role.clone();
-    let exists = unsafe {
-        let name = pg_sys::GetUserNameFromId(role.oid, true);
-        !name.is_null() && std::ffi::CStr::from_ptr(name).to_string_lossy() == role.name
-    };
-    if !exists {
-        return Err(StoredError::of(&sqlchat_core::Error::JobRoleGone { job: claimed.id, role: role.name }));
+    if let Some(refusal) = role_refusal(
+        JobRoles { job: claimed.id, role: &claimed.role.name, login: &claimed.login.name, database: &database_name() },
+        role_check(claimed),
+    ) {
+        return Err(StoredError::of(&refusal));
     }
-    let snapshot = claimed.settings.as_ref().and_then(Snapshot::from_json).unwrap_or_default();
+    let Some(snapshot) = claimed.settings.as_ref().and_then(Snapshot::from_json) else {
+        let detail = format!("the settings of job {} could not be read", claimed.id);
+        return Err(StoredError::of(&sqlchat_core::Error::Internal { detail }));
+    };
+    let role = claimed.role.oid;
     let outcome = subxact::run(OnSuccess::Commit, || unsafe {
-        pg_sys::SetSessionAuthorization(role.oid, pg_sys::superuser_arg(role.oid));
-        let nest_level = settings::apply(&snapshot);
+        pg_sys::SetSessionAuthorization(role, pg_sys::superuser_arg(role));
+        let nest_level = settings::apply(&snapshot, role);
         if pg_sys::StatementTimeout > 0 {
             enable_timeout_after(compat::STATEMENT_TIMEOUT, pg_sys::StatementTimeout);
         }
-        let answer = api::answer(Some(&claimed.question), claimed.session_id.as_deref());
+        let answer = crate::ops::quota::admitted_at_submit(|| {
+            api::answer(Some(&claimed.question), claimed.session_id.as_deref())
+        });
         settings::restore(nest_level);
         answer
     });
@@ -239,6 +267,50 @@ fn execute(claimed: &Claimed) -> Result<Answer, StoredError> {
     }
     // As `guarded` raised it (scrubbed of the secrets): what ask_full's caller would have seen.
     outcome.map_err(|f| StoredError { sqlstate: f.sqlstate, message: f.message, detail: f.detail, hint: f.hint })
+}
+
+/// What a login of the job's session user followed by `SET ROLE` would find now (the catalogs as
+/// of this transaction).
+fn role_check(claimed: &Claimed) -> RoleCheck {
+    let query = format!(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE oid OPERATOR(pg_catalog.=) $1 \
+                          AND rolname OPERATOR(pg_catalog.=) $2), \
+                l.oid IS NOT NULL, COALESCE(l.rolcanlogin, false), \
+                COALESCE(CASE WHEN l.oid IS NOT NULL THEN pg_catalog.has_database_privilege(l.oid, $5, 'CONNECT') END, false), \
+                NOT $6 OR COALESCE(CASE WHEN l.oid IS NOT NULL \
+                  THEN pg_catalog.pg_has_role(l.oid, $1, '{privilege}') END, false) \
+         FROM (SELECT) AS one LEFT JOIN pg_catalog.pg_roles l \
+           ON l.oid OPERATOR(pg_catalog.=) $3 AND l.rolname OPERATOR(pg_catalog.=) $4",
+        privilege = compat::SET_ROLE_PRIVILEGE,
+    );
+    let args = [
+        claimed.role.oid.into(),
+        claimed.role.name.as_str().into(),
+        claimed.login.oid.into(),
+        claimed.login.name.as_str().into(),
+        unsafe { pg_sys::MyDatabaseId }.into(),
+        claimed.via_set_role.into(),
+    ];
+    let row = gucs::with_search_path(gucs::SYSTEM_SEARCH_PATH, || {
+        Spi::connect(|c| {
+            let row = c.select(&query, None, &args)?.first();
+            Ok::<_, pgrx::spi::Error>([row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?])
+        })
+    });
+    // Nothing found is nothing allowed.
+    let [role_exists, login_exists, login_allowed, connect_allowed, set_role_allowed] =
+        row.unwrap_or_default().map(|b: Option<bool>| b.unwrap_or(false));
+    RoleCheck { role_exists, login_exists, login_allowed, connect_allowed, set_role_allowed }
+}
+
+fn database_name() -> String {
+    unsafe {
+        let name = pg_sys::get_database_name(pg_sys::MyDatabaseId);
+        if name.is_null() {
+            return String::new();
+        }
+        std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+    }
 }
 
 /// Runs `work` in a transaction of its own with a snapshot for SPI; an ERROR escaping it ends the

@@ -28,6 +28,8 @@ struct Loaded {
 
 thread_local! {
     static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+    /// The next `admit` lets its ask through uncounted: it was counted when it was submitted.
+    static ADMITTED_AT_SUBMIT: Cell<bool> = const { Cell::new(false) };
     /// This transaction changed a definition: other backends reload once it commits.
     static CHANGED: Cell<bool> = const { Cell::new(false) };
 }
@@ -115,12 +117,11 @@ fn now_s() -> u64 {
 /// leave its own quota behind. The stricter of the two refuses.
 pub fn askers() -> Vec<Caller> {
     let current = Caller::current();
-    let session = unsafe { pg_sys::GetSessionUserId() };
-    if session == current.oid {
+    let session = Caller::session();
+    if session.oid == current.oid {
         return vec![current];
     }
-    let name = unsafe { std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(session, false)) };
-    vec![current, Caller { oid: session, name: name.to_string_lossy().into_owned() }]
+    vec![current, session]
 }
 
 /// Counts one ask against the quota of each of `askers()`, or refuses it.
@@ -128,9 +129,26 @@ pub fn admit_ask() -> Result<(), Error> {
     askers().iter().try_for_each(admit)
 }
 
+/// Runs the ask of a background job, counted against the quota when it was submitted: the first
+/// `admit` in `run` (the job's own) counts nothing; any later one (an ask nested in it) counts.
+pub fn admitted_at_submit<R>(run: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ADMITTED_AT_SUBMIT.with(|a| a.set(false));
+        }
+    }
+    ADMITTED_AT_SUBMIT.with(|a| a.set(true));
+    let _reset = Reset;
+    run()
+}
+
 /// Counts one ask against the caller's quota, or refuses it (53400, with when it resets).
 /// Without shared memory, an ask is refused only when quotas are defined: they cannot be kept.
 pub fn admit(caller: &Caller) -> Result<(), Error> {
+    if ADMITTED_AT_SUBMIT.with(|a| a.replace(false)) {
+        return Ok(());
+    }
     if !shmem::available() {
         return match definitions().is_empty() {
             true => Ok(()),

@@ -1,14 +1,19 @@
 //! Background asks in sqlchat.job: queued by `submit`, claimed and finished by the workers, read
 //! by `result` and `job_status`, cancelled by `cancel_job`, removed after sqlchat.job_retention.
-//! Every access runs as the tables' owner; rows belong to the submitting role by oid and name.
+//! Every access runs as the extension's owner; rows belong to the submitting role by oid and name.
 //! A job's end (done, failed, cancelled) sends `NOTIFY sqlchat_jobs, '<id>'` in the same
 //! transaction.
+//!
+//! Locks: a user's transaction locks a row only when `cancel_job` cancels a queued job, and
+//! workers skip locked rows (`SKIP LOCKED`); a running job's row is never locked by a user's
+//! transaction (its cancel goes through shared memory), so no worker ever waits for one.
 
 use super::{as_owner, Caller};
+use crate::gucs;
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB};
-use sqlchat_core::jobs::{after_interruption, State};
+use sqlchat_core::jobs::{after_interruption, may_queue, queue_round, State};
 
 /// The channel a job's end is announced on.
 pub const CHANNEL: &str = "sqlchat_jobs";
@@ -52,10 +57,26 @@ pub struct Outcome {
     pub error: Option<StoredError>,
 }
 
+/// A job to queue: the question, and who asks it.
+pub struct NewJob<'a> {
+    /// The role it runs as (current_user at submit).
+    pub role: &'a Caller,
+    /// The session user at submit.
+    pub login: &'a Caller,
+    /// `role` was chosen with SET ROLE (not by a SECURITY DEFINER function): the session user
+    /// must still be allowed to SET ROLE to it when the job runs.
+    pub via_set_role: bool,
+    pub question: &'a str,
+    pub session_id: Option<&'a str>,
+    pub settings: serde_json::Value,
+}
+
 /// What a worker runs.
 pub struct Claimed {
     pub id: i64,
     pub role: Caller,
+    pub login: Caller,
+    pub via_set_role: bool,
     pub question: String,
     pub session_id: Option<String>,
     pub settings: Option<serde_json::Value>,
@@ -77,12 +98,22 @@ pub type StatusRow = (
     Option<i32>,
 );
 
+/// What `queue` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// The job's id.
+    Job(i64),
+    /// The role has `max_queued` jobs queued already: nothing was queued.
+    Full,
+}
+
 /// What `cancel` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancel {
     /// It was queued: it is cancelled and will never run.
     Queued,
-    /// It runs: the worker running it is to be interrupted.
+    /// It runs: the worker running it is to be interrupted (through shared memory, once the
+    /// cancelling transaction commits).
     Running,
     /// It had already ended.
     Ended,
@@ -98,24 +129,47 @@ fn notify(c: &mut pgrx::spi::SpiClient<'_>, job: i64) -> Result<(), pgrx::spi::E
     c.update("SELECT pg_catalog.pg_notify($1, $2::text)", None, &[CHANNEL.into(), job.into()]).map(|_| ())
 }
 
-/// Queues a question; the job's id.
-pub fn insert(role: &Caller, question: &str, session_id: Option<&str>, settings: serde_json::Value) -> Option<i64> {
+/// Queues a question unless its role has `max_queued` jobs queued, in the round of the fair
+/// queue it comes in (`sqlchat_core::jobs::queue_round`).
+pub fn queue(job: &NewJob<'_>, max_queued: i64) -> Option<Queued> {
     as_owner("queueing the job", || {
         Spi::connect_mut(|c| {
-            c.update(
-                "INSERT INTO sqlchat.job (role_oid, role_name, question, session_id, settings) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                None,
-                &[
-                    role.oid.into(),
-                    role.name.as_str().into(),
-                    question.into(),
-                    session_id.into(),
-                    JsonB(settings).into(),
-                ],
-            )?
-            .first()
-            .get_one::<i64>()
+            let place = c
+                .select(
+                    "SELECT (SELECT pg_catalog.count(*) FROM (SELECT FROM sqlchat.job \
+                              WHERE role_oid OPERATOR(pg_catalog.=) $1 AND role_name OPERATOR(pg_catalog.=) $2 \
+                                AND state OPERATOR(pg_catalog.=) 'queued' LIMIT $3) q), \
+                            (SELECT pg_catalog.max(queue_round) FROM sqlchat.job WHERE role_oid OPERATOR(pg_catalog.=) $1 \
+                              AND role_name OPERATOR(pg_catalog.=) $2 AND state OPERATOR(pg_catalog.=) 'queued'), \
+                            (SELECT pg_catalog.min(queue_round) FROM sqlchat.job WHERE state OPERATOR(pg_catalog.=) 'queued')",
+                    None,
+                    &[job.role.oid.into(), job.role.name.as_str().into(), max_queued.into()],
+                )?
+                .first();
+            if !may_queue(place.get::<i64>(1)?.unwrap_or(0), max_queued) {
+                return Ok(Some(Queued::Full));
+            }
+            let round = queue_round(place.get(2)?, place.get(3)?);
+            let id = c
+                .update(
+                    "INSERT INTO sqlchat.job (role_oid, role_name, login_oid, login_name, via_set_role, question, \
+                     session_id, settings, queue_round) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                    None,
+                    &[
+                        job.role.oid.into(),
+                        job.role.name.as_str().into(),
+                        job.login.oid.into(),
+                        job.login.name.as_str().into(),
+                        job.via_set_role.into(),
+                        job.question.into(),
+                        job.session_id.into(),
+                        JsonB(job.settings.clone()).into(),
+                        round.into(),
+                    ],
+                )?
+                .first()
+                .get_one::<i64>()?;
+            Ok(id.map(Queued::Job))
         })
     })
     .flatten()
@@ -200,54 +254,56 @@ pub fn status(job: Option<i64>, viewer: &Viewer) -> Vec<StatusRow> {
     .unwrap_or_default()
 }
 
-/// Cancels a queued job (it ends at once, with its NOTIFY) or marks a running one for its worker;
+/// Cancels a queued job (it ends at once, with its NOTIFY; the row stays locked until the caller's
+/// transaction ends, and workers skip it meanwhile) or says that it runs, leaving its row alone;
 /// None when the viewer cannot see it.
 pub fn cancel(job: i64, viewer: &Viewer) -> Option<Cancel> {
     let cancelled = StoredError::of(&sqlchat_core::Error::JobCancelled { job });
     as_owner("cancelling the job", || {
         Spi::connect_mut(|c| {
-            let rows = c.update(
-                &format!("SELECT state FROM sqlchat.job WHERE id OPERATOR(pg_catalog.=) $1 AND {VISIBLE} FOR UPDATE"),
+            let queued = c.update(
+                &format!(
+                    "UPDATE sqlchat.job SET state = 'cancelled', finished_at = pg_catalog.clock_timestamp(), \
+                     settings = NULL, sqlstate = $5, message = $6, hint = $7 \
+                     WHERE id OPERATOR(pg_catalog.=) $1 AND {VISIBLE} AND state OPERATOR(pg_catalog.=) 'queued' \
+                     RETURNING id"
+                ),
                 None,
-                &viewer_args(Some(job), viewer),
+                &[
+                    job.into(),
+                    viewer.all.into(),
+                    viewer.role.oid.into(),
+                    viewer.role.name.as_str().into(),
+                    cancelled.sqlstate.as_str().into(),
+                    cancelled.message.as_str().into(),
+                    cancelled.hint.clone().into(),
+                ],
             )?;
-            let Some(state) = rows.into_iter().next().map(|r| r.get::<String>(1)).transpose()?.flatten() else {
-                return Ok(None);
-            };
-            match State::parse(&state) {
-                Some(State::Queued) => {
-                    c.update(
-                        "UPDATE sqlchat.job SET state = 'cancelled', cancel_requested = true, finished_at = \
-                         pg_catalog.clock_timestamp(), settings = NULL, sqlstate = $2, message = $3, hint = $4 \
-                         WHERE id OPERATOR(pg_catalog.=) $1",
-                        None,
-                        &[
-                            job.into(),
-                            cancelled.sqlstate.as_str().into(),
-                            cancelled.message.as_str().into(),
-                            cancelled.hint.clone().into(),
-                        ],
-                    )?;
-                    notify(c, job)?;
-                    Ok(Some(Cancel::Queued))
-                }
-                Some(State::Running) => {
-                    c.update(
-                        "UPDATE sqlchat.job SET cancel_requested = true WHERE id OPERATOR(pg_catalog.=) $1",
-                        None,
-                        &[job.into()],
-                    )?;
-                    Ok(Some(Cancel::Running))
-                }
-                _ => Ok(Some(Cancel::Ended)),
+            if !queued.is_empty() {
+                notify(c, job)?;
+                return Ok(Some(Cancel::Queued));
             }
+            let state = c
+                .select(
+                    &format!("SELECT state FROM sqlchat.job WHERE id OPERATOR(pg_catalog.=) $1 AND {VISIBLE}"),
+                    None,
+                    &viewer_args(Some(job), viewer),
+                )?
+                .first();
+            if state.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(match state.get_one::<String>()?.as_deref().and_then(State::parse) {
+                Some(State::Running) => Cancel::Running,
+                _ => Cancel::Ended,
+            }))
         })
     })
     .flatten()
 }
 
-/// Takes the oldest queued job for the worker with `token`; None when there is none. Also how
-/// many are still queued, counted up to `count_up_to`.
+/// Takes the next queued job (lowest round, then oldest) for the worker with `token`; None when
+/// none can be taken. Also how many are still queued, counted up to `count_up_to`.
 pub fn claim(token: i64, count_up_to: i64) -> Option<(Option<Claimed>, u32)> {
     as_owner("claiming a job", || {
         Spi::connect_mut(|c| {
@@ -255,8 +311,9 @@ pub fn claim(token: i64, count_up_to: i64) -> Option<(Option<Claimed>, u32)> {
                 "UPDATE sqlchat.job SET state = 'running', started_at = pg_catalog.clock_timestamp(), \
                  runs = runs OPERATOR(pg_catalog.+) 1, worker = $1, worker_pid = pg_catalog.pg_backend_pid() \
                  WHERE id OPERATOR(pg_catalog.=) (SELECT id FROM sqlchat.job WHERE state OPERATOR(pg_catalog.=) 'queued' \
-                   ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, role_oid, role_name::text, question, session_id, settings",
+                   ORDER BY queue_round, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, role_oid, role_name::text, login_oid, login_name::text, via_set_role, question, \
+                   session_id, settings",
                 None,
                 &[token.into()],
             )?;
@@ -268,9 +325,14 @@ pub fn claim(token: i64, count_up_to: i64) -> Option<(Option<Claimed>, u32)> {
                         oid: row.get(2)?.unwrap_or(pg_sys::InvalidOid),
                         name: row.get(3)?.unwrap_or_default(),
                     },
-                    question: row.get(4)?.unwrap_or_default(),
-                    session_id: row.get(5)?,
-                    settings: row.get::<JsonB>(6)?.map(|j| j.0),
+                    login: Caller {
+                        oid: row.get(4)?.unwrap_or(pg_sys::InvalidOid),
+                        name: row.get(5)?.unwrap_or_default(),
+                    },
+                    via_set_role: row.get(6)?.unwrap_or(true),
+                    question: row.get(7)?.unwrap_or_default(),
+                    session_id: row.get(8)?,
+                    settings: row.get::<JsonB>(9)?.map(|j| j.0),
                 }),
             };
             let remaining = c
@@ -288,28 +350,16 @@ pub fn claim(token: i64, count_up_to: i64) -> Option<(Option<Claimed>, u32)> {
     })
 }
 
-/// Records how a job ended (its answer, or the ERROR it raised) unless a cancel was asked for it
-/// meanwhile, then it ends cancelled. The final state, or None when the job is no longer this
-/// worker's.
-pub fn finish(job: i64, token: i64, result: Result<Answer, StoredError>) -> Option<State> {
+/// Records how a job ended: its answer, or the ERROR it raised, or cancelled when a cancel was
+/// asked for it while it ran. The final state, or None when the job is no longer this worker's.
+pub fn finish(job: i64, token: i64, result: Result<Answer, StoredError>, cancel_asked: bool) -> Option<State> {
+    let (state, answer, error) = match (cancel_asked, result) {
+        (true, _) => (State::Cancelled, None, Some(StoredError::of(&sqlchat_core::Error::JobCancelled { job }))),
+        (false, Ok(answer)) => (State::Done, Some(answer), None),
+        (false, Err(e)) => (State::Failed, None, Some(e)),
+    };
     as_owner("recording the job's end", || {
         Spi::connect_mut(|c| {
-            let rows = c.update(
-                "SELECT cancel_requested FROM sqlchat.job WHERE id OPERATOR(pg_catalog.=) $1 \
-                 AND worker OPERATOR(pg_catalog.=) $2 AND state OPERATOR(pg_catalog.=) 'running' FOR UPDATE",
-                None,
-                &[job.into(), token.into()],
-            )?;
-            let Some(cancel_requested) = rows.into_iter().next().map(|r| r.get::<bool>(1)).transpose()? else {
-                return Ok(None);
-            };
-            let (state, answer, error) = match (cancel_requested.unwrap_or(false), result) {
-                (true, _) => {
-                    (State::Cancelled, None, Some(StoredError::of(&sqlchat_core::Error::JobCancelled { job })))
-                }
-                (false, Ok(answer)) => (State::Done, Some(answer), None),
-                (false, Err(e)) => (State::Failed, None, Some(e)),
-            };
             let answer = match answer {
                 Some(tuple) => {
                     let oid = tuple.composite_type_oid().unwrap_or(pg_sys::RECORDOID);
@@ -330,13 +380,15 @@ pub fn finish(job: i64, token: i64, result: Result<Answer, StoredError>) -> Opti
                 hint: None,
             });
             let some = |s: String| Some(s).filter(|s| !s.is_empty());
-            c.update(
-                "UPDATE sqlchat.job SET state = $2, answer = $3, sqlstate = $4, message = $5, detail = $6, hint = $7, \
+            let recorded = c.update(
+                "UPDATE sqlchat.job SET state = $3, answer = $4, sqlstate = $5, message = $6, detail = $7, hint = $8, \
                  finished_at = pg_catalog.clock_timestamp(), settings = NULL, worker = NULL \
-                 WHERE id OPERATOR(pg_catalog.=) $1",
+                 WHERE id OPERATOR(pg_catalog.=) $1 AND worker OPERATOR(pg_catalog.=) $2 \
+                   AND state OPERATOR(pg_catalog.=) 'running' RETURNING id",
                 None,
                 &[
                     job.into(),
+                    token.into(),
                     state.as_str().into(),
                     answer,
                     some(e.sqlstate).into(),
@@ -345,6 +397,9 @@ pub fn finish(job: i64, token: i64, result: Result<Answer, StoredError>) -> Opti
                     e.hint.into(),
                 ],
             )?;
+            if recorded.is_empty() {
+                return Ok(None);
+            }
             notify(c, job)?;
             Ok(Some(state))
         })
@@ -353,27 +408,25 @@ pub fn finish(job: i64, token: i64, result: Result<Answer, StoredError>) -> Opti
 }
 
 /// Jobs left `running` by workers that are gone (not among `live` tokens): queued again after
-/// their first run, else failed (or cancelled, when that was asked). The ids of those that ended.
-pub fn recover(live: &[i64]) -> Vec<i64> {
+/// their first run (in the round at the head of the queue), else failed; cancelled when a cancel
+/// was asked while they ran (`cancel_asked`). The ids of those that ended.
+pub fn recover(live: &[i64], cancel_asked: &[i64]) -> Vec<i64> {
     as_owner("recovering jobs whose worker stopped", || {
         Spi::connect_mut(|c| {
             let rows = c.update(
-                "SELECT id, runs, cancel_requested FROM sqlchat.job WHERE state OPERATOR(pg_catalog.=) 'running' \
+                "SELECT id, runs FROM sqlchat.job WHERE state OPERATOR(pg_catalog.=) 'running' \
                  AND NOT (worker OPERATOR(pg_catalog.=) ANY ($1)) FOR UPDATE SKIP LOCKED",
                 None,
                 &[live.to_vec().into()],
             )?;
             let mut orphans = Vec::new();
             for row in rows {
-                orphans.push((
-                    row.get::<i64>(1)?.unwrap_or_default(),
-                    row.get::<i32>(2)?.unwrap_or_default(),
-                    row.get::<bool>(3)?.unwrap_or_default(),
-                ));
+                let job = row.get::<i64>(1)?.unwrap_or_default();
+                orphans.push((job, row.get::<i32>(2)?.unwrap_or_default(), cancel_asked.contains(&job)));
             }
             let mut ended = Vec::new();
-            for (job, runs, cancel_requested) in orphans {
-                let state = after_interruption(runs, cancel_requested);
+            for (job, runs, cancelled) in orphans {
+                let state = after_interruption(runs, cancelled);
                 let error = match state {
                     State::Cancelled => Some(sqlchat_core::Error::JobCancelled { job }),
                     State::Failed => Some(sqlchat_core::Error::JobInterrupted { job }),
@@ -383,6 +436,9 @@ pub fn recover(live: &[i64]) -> Vec<i64> {
                 c.update(
                     "UPDATE sqlchat.job SET state = $2, worker = NULL, worker_pid = NULL, \
                      started_at = CASE WHEN $2 OPERATOR(pg_catalog.=) 'queued' THEN NULL ELSE started_at END, \
+                     queue_round = CASE WHEN $2 OPERATOR(pg_catalog.=) 'queued' THEN (SELECT COALESCE( \
+                       pg_catalog.min(q.queue_round), 0) FROM sqlchat.job q WHERE q.state OPERATOR(pg_catalog.=) 'queued') \
+                       ELSE queue_round END, \
                      finished_at = CASE WHEN $2 OPERATOR(pg_catalog.=) 'queued' THEN NULL ELSE pg_catalog.clock_timestamp() END, \
                      settings = CASE WHEN $2 OPERATOR(pg_catalog.=) 'queued' THEN settings END, \
                      sqlstate = $3, message = $4, hint = $5 WHERE id OPERATOR(pg_catalog.=) $1",
@@ -436,7 +492,14 @@ pub fn remove_expired(retention_s: f64, batch: i64) -> Option<(i64, Option<f64>)
     })
 }
 
-/// Whether this database has sqlchat's job table (the extension may not be installed here).
-pub fn table_exists() -> bool {
-    Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('sqlchat.job') IS NOT NULL").ok().flatten().unwrap_or(false)
+/// Whether this database has the extension with its job table: a table called sqlchat.job that is
+/// not the extension's is never read (see `store::owner`).
+pub fn installed() -> bool {
+    super::owner().is_ok()
+        && gucs::with_search_path(gucs::SYSTEM_SEARCH_PATH, || {
+            Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('sqlchat.job') IS NOT NULL")
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }

@@ -1,7 +1,7 @@
 //! The extension's own tables (memory, cache, background jobs, the interaction log): the only
-//! code that writes them. Every access runs as the tables' owner (they are granted to no one),
-//! inside a subtransaction, on rows stamped with the caller's role name; generated SQL never
-//! runs here.
+//! code that writes them. Every access runs as the extension's owner (the tables are granted to no
+//! one), inside a subtransaction, on rows stamped with the caller's role name, and only once the
+//! tables are known to be the extension's; generated SQL never runs here.
 
 pub mod cache;
 pub mod job;
@@ -12,6 +12,7 @@ use crate::gucs;
 use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
 use sqlchat_core::error::Error;
 use std::ffi::CStr;
 
@@ -32,21 +33,75 @@ pub struct Caller {
 impl Caller {
     /// The current role (current_user).
     pub fn current() -> Caller {
-        unsafe {
-            let oid = pg_sys::GetUserId();
-            let name = pg_sys::GetUserNameFromId(oid, false);
-            Caller { oid, name: CStr::from_ptr(name).to_string_lossy().into_owned() }
-        }
+        Caller::of(unsafe { pg_sys::GetUserId() })
+    }
+
+    /// The session user (session_user): the role that logged in, or the one SET SESSION
+    /// AUTHORIZATION chose.
+    pub fn session() -> Caller {
+        Caller::of(unsafe { pg_sys::GetSessionUserId() })
+    }
+
+    fn of(oid: pg_sys::Oid) -> Caller {
+        let name = unsafe { CStr::from_ptr(pg_sys::GetUserNameFromId(oid, false)) };
+        Caller { oid, name: name.to_string_lossy().into_owned() }
     }
 }
 
 thread_local! {
     /// The owner, remembered for one transaction (several store accesses per question).
     static OWNER: std::cell::Cell<Option<(pg_sys::LocalTransactionId, pg_sys::Oid)>> = const { std::cell::Cell::new(None) };
+    static OWNER_PLAN: std::cell::RefCell<Option<OwnedPreparedStatement>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The owner of sqlchat's tables (the role that created the extension). Looked up once per
-/// transaction: the extension can be dropped and created again by another role in the session.
+/// Relations of schema sqlchat that the store reads or writes, and types it builds: each must be
+/// the extension's own (a member of it in pg_depend) or not exist (an older version of the
+/// extension). A schema called sqlchat is not enough: any role that may create a schema in a
+/// database (its owner, a role with CREATEDB in a database of its own) can make one with
+/// look-alike tables, and whatever the store touches there runs with the owner's rights.
+const OWN_RELATIONS: [&str; 10] = [
+    "sqlchat.turn",
+    "sqlchat.session_summary",
+    "sqlchat.cache",
+    "sqlchat.quota",
+    "sqlchat.job",
+    "sqlchat.example",
+    "sqlchat.definition",
+    "sqlchat.private_column",
+    "sqlchat.feedback",
+    "sqlchat.log",
+];
+const OWN_TYPES: [&str; 1] = ["sqlchat.answer"];
+
+/// The query giving the owner of the extension sqlchat when its schema is the one called sqlchat
+/// and each of `OWN_RELATIONS` and `OWN_TYPES` that exists belongs to it; no row otherwise.
+fn owner_query() -> String {
+    let names = |list: &[&str], to_reg: &str| {
+        list.iter().map(|n| format!("pg_catalog.{to_reg}('{n}')::pg_catalog.oid")).collect::<Vec<_>>().join(", ")
+    };
+    format!(
+        "WITH used (classid, objid) AS ( \
+           SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid, o FROM pg_catalog.unnest(ARRAY[{relations}]) o \
+           UNION ALL \
+           SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid, o FROM pg_catalog.unnest(ARRAY[{types}]) o) \
+         SELECT e.extowner FROM pg_catalog.pg_extension e \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'sqlchat' \
+           AND e.extnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace('sqlchat')::pg_catalog.oid \
+           AND NOT EXISTS (SELECT FROM used u WHERE u.objid IS NOT NULL AND NOT EXISTS ( \
+             SELECT FROM pg_catalog.pg_depend d \
+             WHERE d.classid OPERATOR(pg_catalog.=) u.classid AND d.objid OPERATOR(pg_catalog.=) u.objid \
+               AND d.objsubid OPERATOR(pg_catalog.=) 0 \
+               AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid \
+               AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'))",
+        relations = names(&OWN_RELATIONS, "to_regclass"),
+        types = names(&OWN_TYPES, "to_regtype"),
+    )
+}
+
+/// The role the store works as: the owner of the extension (pg_extension.extowner), never the
+/// owner of whatever a schema called sqlchat holds (see `OWN_RELATIONS`). Looked up once per
+/// transaction, under sqlchat's own search_path: the extension can be dropped and created again by
+/// another role in the session, and the caller's operators must not decide the answer.
 fn owner() -> Result<pg_sys::Oid, Error> {
     let transaction = crate::compat::local_transaction_id();
     if let Some((lxid, owner)) = OWNER.with(|o| o.get()) {
@@ -54,23 +109,29 @@ fn owner() -> Result<pg_sys::Oid, Error> {
             return Ok(owner);
         }
     }
-    let owner = Spi::connect(|c| {
-        c.select(
-            "SELECT relowner FROM pg_catalog.pg_class \
-             WHERE oid OPERATOR(pg_catalog.=) 'sqlchat.turn'::pg_catalog.regclass",
-            None,
-            &[],
-        )?
-        .first()
-        .get_one::<pg_sys::Oid>()
+    let owner = gucs::with_search_path(gucs::SYSTEM_SEARCH_PATH, || {
+        Spi::connect(|c| {
+            // Planned once per backend (PostgreSQL plans it again when the catalogs change).
+            let plan = match OWNER_PLAN.with(|p| p.borrow_mut().take()) {
+                Some(plan) => plan,
+                None => c.prepare(owner_query().as_str(), &[])?.keep(),
+            };
+            let owner = c.select(&plan, None, &[])?.first().get_one::<pg_sys::Oid>();
+            OWNER_PLAN.with(|p| *p.borrow_mut() = Some(plan));
+            owner
+        })
     })
-    .map_err(|e| Error::Internal { detail: format!("sqlchat's tables are missing: {e}") })?
-    .ok_or_else(|| Error::Internal { detail: "sqlchat.turn has no owner".into() })?;
+    .map_err(|e| Error::Internal { detail: format!("looking up the extension sqlchat: {e}") })?
+    .ok_or_else(|| Error::Internal {
+        detail: "the extension sqlchat is not installed in this database, or schema sqlchat holds tables that \
+                 are not the extension's"
+            .into(),
+    })?;
     OWNER.with(|o| o.set(Some((transaction, owner))));
     Ok(owner)
 }
 
-/// True when the caller may administer sqlchat's tables: a superuser or a member of the owner.
+/// True when the caller may administer sqlchat's tables: a superuser or a member of the extension's owner.
 pub fn caller_is_admin() -> bool {
     match owner() {
         Ok(o) => unsafe { pg_sys::superuser() || pg_sys::has_privs_of_role(pg_sys::GetUserId(), o) },
@@ -78,7 +139,7 @@ pub fn caller_is_admin() -> bool {
     }
 }
 
-/// Runs `work` as the tables' owner in a subtransaction, committed when `work` succeeds. A cancel is
+/// Runs `work` as the extension's owner in a subtransaction, committed when `work` succeeds. A cancel is
 /// raised at once; any other failure is reported as a WARNING and gives None, so memory or cache
 /// trouble never costs the caller an answer.
 pub fn as_owner<R>(what: &str, work: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Option<R> {

@@ -2,8 +2,9 @@
 workers in a cluster of this module's own (it is restarted and crashed on purpose). A job's answer
 and error are ask_full's; it runs as the submitting role with the session's settings; jobs survive
 restarts and crashes; bad input and faults (a dropped role, a dropped database, 1,000 jobs, a
-hanging gateway, statement_timeout, a worker killed with SIGKILL) each end in their documented
-state, with no job left running and no worker left behind."""
+hanging gateway, statement_timeout, a worker killed with SIGKILL, a role that may no longer log in,
+a cancel left uncommitted) each end in their documented state, with no job left running and no
+worker left behind; a role's queue is capped and its submits count against its quota."""
 
 import os
 import signal
@@ -376,6 +377,7 @@ def test_a_dropped_role_and_a_dropped_database_end_their_jobs(jc, gw, conns, idl
 def test_a_thousand_jobs_at_once(jc, conns, idle):
     conn = conns()
     conn.execute("SET sqlchat.engine = 'offline'")
+    conn.execute("SET sqlchat.max_queued_jobs = 1000")
     started = time.monotonic()
     first, last = conn.execute("SELECT min(j), max(j) FROM (SELECT sqlchat.submit('how many customers are there?') j "
                                "FROM generate_series(1, 1000)) s").fetchone()
@@ -447,6 +449,139 @@ def test_a_worker_killed_mid_job_loses_nothing(jc, gw, conns, idle):
     assert wait_until(reconnected, 40, interval=0.2)
     with jc.connect("jobs") as c:
         assert c.execute("SELECT runs FROM sqlchat.jobs WHERE job = %s", (killed,)).fetchone()[0] == 2
+
+
+def test_a_job_runs_only_while_its_session_user_could_log_in_and_become_its_role(jc, gw, conns, idle):
+    gw.rule(purpose=GEN, content=COUNT)
+    admin = conns()
+    roles = ("job_carol", "job_dave", "job_erin", "job_frank")
+    for role in roles:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    admin.execute("DROP ROLE IF EXISTS job_readers")
+    admin.execute("CREATE ROLE job_readers NOLOGIN")
+    admin.execute("GRANT SELECT ON customers TO job_readers")
+    admin.execute("GRANT job_readers TO job_carol, job_dave, job_erin, job_frank")
+    try:
+        pause(jc)
+        jobs = {}
+        for role in roles:
+            conn = conns(role)
+            conn.execute("SET ROLE job_readers")
+            jobs[role] = conn.execute("SELECT sqlchat.submit('how many customers?')").fetchone()[0]
+        admin.execute("ALTER ROLE job_carol NOLOGIN")
+        admin.execute("REVOKE CONNECT ON DATABASE jobs FROM PUBLIC")
+        admin.execute("GRANT CONNECT ON DATABASE jobs TO job_carol, job_erin, job_frank, job_alice, job_bob")
+        admin.execute("REVOKE job_readers FROM job_erin")
+        pause(jc, False)
+        for job in jobs.values():
+            wait_state(admin, job, {"done", "failed"})
+        refused = {role: raised(admin, "SELECT sqlchat.result(%s)", (job,)) if state(admin, job) == "failed" else None
+                   for role, job in jobs.items()}
+        assert refused["job_carol"][:2] == (
+            "28000", f"sqlchat: job {jobs['job_carol']} cannot run: role job_carol that submitted it is not "
+                     "permitted to log in")
+        assert refused["job_dave"][0] == "42501" and "CONNECT privilege on database jobs" in refused["job_dave"][1]
+        assert refused["job_erin"][0] == "42501" and "may no longer SET ROLE job_readers" in refused["job_erin"][1]
+        assert all(r[3] for r in refused.values() if r), "each refusal has a hint"
+        # A group role that cannot log in is no obstacle: the session user logged in.
+        assert refused["job_frank"] is None
+        assert admin.execute("SELECT (sqlchat.result(%s)).rows, role FROM sqlchat.jobs WHERE job = %s",
+                             (jobs["job_frank"], jobs["job_frank"])).fetchone() == ([{"n": 30}], "job_readers")
+    finally:
+        admin.execute("GRANT CONNECT ON DATABASE jobs TO PUBLIC")
+        for role in roles:
+            admin.execute(sql.SQL("REVOKE CONNECT ON DATABASE jobs FROM {}").format(sql.Identifier(role)))
+        admin.execute("REVOKE CONNECT ON DATABASE jobs FROM job_alice, job_bob")
+
+
+def test_a_roles_queue_is_capped_and_each_submit_counts_against_its_quota(jc, gw, conns, idle):
+    gw.rule(purpose=GEN, content=COUNT)
+    admin = conns()
+    admin.execute("DROP ROLE IF EXISTS job_quota")
+    admin.execute("CREATE ROLE job_quota LOGIN")
+    admin.execute("GRANT SELECT ON customers TO job_quota")
+    admin.execute("ALTER ROLE job_quota SET sqlchat.max_queued_jobs = 2")
+    admin.execute("SELECT sqlchat.set_quota('job_quota', 3, NULL)")
+    try:
+        pause(jc)
+        conn = conns("job_quota")
+        queued = [conn.execute("SELECT sqlchat.submit('how many customers?')").fetchone()[0] for _ in range(2)]
+        sqlstate, message, _, hint = raised(conn, "SELECT sqlchat.submit('one too many')")
+        assert (sqlstate, message) == ("53400", "sqlchat: role job_quota has 2 jobs queued, the most "
+                                                 "sqlchat.max_queued_jobs allows")
+        assert "sqlchat.max_queued_jobs" in hint and "cancel_job" in hint
+        # A cancelled job leaves room; jobs of other roles never count.
+        conn.execute("SELECT sqlchat.cancel_job(%s)", (queued[1],))
+        assert admin.execute("SELECT sqlchat.submit('a superuser''s job')").fetchone()[0]
+        later = conn.execute("SELECT sqlchat.submit('how many customers?')").fetchone()[0]
+        # Submits are asks (the one over the cap was not): three of three this hour, so the next is
+        # refused at submit, and the job runs without being counted again.
+        conn.execute("SELECT sqlchat.cancel_job(%s)", (later,))
+        sqlstate, message, _, _ = raised(conn, "SELECT sqlchat.submit('over the quota')")
+        assert sqlstate == "53400" and "quota of 3 asks per hour" in message, message
+        pause(jc, False)
+        assert wait_state(conn, queued[0], {"done", "failed"}) == "done", raised(
+            conn, "SELECT sqlchat.result(%s)", (queued[0],))
+    finally:
+        admin.execute("SELECT sqlchat.set_quota('job_quota', NULL, NULL)")
+
+
+def test_a_cancel_left_uncommitted_holds_up_no_job(jc, gw, conns, idle):
+    gw.rule(purpose=GEN, contains="slowly", content=COUNT, delay_ms=800)
+    gw.rule(purpose=GEN, content=COUNT)
+    conn, holder = conns(), conns()
+    conn.execute("SET sqlchat.enable_cache = off")  # the running job must wait for the gateway
+    pause(jc)
+    queued = conn.execute("SELECT sqlchat.submit('how many customers, queued?')").fetchone()[0]
+    holder.autocommit = False
+    try:
+        assert holder.execute("SELECT sqlchat.cancel_job(%s)", (queued,)).fetchone()[0] is True
+        pause(jc, False)
+        running = conn.execute("SELECT sqlchat.submit('how many customers, slowly?')").fetchone()[0]
+        wait_state(conn, running, {"running"})
+        assert holder.execute("SELECT sqlchat.cancel_job(%s)", (running,)).fetchone()[0] is True
+        # The running job's end is recorded although the cancel's transaction is open; the queued
+        # job waits for that transaction, and other jobs pass it.
+        assert wait_state(conn, running, {"done"}) == "done"
+        other = conn.execute("SELECT sqlchat.submit('how many customers, meanwhile?')").fetchone()[0]
+        assert wait_state(conn, other, {"done"}) == "done"
+        assert state(conn, queued) == "queued"
+    finally:
+        holder.rollback()
+        holder.autocommit = True
+    # Rolled back: the job is queued again, and a worker takes it at once.
+    started = time.monotonic()
+    assert wait_state(conn, queued, {"done"}, timeout=5) == "done"
+    print(f"\nthe job whose cancel was rolled back ran {time.monotonic() - started:.2f} s after the rollback")
+
+
+def test_a_cancel_rolled_back_to_a_savepoint_never_happened(jc, gw, conns, idle):
+    gw.rule(purpose=GEN, contains="slowly", content=COUNT, delay_ms=800)
+    gw.rule(purpose=GEN, content=COUNT)
+    conn, holder = conns(), conns()
+    conn.execute("SET sqlchat.enable_cache = off")
+    pause(jc)
+    queued = conn.execute("SELECT sqlchat.submit('how many customers, queued then kept?')").fetchone()[0]
+    holder.autocommit = False
+    try:
+        holder.execute("SAVEPOINT s")
+        assert holder.execute("SELECT sqlchat.cancel_job(%s)", (queued,)).fetchone()[0] is True
+        holder.execute("ROLLBACK TO SAVEPOINT s")
+        pause(jc, False)
+        # Its row is no longer locked, and the transaction is still open: it runs.
+        assert wait_state(conn, queued, {"done"}, timeout=5) == "done"
+        running = conn.execute("SELECT sqlchat.submit('how many customers, slowly kept?')").fetchone()[0]
+        wait_state(conn, running, {"running"})
+        holder.execute("SAVEPOINT s")
+        assert holder.execute("SELECT sqlchat.cancel_job(%s)", (running,)).fetchone()[0] is True
+        holder.execute("ROLLBACK TO SAVEPOINT s")
+        holder.commit()
+        assert wait_state(conn, running, {"done", "failed", "cancelled"}) == "done", raised(
+            conn, "SELECT sqlchat.result(%s)", (running,))
+    finally:
+        holder.rollback()
+        holder.autocommit = True
 
 
 def test_submit_needs_the_library_preloaded(gateway):
