@@ -233,7 +233,8 @@ impl DatabaseDemand {
     /// Workers this database could use beyond the ones it has.
     fn wants(&self) -> u32 {
         let for_jobs = self.queued.saturating_sub(self.available);
-        let for_visit = u32::from(self.visit_due && self.workers == 0);
+        // A worker busy with a job does no maintenance until the job ends, however long it runs.
+        let for_visit = u32::from(self.visit_due && self.available == 0);
         for_jobs.max(for_visit)
     }
 }
@@ -444,11 +445,15 @@ mod tests {
     }
 
     #[test]
-    fn a_due_visit_gets_one_worker_unless_the_database_has_one() {
+    fn a_due_visit_gets_one_worker_unless_one_there_is_free() {
         let visit = DatabaseDemand { visit_due: true, ..DatabaseDemand::default() };
         assert_eq!(plan_starts(&[visit], 0, 4, 0), vec![0]);
+        let idle = DatabaseDemand { visit_due: true, workers: 1, available: 1, ..DatabaseDemand::default() };
+        assert!(plan_starts(&[idle], 1, 4, 0).is_empty());
+        // Its only worker runs a long job: another does the maintenance meanwhile.
         let busy = DatabaseDemand { visit_due: true, workers: 1, ..DatabaseDemand::default() };
-        assert!(plan_starts(&[busy], 1, 4, 0).is_empty());
+        assert_eq!(plan_starts(&[busy], 1, 4, 0), vec![0]);
+        assert!(plan_starts(&[busy], 1, 1, 0).is_empty(), "within max_workers");
     }
 
     #[test]

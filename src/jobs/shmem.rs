@@ -209,18 +209,26 @@ pub fn visit_at(database: pg_sys::Oid, at: i64) {
     set_latch(launcher);
 }
 
+/// How long handed-over work waits for the database's workers to end their jobs before another
+/// worker is started for it (TimestampTz units).
+const BUSY_WORKERS_GRACE_US: i64 = 1_000_000;
+
 /// Work was handed over for `database` in shared memory (see `jobs::maintenance`): an idle
-/// worker there is woken; while any worker is there (starting, or busy with a job) nothing more
-/// is needed; with none, a visit is due now, and the launcher starts one.
+/// worker there is woken; while one is starting nothing more is needed; with none, a visit is
+/// due now, and the launcher starts one; while all are busy with jobs, a visit is due shortly,
+/// for which the launcher starts another if the jobs are still running then.
 pub fn wake_for_work(database: pg_sys::Oid, now: i64) {
     let r = REGISTRY.share();
-    let idle = r.slots.iter().find(|s| s.state == SlotState::Idle && s.database == database).map(|s| s.latch);
-    let any = r.slots.iter().any(|s| s.state != SlotState::Free && s.database == database);
+    let ours = || r.slots.iter().filter(|s| s.state != SlotState::Free && s.database == database);
+    let idle = ours().find(|s| s.state == SlotState::Idle).map(|s| s.latch);
+    let starting = ours().any(|s| s.state == SlotState::Starting);
+    let any = ours().next().is_some();
     drop(r);
     match idle {
         Some(latch) => set_latch(latch),
+        None if starting => {}
         None if !any => visit_at(database, now),
-        None => {}
+        None => visit_at(database, now + BUSY_WORKERS_GRACE_US),
     }
 }
 
