@@ -87,3 +87,69 @@ def test_a_private_value_leaks_one_quoted_character_at_a_time(rc, gw, role, conn
     assert not leaked, f"private characters {leaked} went to the model in the repair request"
     # The final error (and so sqlchat.log.message) keeps the second one.
     assert 'integer: "i"' not in str(failed.value), str(failed.value)
+
+
+def tokens_today(admin, name):
+    row = admin.execute("SELECT tokens_today FROM sqlchat.quotas WHERE role_name = %s", (name,)).fetchone()
+    return row[0] if row else 0
+
+
+def wait_job(conn, job, timeout=20):
+    def ended():
+        row = conn.execute("SELECT state FROM sqlchat.job_status(%s)", (job,)).fetchone()
+        return row is not None and row[0] in ("done", "failed", "cancelled")
+    assert wait_until(ended, timeout), f"job {job} did not end"
+    return conn.execute("SELECT state, message FROM sqlchat.job_status(%s)", (job,)).fetchone()
+
+
+def test_a_jobs_tokens_are_not_charged_to_the_login_that_set_role(rc, gw, role, conns):
+    """An ask charges its tokens to current_user and session_user (quota.askers). A job runs with
+    its role as the session user (SetSessionAuthorization), so its tokens are charged to the role
+    only: a login with a tokens_per_day quota that SET ROLEs to a group and submits never has its
+    own tokens counted, and its token quota never refuses it."""
+    gw.rule(purpose=GEN, content=COUNT)
+    admin = conns()
+    group = f"{role}_group"
+    admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(group)))
+    admin.execute(sql.SQL("GRANT SELECT ON customers TO {}").format(sql.Identifier(group)))
+    admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role)))
+    admin.execute("SELECT sqlchat.set_quota(%s, NULL, 1000000)", (role,))
+    try:
+        conn = conns(user=role)
+        conn.execute("SET sqlchat.enable_cache = off")
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(group)))
+        direct_before = tokens_today(admin, role)
+        conn.execute("SELECT sqlchat.ask('how many customers, asked directly?')")
+        direct = tokens_today(admin, role) - direct_before
+        assert direct > 0, "precondition: a direct ask under SET ROLE charges the login's tokens"
+        job = conn.execute("SELECT sqlchat.submit('how many customers, as a job?')").fetchone()[0]
+        assert wait_job(conn, job)[0] == "done"
+        by_job = tokens_today(admin, role) - direct_before - direct
+    finally:
+        admin.execute("SELECT sqlchat.set_quota(%s, NULL, NULL)", (role,))
+    assert by_job > 0, "the job's tokens were not charged to the login that submitted it"
+
+
+def test_concurrent_submits_exceed_max_queued_jobs(rc, gw, role, conns):
+    """submit counts the role's queued jobs and then inserts, with nothing that serialises two
+    submits of the same role: sessions whose transactions are open at once each see none of the
+    others' jobs, and together queue several times sqlchat.max_queued_jobs."""
+    admin = conns()
+    admin.execute(sql.SQL("ALTER ROLE {} SET sqlchat.max_queued_jobs = 2").format(sql.Identifier(role)))
+    admin.execute("ALTER SYSTEM SET sqlchat.max_workers = 0")
+    admin.execute("SELECT pg_reload_conf()")
+    try:
+        sessions = [conns(user=role, autocommit=False) for _ in range(3)]
+        for s in sessions:
+            for k in range(2):
+                s.execute("SELECT sqlchat.submit(%s)", (f"question {k}",))
+        for s in sessions:
+            s.commit()
+        queued = admin.execute(
+            "SELECT count(*) FROM sqlchat.job WHERE role_name = %s AND state = 'queued'", (role,)).fetchone()[0]
+    finally:
+        admin.execute("UPDATE sqlchat.job SET state = 'cancelled', finished_at = now() "
+                      "WHERE role_name = %s AND state = 'queued'", (role,))
+        admin.execute("ALTER SYSTEM RESET sqlchat.max_workers")
+        admin.execute("SELECT pg_reload_conf()")
+    assert queued <= 2, f"{queued} jobs queued for a role capped at 2"
