@@ -153,3 +153,39 @@ def test_concurrent_submits_exceed_max_queued_jobs(rc, gw, role, conns):
         admin.execute("ALTER SYSTEM RESET sqlchat.max_workers")
         admin.execute("SELECT pg_reload_conf()")
     assert queued <= 2, f"{queued} jobs queued for a role capped at 2"
+
+
+SLOW = "SELECT count(*) AS n FROM " + ", ".join(f"customers c{k}" for k in range(9))
+
+
+def test_one_role_holds_every_worker_for_as_long_as_it_likes(rc, gw, role, conns):
+    """A job runs as long as its own settings allow, and the submitting role chooses them all
+    (statement_timeout, sqlchat.query_timeout_ms, request_timeout_ms, request_retries,
+    max_attempts are user settings captured at submit). Round-robin orders only queued jobs:
+    a role that submits sqlchat.max_workers slow jobs holds every worker slot of the cluster,
+    and another role's one job waits until they end, not "about one job"."""
+    gw.rule(purpose=GEN, contains="slowly", content=SLOW)
+    gw.rule(purpose=GEN, content=COUNT)
+    admin = conns()
+    other = f"{role}_other"
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(other)))
+    admin.execute(sql.SQL("GRANT SELECT ON customers TO {}").format(sql.Identifier(other)))
+    hog = conns(user=role)
+    hog.execute("SET statement_timeout = 0")
+    hog.execute("SET sqlchat.query_timeout_ms = 3600000")
+    hog.execute("SET sqlchat.enable_cache = off")
+    workers = int(admin.execute("SHOW sqlchat.max_workers").fetchone()[0])
+    slow = [hog.execute("SELECT sqlchat.submit(%s)", (f"count slowly, take {k}",)).fetchone()[0]
+            for k in range(workers)]
+    try:
+        assert wait_until(lambda: admin.execute(
+            "SELECT count(*) FROM sqlchat.job WHERE id = ANY(%s) AND state = 'running'", (slow,)).fetchone()[0]
+            == workers, 20), "precondition: the slow jobs run"
+        victim = conns(user=other)
+        job = victim.execute("SELECT sqlchat.submit('how many customers?')").fetchone()[0]
+        ended = wait_until(lambda: victim.execute(
+            "SELECT state FROM sqlchat.job_status(%s)", (job,)).fetchone()[0] == "done", 20)
+    finally:
+        for j in slow:
+            hog.execute("SELECT sqlchat.cancel_job(%s)", (j,))
+    assert ended, "another role's job waited behind one role's jobs for as long as that role chose"
