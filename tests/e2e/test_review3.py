@@ -189,3 +189,33 @@ def test_one_role_holds_every_worker_for_as_long_as_it_likes(rc, gw, role, conns
         for j in slow:
             hog.execute("SELECT sqlchat.cancel_job(%s)", (j,))
     assert ended, "another role's job waited behind one role's jobs for as long as that role chose"
+
+
+def test_a_cancel_stops_the_job_with_the_same_id_in_another_database(rc, gw, conns):
+    """Job ids are one sequence per database, but cancel_job's shared-memory cancel
+    (shmem::cancel_running) stops every busy worker whose job has that id, in any database: a
+    role cancelling its own running job 1 in one database also cancels another role's job 1
+    running in another."""
+    gw.rule(purpose=GEN, contains="slowly", content=SLOW)
+    for name in ("r3_cancel_a", "r3_cancel_b"):
+        rc.create_database(name, [rc.dir / "shop.sql"])
+    first, second = conns(dbname="r3_cancel_a"), conns(dbname="r3_cancel_b")
+    for conn in (first, second):
+        conn.execute("SET statement_timeout = 0")
+        conn.execute("SET sqlchat.query_timeout_ms = 3600000")
+    ids = [conn.execute("SELECT sqlchat.submit('count slowly')").fetchone()[0] for conn in (first, second)]
+    assert ids[0] == ids[1], f"precondition: the same id in both databases ({ids})"
+    job = ids[0]
+
+    def running(conn):
+        return conn.execute("SELECT state FROM sqlchat.job_status(%s)", (job,)).fetchone()[0] == "running"
+    try:
+        assert wait_until(lambda: running(first) and running(second), 20), "precondition: both jobs run"
+        first.execute("SELECT sqlchat.cancel_job(%s)", (job,))
+        wait_until(lambda: not running(first), 10)
+        time.sleep(1)
+        other = second.execute("SELECT state, message FROM sqlchat.job_status(%s)", (job,)).fetchone()
+    finally:
+        for conn in (first, second):
+            conn.execute("SELECT sqlchat.cancel_job(%s)", (job,))
+    assert other[0] == "running", f"the other database's job {job} was stopped: {other}"
