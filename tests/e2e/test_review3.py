@@ -219,3 +219,28 @@ def test_a_cancel_stops_the_job_with_the_same_id_in_another_database(rc, gw, con
         for conn in (first, second):
             conn.execute("SELECT sqlchat.cancel_job(%s)", (job,))
     assert other[0] == "running", f"the other database's job {job} was stopped: {other}"
+
+
+def test_a_whole_private_value_leaks_in_an_unquoted_error(rc, gw, role, conns):
+    """mask_row_values masks double-quoted parts and tokens that start with a digit; PostgreSQL
+    prints some values bare and with letters first. regclass input prints a name with too many
+    dots as it is: `improper relation name (too many dotted names): a.b.c.tiger`. Any value gets
+    through whole as hex behind a letter (`x74696765...`: its digits are inside a word)."""
+    admin = conns()
+    admin.execute("SELECT sqlchat.set_private('staff', 'nickname')")
+    try:
+        conn = conns(user=role)
+        conn.execute("SET sqlchat.max_attempts = 2")
+        conn.execute("SET sqlchat.enable_cache = off")
+        gw.rule(purpose=GEN, content="SELECT ('a.b.c.' || nickname)::regclass AS r FROM staff")
+        gw.rule(purpose="repair",
+                content="SELECT ('a.b.c.x' || encode(convert_to(nickname, 'UTF8'), 'hex'))::regclass AS r FROM staff")
+        gw.clear_requests()
+        with pytest.raises(psycopg.Error) as failed:
+            conn.execute("SELECT sqlchat.ask('the staff nickname as a table')")
+        repair = str(gw.requests("repair"))
+    finally:
+        admin.execute("SELECT sqlchat.set_private('staff', 'nickname', false)")
+    leaks = [where for where, text in (("repair request", repair), ("final error", str(failed.value)))
+             if "tiger" in text or "7469676572" in text]
+    assert not leaks, f"the private value (or its hex) is kept in: {leaks}; final error: {failed.value}"
