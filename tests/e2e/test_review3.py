@@ -244,3 +244,26 @@ def test_a_whole_private_value_leaks_in_an_unquoted_error(rc, gw, role, conns):
     leaks = [where for where, text in (("repair request", repair), ("final error", str(failed.value)))
              if "tiger" in text or "7469676572" in text]
     assert not leaks, f"the private value (or its hex) is kept in: {leaks}; final error: {failed.value}"
+
+
+def test_counts_carry_a_private_value_to_the_answer_request(rc, gw, role, conns):
+    """An output column that is a count is never private (guard::OutputOrigin::Count: "a count
+    shows no value of what it counts"), but a count can be made to equal a value: with FILTER
+    over generate_series, each count is the character code of one letter of a private value,
+    and the rows go to the model to be worded."""
+    admin = conns()
+    admin.execute("SELECT sqlchat.set_private('staff', 'nickname')")
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE g <= ascii(substr(nickname, {k}, 1))) AS c{k}" for k in range(1, 6))
+    gw.rule(purpose=GEN, content=f"SELECT {counts} FROM staff CROSS JOIN generate_series(1, 255) g")
+    try:
+        conn = conns(user=role)
+        conn.execute("SET sqlchat.enable_cache = off")
+        gw.clear_requests()
+        conn.execute("SELECT sqlchat.ask('letters of the staff nickname')")
+        sent = str(gw.requests("answer"))
+    finally:
+        admin.execute("SELECT sqlchat.set_private('staff', 'nickname', false)")
+    codes = [str(ord(ch)) for ch in "tiger"]
+    assert not re.search(r"\D+".join(codes), sent), \
+        f"the private value's character codes {codes} went to the model to word the answer"
