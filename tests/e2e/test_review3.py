@@ -267,3 +267,23 @@ def test_counts_carry_a_private_value_to_the_answer_request(rc, gw, role, conns)
     codes = [str(ord(ch)) for ch in "tiger"]
     assert not re.search(r"\D+".join(codes), sent), \
         f"the private value's character codes {codes} went to the model to word the answer"
+
+
+def test_send_rows_none_still_sends_stored_values_to_the_model(rc, gw, role, conns):
+    """sqlchat.send_rows = none promises that no row leaves the database, but value hints are not
+    governed by it: a question word that is the first word of a longer stored value puts the whole
+    stored value (read from the table by the bounded scan) into the generation prompt, words the
+    caller never typed included."""
+    admin = conns()
+    admin.execute("CREATE TABLE IF NOT EXISTS pets (id int PRIMARY KEY, name text NOT NULL)")
+    admin.execute("INSERT INTO pets VALUES (1, 'Tigerlily Moonshadow') ON CONFLICT DO NOTHING")
+    admin.execute(sql.SQL("GRANT SELECT ON pets TO {}").format(sql.Identifier(role)))
+    admin.execute(sql.SQL("ALTER ROLE {} SET sqlchat.send_rows = none").format(sql.Identifier(role)))
+    gw.rule(purpose=GEN, content="SELECT count(*) AS n FROM pets")
+    conn = conns(user=role)
+    assert conn.execute("SHOW sqlchat.send_rows").fetchone()[0] == "none", "precondition"
+    conn.execute("SET sqlchat.enable_cache = off")
+    gw.clear_requests()
+    conn.execute("SELECT sqlchat.ask('how many pets are called tigerlily?')")
+    sent = str(gw.requests(GEN))
+    assert "Moonshadow" not in sent, "a stored value went to the model with sqlchat.send_rows = none"
