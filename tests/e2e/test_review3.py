@@ -287,3 +287,24 @@ def test_send_rows_none_still_sends_stored_values_to_the_model(rc, gw, role, con
     conn.execute("SELECT sqlchat.ask('how many pets are called tigerlily?')")
     sent = str(gw.requests(GEN))
     assert "Moonshadow" not in sent, "a stored value went to the model with sqlchat.send_rows = none"
+
+
+def test_a_double_quote_written_before_a_private_value_unquotes_it(rc, gw, role, conns):
+    """mask_row_values pairs double quotes as it meets them: a value PostgreSQL quotes that itself
+    holds a double quote ends the quoted part early, and what follows is masked only if it starts
+    with a digit. `('"' || col)::int` fails with `invalid input syntax for type integer:` then the
+    value `"tiger` in quotes: the quoted part is empty and `tiger` goes out as plain text."""
+    admin = conns()
+    admin.execute("SELECT sqlchat.set_private('staff', 'nickname')")
+    try:
+        conn = conns(user=role)
+        conn.execute("SET sqlchat.max_attempts = 2")
+        conn.execute("SET sqlchat.enable_cache = off")
+        gw.rule(purpose=[GEN, "repair"], content="""SELECT ('"' || nickname)::int AS n FROM staff""")
+        gw.clear_requests()
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT sqlchat.ask('the staff nickname as a number, quoted')")
+        repair = str(gw.requests("repair"))
+    finally:
+        admin.execute("SELECT sqlchat.set_private('staff', 'nickname', false)")
+    assert "tiger" not in repair, "the private value went to the model in the repair request"
