@@ -244,6 +244,7 @@ static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
 static JOB_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 static MAX_QUEUED_JOBS: GucSetting<i32> = GucSetting::<i32>::new(100);
 static WORKER_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(10);
+static JOB_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(600);
 
 /// Whether the library was loaded by shared_preload_libraries, so that the `sqlchat.*` settings
 /// existed, with their protection, before any session's first command.
@@ -546,6 +547,16 @@ fn init_jobs() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
+        c"sqlchat.job_timeout",
+        c"Longest run of one background job, whatever its own statement_timeout says (0: none).",
+        c"The submitting role chooses its job's other limits; this one keeps any job from holding a worker for long.",
+        &JOB_TIMEOUT,
+        0,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
         c"sqlchat.worker_idle_timeout",
         c"How long a background worker waits for more jobs before it ends.",
         c"",
@@ -567,6 +578,10 @@ pub fn max_queued_jobs() -> i64 {
 
 pub fn job_retention_s() -> i64 {
     JOB_RETENTION.get().max(0) as i64
+}
+
+pub fn job_timeout_ms() -> i32 {
+    JOB_TIMEOUT.get().clamp(0, 86_400) * 1000
 }
 
 pub fn worker_idle_timeout() -> std::time::Duration {

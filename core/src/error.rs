@@ -70,6 +70,8 @@ pub enum Error {
     JobNotFound { job: i64 },
     #[error("job {job} was cancelled")]
     JobCancelled { job: i64 },
+    #[error("job {job} ran longer than sqlchat.job_timeout ({limit_s} s)")]
+    JobTimedOut { job: i64, limit_s: i64 },
     #[error("job {job} was interrupted twice: its worker stopped while it ran (server restart or crash, or pg_terminate_backend)")]
     JobInterrupted { job: i64 },
     #[error("role {role} that submitted job {job} no longer exists")]
@@ -218,7 +220,7 @@ impl Error {
             Error::Reentered { .. } => "42501",
             Error::JobReadOnly { .. } => "25006",
             Error::JobNotFound { .. } | Error::JobRoleGone { .. } => "42704",
-            Error::JobCancelled { .. } => "57014",
+            Error::JobCancelled { .. } | Error::JobTimedOut { .. } => "57014",
             Error::JobInterrupted { .. } => "57P01",
             Error::JobLoginRefused { .. } => "28000",
             Error::JobConnectRefused { .. } | Error::JobSetRoleRefused { .. } => "42501",
@@ -302,6 +304,7 @@ impl Error {
             Error::JobReadOnly { .. } => "Call sqlchat.ask or sqlchat.ask_full, which answer in read-only transactions and on standbys, or submit on the primary in a read-write transaction.",
             Error::JobNotFound { .. } => "sqlchat.jobs lists the jobs you can see; finished jobs are removed after sqlchat.job_retention.",
             Error::JobCancelled { .. } => "It was stopped with sqlchat.cancel_job; submit the question again for an answer.",
+            Error::JobTimedOut { .. } => "Background jobs run at most sqlchat.job_timeout, so that none holds a worker for long: ask a narrower question, call sqlchat.ask_full directly, or have a superuser raise sqlchat.job_timeout.",
             Error::JobInterrupted { .. } => "Submit the question again. To stop a job, use sqlchat.cancel_job.",
             Error::JobRoleGone { .. } => "A job runs as the role that submitted it; that role was dropped or renamed before the job ran.",
             Error::JobLoginRefused { .. } | Error::JobConnectRefused { .. } | Error::JobSetRoleRefused { .. } => "A job runs only while its session user could still log in to the database and become the job's role; a superuser can restore the privilege and the question be submitted again.",

@@ -271,6 +271,17 @@ pub fn should_yield(workers: usize, max_workers: usize, another_database_starved
 
 /// Whether a worker with nothing to do ends: at once when it ran no job in this visit (a sweep,
 /// a maintenance visit), else after `idle_timeout` without work.
+/// How long a job may run: its own `statement_timeout` (0: none) within `sqlchat.job_timeout` (0:
+/// none), both in ms; and whether `job_timeout` is the one that ends it.
+pub fn run_limit_ms(statement_timeout_ms: i32, job_timeout_ms: i32) -> (i32, bool) {
+    match (statement_timeout_ms.max(0), job_timeout_ms.max(0)) {
+        (s, 0) => (s, false),
+        (0, j) => (j, true),
+        (s, j) if j < s => (j, true),
+        (s, _) => (s, false),
+    }
+}
+
 pub fn should_exit(ran_a_job: bool, idle_for: Duration, idle_timeout: Duration) -> bool {
     !ran_a_job || idle_for >= idle_timeout
 }
@@ -284,6 +295,15 @@ pub fn retry_delay(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_runs_within_its_own_timeout_and_the_servers() {
+        assert_eq!(run_limit_ms(0, 600_000), (600_000, true), "the role turned its timeout off");
+        assert_eq!(run_limit_ms(5_000, 600_000), (5_000, false));
+        assert_eq!(run_limit_ms(900_000, 600_000), (600_000, true));
+        assert_eq!(run_limit_ms(5_000, 0), (5_000, false));
+        assert_eq!(run_limit_ms(0, 0), (0, false));
+    }
 
     #[test]
     fn states_round_trip_and_only_the_last_three_are_final() {

@@ -317,7 +317,10 @@ fn try_offline<H: Host + ?Sized>(host: &mut H, req: &Request, view: &View, opts:
         }
         Err(f) if f.is_cancel() => Err(Error::Cancelled { message: f.message }),
         // A planner query that fails is a planner bug or a schema it misread: fall back.
-        Err(f) => Ok(Err(offline::Decline::Unsupported(format!("its query failed ({})", f.message)))),
+        Err(f) => {
+            let f = without_row_values(f, opts);
+            Ok(Err(offline::Decline::Unsupported(format!("its query failed ({})", f.message))))
+        }
     }
 }
 
@@ -478,7 +481,7 @@ fn run_with_repairs<H: Host + ?Sized>(
             Candidate::One(sql) => match ctr.host.execute(sql) {
                 Ok(result) => return Ok(Ran { sql: sql.clone(), result, attempts }),
                 Err(f) if f.is_cancel() => return Err(Error::Cancelled { message: f.message }),
-                Err(f) => without_row_values(f, context.schema, opts),
+                Err(f) => without_row_values(f, opts),
             },
             Candidate::Several(sql) => several_statements(sql),
         };
@@ -542,10 +545,10 @@ fn turns_for_model<'t>(turns: &'t [Turn], opts: &Options) -> std::borrow::Cow<'t
 
 /// A failure as the model, the caller and the interaction log may see it: when values read from
 /// rows must stay in the database (send_rows = none, or the statement read a private column), an
-/// error raised while the statement ran loses whatever may have come from them.
-fn without_row_values(mut f: ExecFailure, schema: &str, opts: &Options) -> ExecFailure {
+/// error raised while the statement ran keeps only its SQLSTATE and condition name.
+fn without_row_values(mut f: ExecFailure, opts: &Options) -> ExecFailure {
     if f.while_running && f.refusal.is_none() && (f.read_private || !opts.send_rows) {
-        f.message = crate::result::mask_row_values(&f.message, schema);
+        f.message = crate::result::withheld_message(&f.sqlstate);
     }
     f
 }
@@ -667,7 +670,8 @@ pub fn sql_context(view: &View, req: &Request, opts: &Options, probe: &mut dyn o
     let examples = teach::examples::choose(t, &usable, req.question, &names, opts.examples_budget_tokens);
     add_example_tables(req, &mut selected, &examples, opts.schema_budget_tokens);
     let definitions = teach::definitions::choose(t, req.question);
-    let hints = value_hints(view, req, &selected, probe);
+    // Stored values are row values: with send_rows = none none leaves the database.
+    let hints = if opts.send_rows { value_hints(view, req, &selected, probe) } else { Vec::new() };
     let taught = prompt::Taught {
         examples: examples.iter().map(|&i| teach::render_example(&t.examples[i])).collect(),
         definitions: definitions.iter().map(|&i| teach::render_definition(&t.definitions[i])).collect(),
@@ -1054,14 +1058,14 @@ mod tests {
         let m = r#"invalid input syntax for type integer: "DIAGNOSIS-7731""#;
         let none = Options { send_rows: false, ..Options::default() };
         let sample = Options::default();
-        let masked = r#"invalid input syntax for type integer: "(private)""#;
-        assert_eq!(without_row_values(running(m, false), "", &none).message, masked);
-        assert_eq!(without_row_values(running(m, true), "", &sample).message, masked);
-        assert_eq!(without_row_values(running(m, false), "", &sample).message, m);
+        let masked = crate::result::withheld_message("22P02");
+        assert_eq!(without_row_values(running(m, false), &none).message, masked);
+        assert_eq!(without_row_values(running(m, true), &sample).message, masked);
+        assert_eq!(without_row_values(running(m, false), &sample).message, m);
         // Parsing and analysis read no rows: their names help the repair.
         let analysis = ExecFailure { message: r#"column "nope" does not exist"#.into(), ..running("", true) };
         let analysis = ExecFailure { while_running: false, ..analysis };
-        assert_eq!(without_row_values(analysis.clone(), "", &none).message, analysis.message);
+        assert_eq!(without_row_values(analysis.clone(), &none).message, analysis.message);
     }
 
     #[test]

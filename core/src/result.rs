@@ -153,42 +153,24 @@ pub fn json_value(text: Option<&str>, type_name: &str, category: char) -> Value 
     }
 }
 
-/// The message of an ERROR raised while a statement was reading rows, with whatever may have come
-/// from those rows replaced by `PRIVATE_VALUE`: each double-quoted part that is not in `names` (the
-/// schema the model was given) and every token that starts with a digit (`13`, `2020-13-01` as
-/// three, `0xe2`). PostgreSQL prints values it could not convert or compare either way. The
-/// statement's own text vouches for nothing: the model writes it, and could list every candidate.
-pub fn mask_row_values(message: &str, names: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    // The previous character, to tell `int4` (a word) from `4` (a value).
-    let mut prev: Option<char> = None;
-    while let Some(c) = rest.chars().next() {
-        if c == '"' {
-            if let Some(len) = rest[1..].find('"') {
-                let quoted = &rest[1..1 + len];
-                let known = !quoted.is_empty() && names.contains(quoted);
-                out.push('"');
-                out.push_str(if known { quoted } else { PRIVATE_VALUE });
-                out.push('"');
-                rest = &rest[len + 2..];
-                prev = Some('"');
-                continue;
-            }
-        }
-        let in_word = prev.is_some_and(|p| p.is_alphanumeric() || p == '_');
-        if c.is_ascii_digit() && !in_word {
-            let end = rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '.')).unwrap_or(rest.len());
-            out.push_str(PRIVATE_VALUE);
-            prev = rest[..end].chars().last();
-            rest = &rest[end..];
-            continue;
-        }
-        out.push(c);
-        prev = Some(c);
-        rest = &rest[c.len_utf8()..];
+/// PostgreSQL's condition name of a SQLSTATE of a failed generated statement (of its class when
+/// sqlchat has no hint of its own for it).
+pub fn condition_name(sqlstate: &str) -> &'static str {
+    match crate::error::hint::query_hint(sqlstate).condition {
+        "" => "error",
+        name => name,
     }
-    out
+}
+
+/// What stands for the message of an ERROR raised while a statement read rows whose values must
+/// stay in the database: its SQLSTATE and condition name only. PostgreSQL prints the values it
+/// could not convert or compare in many ways (quoted, bare, inside names), and the model writes
+/// the statement, so no part of the rendered text can be vouched for.
+pub fn withheld_message(sqlstate: &str) -> String {
+    format!(
+        "{} (SQLSTATE {sqlstate}) while reading rows; the message is withheld because it may quote values of private columns or rows",
+        condition_name(sqlstate)
+    )
 }
 
 #[cfg(test)]
@@ -238,32 +220,12 @@ mod tests {
     }
 
     #[test]
-    fn values_met_in_rows_are_masked_in_error_texts() {
-        let names = "CREATE TABLE shop.people (id int, ssn text, born date);";
-        let m = |text: &str| mask_row_values(text, names);
-        assert_eq!(
-            m(r#"invalid input syntax for type integer: "123-45-6789""#),
-            r#"invalid input syntax for type integer: "(private)""#
-        );
-        assert_eq!(
-            m("date field value out of range: 2020-13-01"),
-            "date field value out of range: (private)-(private)-(private)"
-        );
-        assert_eq!(
-            m("requested character too large for encoding: 1114125"),
-            "requested character too large for encoding: (private)"
-        );
-        assert_eq!(
-            m("character with byte sequence 0xe2 0x82 in encoding"),
-            "character with byte sequence (private) (private) in encoding"
-        );
-        assert_eq!(m("value 3.5e10 is out of range"), "value (private) is out of range");
-        // Names from the schema, and words with digits in them, stay.
-        assert_eq!(m(r#"operator does not exist: "ssn" = int4"#), r#"operator does not exist: "ssn" = int4"#);
-        assert_eq!(m("division by zero"), "division by zero");
-        // A quoted part the schema does not hold is masked even when the statement held it.
-        assert_eq!(m(r#"relation "secret" does not exist"#), r#"relation "(private)" does not exist"#);
-        assert_eq!(m(r#"odd "quote"#), r#"odd "quote"#);
-        assert_eq!(m("é 7 ü"), "é (private) ü");
+    fn withheld_messages_name_only_the_condition() {
+        assert_eq!(condition_name("22012"), "division_by_zero");
+        assert_eq!(condition_name("22P02"), "data_exception");
+        assert_eq!(condition_name("P0001"), "plpgsql_error");
+        assert_eq!(condition_name("HV000"), "error");
+        let m = withheld_message("22P02");
+        assert!(m.starts_with("data_exception (SQLSTATE 22P02) while reading rows"), "{m}");
     }
 }

@@ -142,49 +142,6 @@ pub unsafe fn check_plan(plan: pg_sys::SPIPlanPtr, allowed: &[String]) -> Result
     }
 }
 
-/// Where each output column of the statement comes from (junk columns left out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputOrigin {
-    /// A plain reference to a column of a table or view (as parse analysis marks it).
-    Column(pg_sys::Oid, i16),
-    /// A count, which shows no value of what it counts.
-    Count,
-    /// Anything else: an expression.
-    Computed,
-}
-
-/// The origin of each output column of the one query of a checked plan.
-pub unsafe fn result_origins(plan: pg_sys::SPIPlanPtr) -> Vec<OutputOrigin> {
-    let sources = pgrx::PgList::<pg_sys::CachedPlanSource>::from_pg(pg_sys::SPI_plan_get_plan_sources(plan));
-    let Some(source) = sources.get_ptr(0) else { return Vec::new() };
-    let queries = pgrx::PgList::<pg_sys::Query>::from_pg((*source).query_list);
-    let Some(query) = queries.get_ptr(0) else { return Vec::new() };
-    let targets = pgrx::PgList::<pg_sys::TargetEntry>::from_pg((*query).targetList);
-    targets
-        .iter_ptr()
-        .filter(|t| !(**t).resjunk)
-        .map(|t| {
-            let t = &*t;
-            if t.resorigtbl != pg_sys::InvalidOid && t.resorigcol > 0 {
-                OutputOrigin::Column(t.resorigtbl, t.resorigcol)
-            } else if is_count(t.expr as *mut pg_sys::Node) {
-                OutputOrigin::Count
-            } else {
-                OutputOrigin::Computed
-            }
-        })
-        .collect()
-}
-
-/// `count(*)` or `count(x)` (PostgreSQL's own).
-unsafe fn is_count(node: *mut pg_sys::Node) -> bool {
-    if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_Aggref {
-        return false;
-    }
-    let agg = (*(node as *mut pg_sys::Aggref)).aggfnoid;
-    is_builtin(agg) && cstr(pg_sys::get_func_name(agg)) == "count"
-}
-
 /// The planner's estimated total cost of the plan that will run (planned once here, reused by
 /// the cursor since a statement without parameters always gets the generic plan).
 pub unsafe fn estimated_cost(plan: pg_sys::SPIPlanPtr) -> Option<f64> {

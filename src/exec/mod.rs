@@ -6,7 +6,7 @@
 //! `ExecFailure`.
 
 mod guard;
-pub use guard::{OutputOrigin, Read};
+pub use guard::Read;
 mod timeout;
 pub mod trust;
 
@@ -43,12 +43,11 @@ pub fn run_readonly(sql: &str, limits: Limits) -> Result<ResultSet, ExecFailure>
     run_traced(sql, limits, &mut Trace::default())
 }
 
-/// What PostgreSQL's analysis of a statement that passed the guard says it reads, and where its
-/// output columns come from (empty when it did not get that far).
+/// What PostgreSQL's analysis of a statement that passed the guard says it reads (empty when it
+/// did not get that far).
 #[derive(Debug, Clone, Default)]
 pub struct Trace {
     pub reads: Vec<Read>,
-    pub origins: Vec<OutputOrigin>,
     /// The statement passed every check and was opened to run: an ERROR from here on may quote
     /// values of the rows it read.
     pub running: bool,
@@ -211,7 +210,6 @@ unsafe fn prepare_check_and_run(
         refused(kind, reason, sqlstate)
     })?;
     trace.reads = verdict.reads.clone();
-    trace.origins = guard::result_origins(plan);
     if !verdict.rls_bypassed.is_empty() {
         let tables = verdict.rls_bypassed.join(", ");
         match gucs::rls_bypass() {

@@ -95,6 +95,11 @@ pub fn submit(question: Option<&str>, session_id: Option<&str>) -> i64 {
         settings: settings::capture().to_json(),
     };
     let max_queued = gucs::max_queued_jobs();
+    // One role's submits wait for each other's transactions, so that each counts the jobs of the
+    // others (a lock on the role itself: no other role can take it, as it could an advisory one).
+    unsafe {
+        pg_sys::LockSharedObject(pg_sys::AuthIdRelationId, role.oid, 0, pg_sys::ShareUpdateExclusiveLock as i32);
+    }
     let id = match job::queue(&new, max_queued) {
         Some(Queued::Job(id)) => id,
         Some(Queued::Full) => raise(Error::JobQueueFull { role: role.name, limit: max_queued }),
@@ -233,10 +238,11 @@ fn on_commit() {
     if !gucs::preloaded() {
         return;
     }
+    let database = unsafe { pg_sys::MyDatabaseId };
     if p.queued > 0 {
-        shmem::jobs_queued(unsafe { pg_sys::MyDatabaseId }, p.queued);
+        shmem::jobs_queued(database, p.queued);
     }
-    p.cancels.into_iter().for_each(|c| shmem::cancel_running(c.job));
+    p.cancels.into_iter().for_each(|c| shmem::cancel_running(database, c.job));
     p.ended.into_iter().for_each(|c| shmem::job_ended(c.job));
 }
 

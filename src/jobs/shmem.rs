@@ -232,13 +232,14 @@ pub fn wake_for_work(database: pg_sys::Oid, now: i64) {
     }
 }
 
-/// After a commit that asked to cancel a running job: the worker running it gets SIGUSR2, and its
-/// handler cancels the job if it is still the one it runs.
-pub fn cancel_running(job: i64) {
+/// After a commit that asked to cancel a running job of `database`: the worker running it gets
+/// SIGUSR2, and its handler cancels the job if it is still the one it runs.
+pub fn cancel_running(database: pg_sys::Oid, job: i64) {
     let running = RUNNING.get();
     let r = REGISTRY.share();
     for (i, s) in r.slots.iter().enumerate() {
-        if s.state == SlotState::Busy && running.job[i].load(Ordering::SeqCst) == job {
+        // Job ids are numbered in each database on its own.
+        if s.state == SlotState::Busy && s.database == database && running.job[i].load(Ordering::SeqCst) == job {
             running.cancel[i].store(job, Ordering::SeqCst);
             unsafe { libc::kill(s.pid, libc::SIGUSR2) };
         }

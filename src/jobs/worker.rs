@@ -7,11 +7,11 @@
 //!
 //! A job runs in one transaction, only while its session user could still log in to the database
 //! and become the job's role: the role that submitted it becomes the session's user, the settings
-//! captured at submit apply with the rights they were set with, `statement_timeout` runs from the
-//! job's start, and
-//! `api::answer` (what `sqlchat.ask_full` runs) is called in a subtransaction; its answer or its
-//! ERROR is recorded in the same transaction, so memory written by the ask is kept exactly when
-//! it would have been by `ask_full`. Then the identity and settings are the worker's again.
+//! captured at submit apply with the rights they were set with, `statement_timeout` (within
+//! `sqlchat.job_timeout`) runs from the job's start, and `api::answer` (what `sqlchat.ask_full`
+//! runs) is called in a subtransaction; its answer or its ERROR is recorded in the same
+//! transaction, so memory written by the ask is kept exactly when it would have been by
+//! `ask_full`. Then the identity and settings are the worker's again.
 //! `cancel_job` sends SIGUSR2: the handler cancels the job if it is still the one running.
 
 use super::maintenance::{self, Schedule};
@@ -23,7 +23,7 @@ use crate::store::job::{self, Answer, Claimed, StoredError};
 use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use sqlchat_core::jobs::{role_refusal, should_exit, JobRoles, RoleCheck, Snapshot};
+use sqlchat_core::jobs::{role_refusal, run_limit_ms, should_exit, JobRoles, RoleCheck, Snapshot};
 use std::ffi::{c_int, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -249,13 +249,16 @@ fn execute(claimed: &Claimed) -> Result<Answer, StoredError> {
         return Err(StoredError::of(&sqlchat_core::Error::Internal { detail }));
     };
     let role = claimed.role.oid;
+    let started = Instant::now();
+    let mut limit = (0, false);
     let outcome = subxact::run(OnSuccess::Commit, || unsafe {
         pg_sys::SetSessionAuthorization(role, pg_sys::superuser_arg(role));
         let nest_level = settings::apply(&snapshot, role);
-        if pg_sys::StatementTimeout > 0 {
-            enable_timeout_after(compat::STATEMENT_TIMEOUT, pg_sys::StatementTimeout);
+        limit = run_limit_ms(pg_sys::StatementTimeout, gucs::job_timeout_ms());
+        if limit.0 > 0 {
+            enable_timeout_after(compat::STATEMENT_TIMEOUT, limit.0);
         }
-        let answer = crate::ops::quota::admitted_at_submit(|| {
+        let answer = crate::ops::quota::admitted_at_submit(claimed.login.clone(), || {
             api::answer(Some(&claimed.question), claimed.session_id.as_deref())
         });
         settings::restore(nest_level);
@@ -265,8 +268,19 @@ fn execute(claimed: &Claimed) -> Result<Answer, StoredError> {
         disable_timeout(compat::STATEMENT_TIMEOUT, false);
         pg_sys::SetSessionAuthorization(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID), true);
     }
-    // As `guarded` raised it (scrubbed of the secrets): what ask_full's caller would have seen.
-    outcome.map_err(|f| StoredError { sqlstate: f.sqlstate, message: f.message, detail: f.detail, hint: f.hint })
+    match outcome {
+        Err(f) if f.is_cancel() && limit.1 && started.elapsed().as_millis() >= limit.0 as u128 => {
+            let limit_s = i64::from(limit.0 / 1000);
+            Err(StoredError::of(&sqlchat_core::Error::JobTimedOut { job: claimed.id, limit_s }))
+        }
+        // As `guarded` raised it (scrubbed of the secrets): what ask_full's caller would have seen.
+        outcome => outcome.map_err(|f| StoredError {
+            sqlstate: f.sqlstate,
+            message: f.message,
+            detail: f.detail,
+            hint: f.hint,
+        }),
+    }
 }
 
 /// What a login of the job's session user followed by `SET ROLE` would find now (the catalogs as

@@ -88,7 +88,9 @@ fn finish(caller: &Caller, question: Option<&str>, session_id: Option<&str>, end
                 pgrx::notice!("sqlchat: done: answered by {} [{:.1} ms]", out.engine, r.total_ms);
             }
         }
-        Err((sqlstate, message)) => r.set_error(sqlstate, &questions.apply_to_message(&secrets.scrub(message))),
+        Err((sqlstate, message)) => {
+            r.set_error(sqlstate, &questions.apply_to_message(sqlstate, &secrets.scrub(message)))
+        }
     }
     let threshold = gucs::log_min_duration_ms();
     if threshold >= 0 && r.total_ms >= threshold as f64 {

@@ -28,8 +28,10 @@ struct Loaded {
 
 thread_local! {
     static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
-    /// The next `admit` lets its ask through uncounted: it was counted when it was submitted.
+    /// The next `admit_ask` lets its ask through uncounted: it was counted when it was submitted.
     static ADMITTED_AT_SUBMIT: Cell<bool> = const { Cell::new(false) };
+    /// While a background job runs: the session user that submitted it, charged too.
+    static JOB_LOGIN: RefCell<Option<Caller>> = const { RefCell::new(None) };
     /// This transaction changed a definition: other backends reload once it commits.
     static CHANGED: Cell<bool> = const { Cell::new(false) };
 }
@@ -115,40 +117,47 @@ fn now_s() -> u64 {
 /// The roles an ask counts against: the current role, and the session's user when it differs, so
 /// that a role that may `SET ROLE` to a group (or call a `SECURITY DEFINER` function) does not
 /// leave its own quota behind. The stricter of the two refuses.
+/// In a background job, the session user that submitted it counts too (the job runs with its role
+/// as the session's user).
 pub fn askers() -> Vec<Caller> {
-    let current = Caller::current();
-    let session = Caller::session();
-    if session.oid == current.oid {
-        return vec![current];
+    let mut askers = vec![Caller::current()];
+    let others = [Some(Caller::session()), JOB_LOGIN.with(|l| l.borrow().clone())];
+    for other in others.into_iter().flatten() {
+        if !askers.iter().any(|a| a.oid == other.oid) {
+            askers.push(other);
+        }
     }
-    vec![current, session]
+    askers
 }
 
 /// Counts one ask against the quota of each of `askers()`, or refuses it.
 pub fn admit_ask() -> Result<(), Error> {
+    if ADMITTED_AT_SUBMIT.with(|a| a.replace(false)) {
+        return Ok(());
+    }
     askers().iter().try_for_each(admit)
 }
 
-/// Runs the ask of a background job, counted against the quota when it was submitted: the first
-/// `admit` in `run` (the job's own) counts nothing; any later one (an ask nested in it) counts.
-pub fn admitted_at_submit<R>(run: impl FnOnce() -> R) -> R {
+/// Runs the ask of a background job that `login` submitted, counted against the quotas when it
+/// was submitted: the first `admit_ask` in `run` (the job's own) counts nothing; any later one (an
+/// ask nested in it) counts. Its tokens are charged to `login` too.
+pub fn admitted_at_submit<R>(login: Caller, run: impl FnOnce() -> R) -> R {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
             ADMITTED_AT_SUBMIT.with(|a| a.set(false));
+            JOB_LOGIN.with(|l| l.borrow_mut().take());
         }
     }
     ADMITTED_AT_SUBMIT.with(|a| a.set(true));
+    JOB_LOGIN.with(|l| *l.borrow_mut() = Some(login));
     let _reset = Reset;
     run()
 }
 
 /// Counts one ask against the caller's quota, or refuses it (53400, with when it resets).
 /// Without shared memory, an ask is refused only when quotas are defined: they cannot be kept.
-pub fn admit(caller: &Caller) -> Result<(), Error> {
-    if ADMITTED_AT_SUBMIT.with(|a| a.replace(false)) {
-        return Ok(());
-    }
+fn admit(caller: &Caller) -> Result<(), Error> {
     if !shmem::available() {
         return match definitions().is_empty() {
             true => Ok(()),

@@ -1,10 +1,11 @@
 //! Private columns in an ask: their values never reach the gateway. The statement's own analysis
-//! (exec::Trace) says whether it reads one; then the output columns that may carry such values
-//! are marked in the result (the core words answers without them), and a failed statement is
-//! marked so that the core masks the values its error may quote (`result::mask_row_values`).
+//! (exec::Trace) says whether it reads one; then every output column is marked private in the
+//! result (the core words the answer without any value: a count, a filter or a join over a
+//! private column can spell its values as well as the column itself), and a failed statement is
+//! marked so that the core withholds the message of an error raised while it ran
+//! (`result::withheld_message`).
 
-use crate::exec::{OutputOrigin, Trace};
-use pgrx::pg_sys;
+use crate::exec::Trace;
 use sqlchat_core::catalog::Catalog;
 use sqlchat_core::pipeline::ExecFailure;
 use sqlchat_core::result::ResultSet;
@@ -43,24 +44,8 @@ impl PrivateSet {
             return;
         }
         match result {
-            Ok(rs) => {
-                let known = trace.origins.len() == rs.columns.len();
-                rs.private = (0..rs.columns.len()).filter(|&i| !known || self.may_carry(trace.origins[i])).collect();
-            }
+            Ok(rs) => rs.private = (0..rs.columns.len()).collect(),
             Err(f) => f.read_private = true,
-        }
-    }
-
-    /// Whether an output column may carry a private value: a private column itself, a column of a
-    /// view (its definition may read one), or any expression but a count.
-    fn may_carry(&self, origin: OutputOrigin) -> bool {
-        match origin {
-            OutputOrigin::Count => false,
-            OutputOrigin::Computed => true,
-            OutputOrigin::Column(rel, att) => {
-                self.columns.contains(&(rel.to_u32(), att))
-                    || !matches!(unsafe { pg_sys::get_rel_relkind(rel) } as u8, b'r' | b'p' | b'm' | b'f')
-            }
         }
     }
 }

@@ -1,5 +1,6 @@
 """Security review of the interaction log (sqlchat.log) and the operations features: each test
-reproduces one finding and fails until it is fixed. Clusters of this module's own."""
+reproduces one finding (its docstring tells the attack) and passes once it is fixed. Clusters of
+this module's own."""
 
 import itertools
 import os

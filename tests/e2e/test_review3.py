@@ -1,6 +1,7 @@
 """Security review of background jobs, error masking and quotas (third review): each test
-reproduces one finding and fails until it is fixed. A preloaded cluster of this module's own."""
+reproduces one finding (its docstring tells the attack) and passes once it is fixed. A preloaded cluster of this module's own."""
 
+import concurrent.futures
 import itertools
 import os
 import re
@@ -63,7 +64,7 @@ def wait_until(predicate, timeout, interval=0.05):
     return predicate()
 
 
-def test_a_private_value_leaks_one_quoted_character_at_a_time(rc, gw, role, conns):
+def test_no_private_character_leaks_through_a_quoted_error(rc, gw, role, conns):
     """mask_row_values keeps a double-quoted part when it occurs anywhere in the schema text
     (`names.contains(quoted)`, a substring test), not when it is a name of the schema. Any one
     character (and most short runs) occurs somewhere in the schema, so a hostile model reads a
@@ -102,7 +103,7 @@ def wait_job(conn, job, timeout=20):
     return conn.execute("SELECT state, message FROM sqlchat.job_status(%s)", (job,)).fetchone()
 
 
-def test_a_jobs_tokens_are_not_charged_to_the_login_that_set_role(rc, gw, role, conns):
+def test_a_jobs_tokens_are_charged_to_the_login_that_set_role(rc, gw, role, conns):
     """An ask charges its tokens to current_user and session_user (quota.askers). A job runs with
     its role as the session user (SetSessionAuthorization), so its tokens are charged to the role
     only: a login with a tokens_per_day quota that SET ROLEs to a group and submits never has its
@@ -130,21 +131,30 @@ def test_a_jobs_tokens_are_not_charged_to_the_login_that_set_role(rc, gw, role, 
     assert by_job > 0, "the job's tokens were not charged to the login that submitted it"
 
 
-def test_concurrent_submits_exceed_max_queued_jobs(rc, gw, role, conns):
-    """submit counts the role's queued jobs and then inserts, with nothing that serialises two
-    submits of the same role: sessions whose transactions are open at once each see none of the
-    others' jobs, and together queue several times sqlchat.max_queued_jobs."""
+def test_concurrent_submits_stay_within_max_queued_jobs(rc, gw, role, conns):
+    """submit counts the role's queued jobs and then inserts: sessions of one role whose
+    transactions are open at once would each see none of the others' jobs, and together queue
+    several times sqlchat.max_queued_jobs. One role's submits wait for each other's commits."""
     admin = conns()
     admin.execute(sql.SQL("ALTER ROLE {} SET sqlchat.max_queued_jobs = 2").format(sql.Identifier(role)))
     admin.execute("ALTER SYSTEM SET sqlchat.max_workers = 0")
     admin.execute("SELECT pg_reload_conf()")
+
+    def submit_twice(session):
+        try:
+            for k in range(2):
+                session.execute("SELECT sqlchat.submit(%s)", (f"question {k}",))
+            time.sleep(0.5)
+            session.commit()
+            return None
+        except psycopg.Error as e:
+            session.rollback()
+            return e.sqlstate
+
     try:
         sessions = [conns(user=role, autocommit=False) for _ in range(3)]
-        for s in sessions:
-            for k in range(2):
-                s.execute("SELECT sqlchat.submit(%s)", (f"question {k}",))
-        for s in sessions:
-            s.commit()
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            outcomes = list(pool.map(submit_twice, sessions))
         queued = admin.execute(
             "SELECT count(*) FROM sqlchat.job WHERE role_name = %s AND state = 'queued'", (role,)).fetchone()[0]
     finally:
@@ -153,45 +163,53 @@ def test_concurrent_submits_exceed_max_queued_jobs(rc, gw, role, conns):
         admin.execute("ALTER SYSTEM RESET sqlchat.max_workers")
         admin.execute("SELECT pg_reload_conf()")
     assert queued <= 2, f"{queued} jobs queued for a role capped at 2"
+    assert outcomes.count("53400") == 2 and outcomes.count(None) == 1, outcomes
 
 
 SLOW = "SELECT count(*) AS n FROM " + ", ".join(f"customers c{k}" for k in range(9))
 
 
-def test_one_role_holds_every_worker_for_as_long_as_it_likes(rc, gw, role, conns):
+def test_no_role_holds_the_workers_past_job_timeout(rc, gw, role, conns):
     """A job runs as long as its own settings allow, and the submitting role chooses them all
     (statement_timeout, sqlchat.query_timeout_ms, request_timeout_ms, request_retries,
     max_attempts are user settings captured at submit). Round-robin orders only queued jobs:
-    a role that submits sqlchat.max_workers slow jobs holds every worker slot of the cluster,
-    and another role's one job waits until they end, not "about one job"."""
+    a role that submits sqlchat.max_workers slow jobs holds every worker slot of the cluster.
+    sqlchat.job_timeout bounds each job's run, and so another role's wait."""
     gw.rule(purpose=GEN, contains="slowly", content=SLOW)
     gw.rule(purpose=GEN, content=COUNT)
     admin = conns()
     other = f"{role}_other"
     admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(other)))
     admin.execute(sql.SQL("GRANT SELECT ON customers TO {}").format(sql.Identifier(other)))
-    hog = conns(user=role)
-    hog.execute("SET statement_timeout = 0")
-    hog.execute("SET sqlchat.query_timeout_ms = 3600000")
-    hog.execute("SET sqlchat.enable_cache = off")
-    workers = int(admin.execute("SHOW sqlchat.max_workers").fetchone()[0])
-    slow = [hog.execute("SELECT sqlchat.submit(%s)", (f"count slowly, take {k}",)).fetchone()[0]
-            for k in range(workers)]
+    rc.set_system({"sqlchat.job_timeout": 6})
     try:
-        assert wait_until(lambda: admin.execute(
-            "SELECT count(*) FROM sqlchat.job WHERE id = ANY(%s) AND state = 'running'", (slow,)).fetchone()[0]
-            == workers, 20), "precondition: the slow jobs run"
-        victim = conns(user=other)
-        job = victim.execute("SELECT sqlchat.submit('how many customers?')").fetchone()[0]
-        ended = wait_until(lambda: victim.execute(
-            "SELECT state FROM sqlchat.job_status(%s)", (job,)).fetchone()[0] == "done", 20)
+        hog = conns(user=role)
+        hog.execute("SET statement_timeout = 0")
+        hog.execute("SET sqlchat.query_timeout_ms = 3600000")
+        hog.execute("SET sqlchat.enable_cache = off")
+        workers = int(admin.execute("SHOW sqlchat.max_workers").fetchone()[0])
+        slow = [hog.execute("SELECT sqlchat.submit(%s)", (f"count slowly, take {k}",)).fetchone()[0]
+                for k in range(workers)]
+        try:
+            assert wait_until(lambda: admin.execute(
+                "SELECT count(*) FROM sqlchat.job WHERE id = ANY(%s) AND state = 'running'", (slow,)).fetchone()[0]
+                == workers, 20), "precondition: the slow jobs run"
+            victim = conns(user=other)
+            job = victim.execute("SELECT sqlchat.submit('how many customers?')").fetchone()[0]
+            ended = wait_until(lambda: victim.execute(
+                "SELECT state FROM sqlchat.job_status(%s)", (job,)).fetchone()[0] == "done", 15)
+            hogs = hog.execute("SELECT state, sqlstate, message FROM sqlchat.job_status() WHERE job = ANY(%s)",
+                               (slow,)).fetchall()
+        finally:
+            for j in slow:
+                hog.execute("SELECT sqlchat.cancel_job(%s)", (j,))
     finally:
-        for j in slow:
-            hog.execute("SELECT sqlchat.cancel_job(%s)", (j,))
-    assert ended, "another role's job waited behind one role's jobs for as long as that role chose"
+        rc.set_system({"sqlchat.job_timeout": None})
+    assert ended, "another role's job waited behind one role's jobs past sqlchat.job_timeout"
+    assert all(h[0] == "failed" and h[1] == "57014" and "sqlchat.job_timeout" in h[2] for h in hogs), hogs
 
 
-def test_a_cancel_stops_the_job_with_the_same_id_in_another_database(rc, gw, conns):
+def test_a_cancel_stops_only_its_own_databases_job(rc, gw, conns):
     """Job ids are one sequence per database, but cancel_job's shared-memory cancel
     (shmem::cancel_running) stops every busy worker whose job has that id, in any database: a
     role cancelling its own running job 1 in one database also cancels another role's job 1
@@ -221,7 +239,7 @@ def test_a_cancel_stops_the_job_with_the_same_id_in_another_database(rc, gw, con
     assert other[0] == "running", f"the other database's job {job} was stopped: {other}"
 
 
-def test_a_whole_private_value_leaks_in_an_unquoted_error(rc, gw, role, conns):
+def test_no_private_value_leaks_through_an_unquoted_error(rc, gw, role, conns):
     """mask_row_values masks double-quoted parts and tokens that start with a digit; PostgreSQL
     prints some values bare and with letters first. regclass input prints a name with too many
     dots as it is: `improper relation name (too many dotted names): a.b.c.tiger`. Any value gets
@@ -246,7 +264,7 @@ def test_a_whole_private_value_leaks_in_an_unquoted_error(rc, gw, role, conns):
     assert not leaks, f"the private value (or its hex) is kept in: {leaks}; final error: {failed.value}"
 
 
-def test_counts_carry_a_private_value_to_the_answer_request(rc, gw, role, conns):
+def test_counts_over_a_private_column_are_not_sent_for_wording(rc, gw, role, conns):
     """An output column that is a count is never private (guard::OutputOrigin::Count: "a count
     shows no value of what it counts"), but a count can be made to equal a value: with FILTER
     over generate_series, each count is the character code of one letter of a private value,
@@ -269,7 +287,7 @@ def test_counts_carry_a_private_value_to_the_answer_request(rc, gw, role, conns)
         f"the private value's character codes {codes} went to the model to word the answer"
 
 
-def test_send_rows_none_still_sends_stored_values_to_the_model(rc, gw, role, conns):
+def test_send_rows_none_sends_no_stored_values_as_hints(rc, gw, role, conns):
     """sqlchat.send_rows = none promises that no row leaves the database, but value hints are not
     governed by it: a question word that is the first word of a longer stored value puts the whole
     stored value (read from the table by the bounded scan) into the generation prompt, words the
@@ -289,7 +307,7 @@ def test_send_rows_none_still_sends_stored_values_to_the_model(rc, gw, role, con
     assert "Moonshadow" not in sent, "a stored value went to the model with sqlchat.send_rows = none"
 
 
-def test_a_double_quote_written_before_a_private_value_unquotes_it(rc, gw, role, conns):
+def test_a_double_quote_before_a_private_value_does_not_unquote_it(rc, gw, role, conns):
     """mask_row_values pairs double quotes as it meets them: a value PostgreSQL quotes that itself
     holds a double quote ends the quoted part early, and what follows is masked only if it starts
     with a digit. `('"' || col)::int` fails with `invalid input syntax for type integer:` then the

@@ -157,7 +157,9 @@ def test_private_values_never_reach_the_gateway(clean, gw, connect, db):
     plain.execute("SELECT sqlchat.ask('and the next question', 's1')")
     seen = "\n".join(prompt_text(r) for r in gw.requests())
     assert "@secret.example" not in seen and "New York City" not in seen
-    assert "customer 1" in seen, "other columns of the rows are still sent"
+    # A statement that read a private column sends no value at all: its other columns, a count or a
+    # filter over the private one can spell its values as well as the column itself.
+    assert "customer 1" not in seen, "values of a statement that read a private column were sent"
     findings = [r[1] for r in clean.execute("SELECT * FROM sqlchat.check_setup()")]
     assert any("private" in f for f in findings), findings
 

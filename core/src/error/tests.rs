@@ -54,6 +54,7 @@ fn every_variant() -> Vec<Error> {
         Error::JobReadOnly { what: "queue a job", place: "in a read-only transaction" },
         Error::JobNotFound { job: 1 },
         Error::JobCancelled { job: 1 },
+        Error::JobTimedOut { job: 1, limit_s: 600 },
         Error::JobInterrupted { job: 1 },
         Error::JobRoleGone { job: 1, role: "r".into() },
         Error::JobLoginRefused { job: 1, role: "r".into() },

@@ -34,7 +34,7 @@ impl QuestionText {
 
     /// A text of the ask that may quote the question (the SQL, an error message), as a record
     /// keeps it: whole when the question is kept, else without the values written into it (the
-    /// SQL's literals and comments; the message's quoted parts and numbers).
+    /// SQL's literals and comments; of a message, only the condition's name).
     pub fn apply_to_sql(self, sql: &str) -> String {
         match self {
             QuestionText::On => sql.to_string(),
@@ -42,10 +42,15 @@ impl QuestionText {
         }
     }
 
-    pub fn apply_to_message(self, message: &str) -> String {
+    pub fn apply_to_message(self, sqlstate: &str, message: &str) -> String {
         match self {
             QuestionText::On => message.to_string(),
-            QuestionText::Off | QuestionText::Hash => crate::result::mask_row_values(message, ""),
+            QuestionText::Off | QuestionText::Hash => {
+                format!(
+                    "{} (the message is not kept: it may quote the question)",
+                    crate::result::condition_name(sqlstate)
+                )
+            }
         }
     }
 }
@@ -132,7 +137,10 @@ mod tests {
         assert_eq!(QuestionText::On.apply_to_sql(sql), sql);
         assert_eq!(QuestionText::Off.apply_to_sql(sql), "SELECT count(*) FROM customers WHERE name = ?");
         let message = r#"invalid input syntax for type date: "Jane's birthday 1970""#;
-        assert_eq!(QuestionText::Hash.apply_to_message(message), r#"invalid input syntax for type date: "(private)""#);
+        assert_eq!(
+            QuestionText::Hash.apply_to_message("22007", message),
+            "data_exception (the message is not kept: it may quote the question)"
+        );
     }
 
     #[test]
