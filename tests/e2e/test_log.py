@@ -238,7 +238,7 @@ def test_values_of_private_columns_never_appear(lc, gw, role, conns):
         admin.execute("SELECT sqlchat.set_private('customers', 'name', false)")
     wait_for_rows(admin, role, 1)
     sqlstate, message = rows_of(admin, role, "sqlstate, message")[0]
-    assert sqlstate == "22P02" and "(private)" in message, message
+    assert sqlstate == "22P02" and "withheld" in message, message
     everything = admin.execute("SELECT string_agg(l::text, ' ') FROM sqlchat.log l WHERE role_name = %s",
                                (role,)).fetchone()[0]
     assert "customer " not in everything, everything
