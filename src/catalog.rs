@@ -13,11 +13,11 @@ use pgrx::atomics::PgAtomic;
 use pgrx::pg_shmem_init;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use sqlchat_core::catalog::Catalog;
 use sqlchat_core::error::{Error, Result};
 use sqlchat_core::lang::SchemaIndex;
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -109,7 +109,7 @@ fn note_change(relid: Option<u32>) {
             (Changed::Relations(set), Some(r)) => {
                 set.insert(r);
             }
-            (Changed::Nothing, Some(r)) => *c = Changed::Relations(HashSet::from([r])),
+            (Changed::Nothing, Some(r)) => *c = Changed::Relations(HashSet::from_iter([r])),
         }
     });
 }
@@ -424,7 +424,7 @@ fn visible_catalog_inner() -> Result<Visible> {
     let Cached { catalog: full, index, .. } = full_catalog()?;
     let oids: Vec<i64> = full.tables.iter().map(|t| t.oid as i64).collect();
     let visible: HashMap<u32, Option<Vec<String>>> = Spi::connect(|c| {
-        let mut out = HashMap::new();
+        let mut out = HashMap::default();
         for row in c.select(VISIBLE_SQL, None, &[oids.into()])? {
             let oid: i64 = row.get(1)?.unwrap_or_default();
             let whole: bool = row.get(2)?.unwrap_or(false);

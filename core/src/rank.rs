@@ -6,7 +6,7 @@
 //! database declares none) get a share of their score. Everything is computed per call, in one or
 //! two linear passes over the catalog, so there is nothing to keep in sync when the schema changes.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::catalog::{quote_ident, Catalog, Column, ForeignKey, Table, TableKind};
 use crate::estimate_tokens;
@@ -276,7 +276,7 @@ struct WordMatches {
 
 impl WordMatches {
     fn new(view: &View, terms: &[Term]) -> WordMatches {
-        let mut exact: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut exact: HashMap<u32, Vec<usize>> = HashMap::default();
         for (t, term) in terms.iter().enumerate() {
             for s in std::iter::once(&term.stem).chain(&term.aliases) {
                 if let Some(id) = view.index().id_of(s) {
@@ -287,7 +287,7 @@ impl WordMatches {
                 }
             }
         }
-        let mut partial: HashMap<u32, Vec<(usize, f64)>> = HashMap::new();
+        let mut partial: HashMap<u32, Vec<(usize, f64)>> = HashMap::default();
         for (id, word) in view.index().name_words().iter().enumerate() {
             for (t, term) in terms.iter().enumerate() {
                 let strength = term.partial(word);
@@ -380,7 +380,7 @@ fn score_tables(catalog: &Catalog, strengths: &[f64], n_terms: usize) -> Vec<f64
         .collect();
     // A schema usually holds one application: the one whose tables between them match most of
     // the question is likely the one meant, and its tables beat look-alikes elsewhere.
-    let mut coverage: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut coverage: HashMap<&str, Vec<f64>> = HashMap::default();
     for (table, row) in catalog.tables.iter().zip(contributions.chunks(n_terms)) {
         let best = coverage.entry(table.schema.as_str()).or_insert_with(|| vec![0.0; n_terms]);
         for (b, &c) in best.iter_mut().zip(row) {
@@ -414,7 +414,7 @@ fn add_join_scores(view: &View, mut scores: Vec<f64>, top: f64) -> Vec<f64> {
     let links: Vec<Links> = (0..view.catalog.tables.len()).map(|i| finder.seeds_linked_to(view, i)).collect();
 
     // For each pair of seeds that do not join directly, the best-scoring table joining both.
-    let mut bridges: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut bridges: HashMap<(usize, usize), usize> = HashMap::default();
     for (i, link) in links.iter().enumerate() {
         let linked = link.all();
         for a in bits(linked) {
@@ -488,11 +488,11 @@ impl<'c> SeedLinks<'c> {
         let mut links = SeedLinks {
             seeds,
             schemas: Vec::new(),
-            by_name: HashMap::new(),
-            referenced_by: HashMap::new(),
-            implicit_name: HashMap::new(),
-            implicit_ref: HashMap::new(),
-            key_columns: HashMap::new(),
+            by_name: HashMap::default(),
+            referenced_by: HashMap::default(),
+            implicit_name: HashMap::default(),
+            implicit_ref: HashMap::default(),
+            key_columns: HashMap::default(),
         };
         for (bit, &i) in seeds.iter().enumerate() {
             let seed = &view.catalog.tables[i];

@@ -7,8 +7,8 @@
 //! through a `View`: the tables and columns one caller may read. A view never yields anything
 //! else, and the statistics the ranker computes come from what a view yields.
 
+use rustc_hash::FxHashSet as HashSet;
 use std::borrow::Cow;
-use std::collections::HashSet;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -745,7 +745,7 @@ mod tests {
         let mut catalog = broker();
         let index = SchemaIndex::build(&catalog);
         catalog.tables[1].columns.push(Column::new("sbtickerexchange", "t", 'S'));
-        let patched = SchemaIndex::patch(&index, &catalog, &HashSet::new());
+        let patched = SchemaIndex::patch(&index, &catalog, &HashSet::default());
         assert_eq!(patched.tables[0], index.tables[0], "unchanged tables keep their entries");
         let fresh = SchemaIndex::build(&catalog);
         assert_eq!(patched.view(&catalog).lookup(&stem("exchange")), fresh.view(&catalog).lookup(&stem("exchange")));
