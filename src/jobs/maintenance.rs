@@ -18,7 +18,7 @@
 
 use crate::gucs;
 use crate::ops;
-use crate::store::job;
+use crate::store;
 use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
 use std::time::{Duration, Instant};
@@ -165,7 +165,8 @@ const BATCHES_PER_RUN: usize = 20;
 fn remove_expired_jobs() -> Option<Duration> {
     let retention_s = gucs::job_retention_s() as f64;
     for _ in 0..BATCHES_PER_RUN {
-        let (removed, next_s) = job::remove_expired(retention_s, BATCH)?;
+        let (removed, next_s) =
+            store::remove_expired("removing expired jobs", "sqlchat.job", "finished_at", retention_s, BATCH)?;
         if removed < BATCH {
             return next_s.map(|s| Duration::from_secs_f64(s.clamp(1.0, 86_400.0 * 365.0)));
         }

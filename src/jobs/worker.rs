@@ -19,6 +19,7 @@ use super::{settings, shmem};
 use crate::api;
 use crate::compat;
 use crate::gucs;
+use crate::store;
 use crate::store::job::{self, Answer, Claimed, StoredError};
 use crate::subxact::{self, OnSuccess};
 use pgrx::pg_sys;
@@ -104,7 +105,7 @@ struct Worker {
 impl Worker {
     fn run(&mut self) {
         shmem::take_visit(self.database, now());
-        if !in_transaction(job::installed) {
+        if !in_transaction(|| store::has_own_table("sqlchat.job")) {
             // sqlchat is not installed here (a visit after the server started), or schema
             // sqlchat is not the extension's.
             shmem::set_queued(self.database, 0);

@@ -9,7 +9,6 @@
 //! transaction (its cancel goes through shared memory), so no worker ever waits for one.
 
 use super::{as_owner, Caller};
-use crate::gucs;
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB};
@@ -460,46 +459,4 @@ pub fn recover(live: &[i64], cancel_asked: &[i64]) -> Vec<i64> {
         })
     })
     .unwrap_or_default()
-}
-
-/// Removes at most `batch` jobs that ended more than `retention_s` seconds ago; the seconds until
-/// the next one is due, if any job has ended. Rows another transaction holds are skipped.
-pub fn remove_expired(retention_s: f64, batch: i64) -> Option<(i64, Option<f64>)> {
-    as_owner("removing expired jobs", || {
-        Spi::connect_mut(|c| {
-            let removed = c
-                .update(
-                    "DELETE FROM sqlchat.job WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY( \
-                     SELECT ctid FROM sqlchat.job WHERE finished_at OPERATOR(pg_catalog.<) \
-                     (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1)) \
-                     LIMIT $2 FOR UPDATE SKIP LOCKED))",
-                    None,
-                    &[retention_s.into(), batch.into()],
-                )?
-                .len() as i64;
-            let next = c
-                .select(
-                    "SELECT pg_catalog.date_part('epoch', (pg_catalog.min(finished_at) OPERATOR(pg_catalog.+) \
-                     pg_catalog.make_interval(secs => $1)) OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) \
-                     FROM sqlchat.job WHERE finished_at IS NOT NULL",
-                    None,
-                    &[retention_s.into()],
-                )?
-                .first()
-                .get_one::<f64>()?;
-            Ok((removed, next))
-        })
-    })
-}
-
-/// Whether this database has the extension with its job table: a table called sqlchat.job that is
-/// not the extension's is never read (see `store::owner`).
-pub fn installed() -> bool {
-    super::owner().is_ok()
-        && gucs::with_search_path(gucs::SYSTEM_SEARCH_PATH, || {
-            Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('sqlchat.job') IS NOT NULL")
-        })
-        .ok()
-        .flatten()
-        .unwrap_or(false)
 }

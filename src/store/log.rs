@@ -35,38 +35,3 @@ pub fn insert(rows: &[Vec<u8>]) -> Option<usize> {
         Spi::connect_mut(|c| c.update(&sql, None, &[json.as_str().into()]).map(|t| t.len()))
     })
 }
-
-/// Whether this database has the log table.
-pub fn table_exists() -> bool {
-    Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('sqlchat.log') IS NOT NULL").ok().flatten().unwrap_or(false)
-}
-
-/// Removes up to `batch` rows asked more than `retention_s` ago; the number removed and in how
-/// many seconds the oldest row left expires (None when the table is empty).
-pub fn remove_expired(retention_s: f64, batch: i64) -> Option<(i64, Option<f64>)> {
-    as_owner("removing sqlchat.log rows past sqlchat.log_retention", || {
-        Spi::connect_mut(|c| {
-            let removed = c
-                .update(
-                    "DELETE FROM sqlchat.log WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY( \
-                     SELECT ctid FROM sqlchat.log WHERE asked_at OPERATOR(pg_catalog.<) \
-                     (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1)) \
-                     LIMIT $2 FOR UPDATE SKIP LOCKED))",
-                    None,
-                    &[retention_s.into(), batch.into()],
-                )?
-                .len() as i64;
-            let next = c
-                .select(
-                    "SELECT pg_catalog.date_part('epoch', (pg_catalog.min(asked_at) OPERATOR(pg_catalog.+) \
-                     pg_catalog.make_interval(secs => $1)) OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) \
-                     FROM sqlchat.log",
-                    None,
-                    &[retention_s.into()],
-                )?
-                .first()
-                .get_one::<f64>()?;
-            Ok((removed, next))
-        })
-    })
-}

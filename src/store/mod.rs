@@ -131,6 +131,50 @@ fn owner() -> Result<pg_sys::Oid, Error> {
     Ok(owner)
 }
 
+/// Whether this database has the extension with its own table `table` (one of `OWN_RELATIONS`): a
+/// table of that name that is not the extension's is never read (see `owner`).
+pub fn has_own_table(table: &'static str) -> bool {
+    debug_assert!(OWN_RELATIONS.contains(&table));
+    owner().is_ok()
+        && gucs::with_search_path(gucs::SYSTEM_SEARCH_PATH, || {
+            Spi::get_one_with_args::<bool>("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[table.into()])
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Removes at most `batch` rows of `table` whose `at` column is more than `retention_s` seconds
+/// old, skipping rows another transaction holds; the number removed and in how many seconds the
+/// next one is due (None when no row has an `at`). `table` and `at` are sqlchat's own names.
+pub fn remove_expired(
+    what: &str,
+    table: &'static str,
+    at: &'static str,
+    retention_s: f64,
+    batch: i64,
+) -> Option<(i64, Option<f64>)> {
+    debug_assert!(OWN_RELATIONS.contains(&table));
+    let delete = format!(
+        "DELETE FROM {table} WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY( \
+         SELECT ctid FROM {table} WHERE {at} OPERATOR(pg_catalog.<) \
+         (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1)) \
+         LIMIT $2 FOR UPDATE SKIP LOCKED))"
+    );
+    let next_due = format!(
+        "SELECT pg_catalog.date_part('epoch', (pg_catalog.min({at}) OPERATOR(pg_catalog.+) \
+         pg_catalog.make_interval(secs => $1)) OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) \
+         FROM {table} WHERE {at} IS NOT NULL"
+    );
+    as_owner(what, || {
+        Spi::connect_mut(|c| {
+            let removed = c.update(&delete, None, &[retention_s.into(), batch.into()])?.len() as i64;
+            let next = c.select(&next_due, None, &[retention_s.into()])?.first().get_one::<f64>()?;
+            Ok((removed, next))
+        })
+    })
+}
+
 /// True when the caller may administer sqlchat's tables: a superuser or a member of the extension's owner.
 pub fn caller_is_admin() -> bool {
     match owner() {

@@ -65,12 +65,12 @@ def lc(gateway):
         c.stop()
 
 
-@pytest.fixture
-def conns(lc):
+def connections(cluster, dbname):
+    """Opens connections to `dbname` for one test (as the superuser or `user`) and closes them after."""
     opened = []
 
-    def open_connection(user=None, dbname="logdb", autocommit=True):
-        conn = lc.connect(dbname, user=user, autocommit=autocommit)
+    def open_connection(user=None, dbname=dbname, autocommit=True):
+        conn = cluster.connect(dbname, user=user, autocommit=autocommit)
         opened.append(conn)
         return conn
 
@@ -79,14 +79,23 @@ def conns(lc):
         conn.close()
 
 
+def new_role(admin, prefix, tables=("customers",)):
+    """A fresh login role that may read `tables`."""
+    name = f"{prefix}_{next(ROLES)}_{os.getpid()}"
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    admin.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, tables)), sql.Identifier(name)))
+    return name
+
+
+@pytest.fixture
+def conns(lc):
+    yield from connections(lc, "logdb")
+
+
 @pytest.fixture
 def role(lc, conns):
-    """A fresh login role that may read customers."""
-    name = f"log_role_{next(ROLES)}_{os.getpid()}"
-    admin = conns()
-    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
-    admin.execute(sql.SQL("GRANT SELECT ON customers TO {}").format(sql.Identifier(name)))
-    return name
+    return new_role(conns(), "log_role")
 
 
 def wait_until(predicate, timeout=30.0, interval=0.05):

@@ -2,7 +2,6 @@
 reproduces one finding (its docstring tells the attack) and passes once it is fixed. Clusters of
 this module's own."""
 
-import itertools
 import os
 import time
 
@@ -10,42 +9,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from test_log import COUNT, GEN, LogCluster, rows_of, wait_for_rows, wait_until
-
-ROLES = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def lc(gateway):
-    c = LogCluster([])
-    try:
-        c.load_shop("logdb", gateway)
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture
-def conns(lc):
-    opened = []
-
-    def open_connection(user=None, dbname="logdb", autocommit=True):
-        conn = lc.connect(dbname, user=user, autocommit=autocommit)
-        opened.append(conn)
-        return conn
-
-    yield open_connection
-    for conn in opened:
-        conn.close()
-
-
-@pytest.fixture
-def role(lc, conns):
-    name = f"lr_role_{next(ROLES)}_{os.getpid()}"
-    admin = conns()
-    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
-    admin.execute(sql.SQL("GRANT SELECT ON customers TO {}").format(sql.Identifier(name)))
-    return name
+# The fixtures lc (a preloaded cluster of this module's own), conns and role are test_log's.
+from test_log import COUNT, GEN, conns, lc, role, rows_of, wait_for_rows, wait_until  # noqa: F401
 
 
 LOOKALIKE = """

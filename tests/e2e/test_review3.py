@@ -2,8 +2,6 @@
 reproduces one finding (its docstring tells the attack) and passes once it is fixed. A preloaded cluster of this module's own."""
 
 import concurrent.futures
-import itertools
-import os
 import re
 import time
 
@@ -11,9 +9,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from test_log import COUNT, GEN, LogCluster
+from test_log import COUNT, GEN, LogCluster, connections, new_role
 
-ROLES = itertools.count(1)
 STAFF = """
 CREATE TABLE staff (id int PRIMARY KEY, nickname text NOT NULL);
 INSERT INTO staff VALUES (1, 'tiger');
@@ -34,25 +31,12 @@ def rc(gateway):
 
 @pytest.fixture
 def conns(rc):
-    opened = []
-
-    def open_connection(user=None, dbname="r3db", autocommit=True):
-        conn = rc.connect(dbname, user=user, autocommit=autocommit)
-        opened.append(conn)
-        return conn
-
-    yield open_connection
-    for conn in opened:
-        conn.close()
+    yield from connections(rc, "r3db")
 
 
 @pytest.fixture
 def role(rc, conns):
-    name = f"r3_role_{next(ROLES)}_{os.getpid()}"
-    admin = conns()
-    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
-    admin.execute(sql.SQL("GRANT SELECT ON customers, staff TO {}").format(sql.Identifier(name)))
-    return name
+    return new_role(conns(), "r3_role", ("customers", "staff"))
 
 
 def wait_until(predicate, timeout, interval=0.05):

@@ -163,7 +163,7 @@ pub fn write() -> Option<Duration> {
 /// After a batch failed: each row alone, so that one bad row costs only itself. Without the
 /// table (the extension was dropped, or not updated), every row is dropped at once.
 fn insert_one_by_one(rows: &[(Owner, Vec<u8>)]) {
-    if !store::log::table_exists() {
+    if !store::has_own_table("sqlchat.log") {
         count_dropped(&rows.iter().map(|(o, _)| *o).collect::<Vec<_>>());
         return;
     }
@@ -213,11 +213,17 @@ fn look_after_other_databases(database: pg_sys::Oid) {
 /// The maintenance task that removes rows past `sqlchat.log_retention` (0: none are removed).
 pub fn remove_expired() -> Option<Duration> {
     let retention_s = gucs::log_retention_s();
-    if retention_s == 0 || !store::log::table_exists() {
+    if retention_s == 0 || !store::has_own_table("sqlchat.log") {
         return None;
     }
     for _ in 0..REMOVE_BATCHES_PER_RUN {
-        let (removed, next_s) = store::log::remove_expired(retention_s as f64, REMOVE_BATCH)?;
+        let (removed, next_s) = store::remove_expired(
+            "removing sqlchat.log rows past sqlchat.log_retention",
+            "sqlchat.log",
+            "asked_at",
+            retention_s as f64,
+            REMOVE_BATCH,
+        )?;
         if removed < REMOVE_BATCH {
             return next_s.map(|s| Duration::from_secs_f64(s.clamp(1.0, 86_400.0 * 365.0)));
         }
